@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# One entry point for a fresh machine: creates .venv inside the repository (once), installs the
+# pinned versions from constraints.txt, then runs what was asked:
+#   bash scripts/run.sh demo          the main job on the embedded synthetic dataset
+#   bash scripts/run.sh test [ARGS]   the test suite (pytest ARGS)
+#   bash scripts/run.sh spd ARGS      any spd command
+set -euo pipefail
+repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$repo"
+python="${PYTHON:-python3}"
+venv="$repo/.venv"
+
+if [ ! -x "$venv/bin/python" ]; then
+    echo "[setup] creating $venv"
+    "$python" -m venv "$venv"
+fi
+# Reinstall only when the pins or the project metadata changed.
+stamp="$venv/.spd-installed"
+want="$(cat constraints.txt pyproject.toml | sha256sum | cut -d' ' -f1)"
+if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
+    echo "[setup] installing spd and its pinned dependencies (torch is large: a minute or more)"
+    "$venv/bin/python" -m pip install --quiet --upgrade pip
+    "$venv/bin/python" -m pip install --quiet -c constraints.txt -e ".[test]"
+    echo "$want" > "$stamp"
+fi
+
+export HF_HUB_OFFLINE=1
+cmd="${1:-demo}"
+shift || true
+case "$cmd" in
+    demo) exec "$venv/bin/spd" demo "$@" ;;
+    test) exec "$venv/bin/python" -m pytest "$@" ;;
+    spd)  exec "$venv/bin/spd" "$@" ;;
+    *) echo "usage: bash scripts/run.sh {demo|test|spd} [ARGS...]" >&2; exit 2 ;;
+esac

@@ -1,0 +1,61 @@
+"""Keypoint <-> Gaussian heatmap codec, computed on the fly at the network's output grid.
+
+JPPNet draws one Gaussian per joint with sigma = 8 input pixels and peak 1, then resizes it to the
+output grid (stride 8). Here the Gaussian is sampled directly at the output cells' centres, which
+is the same function without the resize. Output cell j covers input pixels [j*s, (j+1)*s), so its
+centre is at input coordinate (j + 0.5) * s - 0.5 (the align_corners=False convention of
+geometry.py). A missing joint (nan) or one outside the input gets an all-zero map and weight 0.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+
+@dataclass(frozen=True)
+class HeatmapCodec:
+    stride: int = 8
+    sigma: float = 8.0  # in input pixels
+
+    def grid_hw(self, input_hw: tuple[int, int]) -> tuple[int, int]:
+        return -(-input_hw[0] // self.stride), -(-input_hw[1] // self.stride)
+
+    def cell_centres(self, n: int) -> torch.Tensor:
+        return (torch.arange(n, dtype=torch.float32) + 0.5) * self.stride - 0.5
+
+    def encode(self, keypoints: torch.Tensor, input_hw: tuple[int, int]) -> tuple[torch.Tensor, torch.Tensor]:
+        """keypoints [..., K, 2] (x, y) input pixels -> (heatmaps [..., K, h, w], weights [..., K])."""
+        h, w = self.grid_hw(input_hw)
+        x, y = keypoints[..., 0].float(), keypoints[..., 1].float()
+        present = (torch.isfinite(x) & torch.isfinite(y) & (x >= -0.5) & (x < input_hw[1] - 0.5)
+                   & (y >= -0.5) & (y < input_hw[0] - 0.5))
+        x0, y0 = torch.where(present, x, 0.0), torch.where(present, y, 0.0)
+        gx = torch.exp(-((self.cell_centres(w) - x0[..., None]) ** 2) / (2 * self.sigma ** 2))  # [..., K, w]
+        gy = torch.exp(-((self.cell_centres(h) - y0[..., None]) ** 2) / (2 * self.sigma ** 2))  # [..., K, h]
+        heatmaps = gy[..., :, None] * gx[..., None, :] * present[..., None, None]
+        return heatmaps, present.float()
+
+    def decode(self, heatmaps: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """heatmaps [..., K, h, w] -> (keypoints [..., K, 2] input pixels, scores [..., K]).
+
+        The argmax is refined by fitting a parabola to the log of the peak and its two neighbours
+        along each axis: exact for a Gaussian, so decode(encode(p)) == p away from the border.
+        """
+        h, w = heatmaps.shape[-2:]
+        flat = heatmaps.reshape(*heatmaps.shape[:-2], h * w)
+        scores, index = flat.max(dim=-1)
+        iy, ix = torch.div(index, w, rounding_mode="floor"), index % w
+        offsets = []
+        for centre, size, step in ((ix, w, 1), (iy, h, w)):
+            inner = (centre > 0) & (centre < size - 1)
+            at = lambda delta: flat.gather(-1, (index + delta * step * inner)[..., None])[..., 0]  # noqa: E731
+            lo, mid, hi = (torch.log(at(d).clamp_min(1e-10)) for d in (-1, 0, 1))
+            curvature = lo - 2 * mid + hi
+            ok = inner & (curvature < -1e-6) & (at(-1) > 1e-10) & (at(1) > 1e-10)
+            delta = torch.where(ok, 0.5 * (lo - hi) / torch.where(ok, curvature, -1.0), 0.0)
+            offsets.append(delta.clamp(-0.5, 0.5))
+        x = (ix.float() + offsets[0] + 0.5) * self.stride - 0.5
+        y = (iy.float() + offsets[1] + 0.5) * self.stride - 0.5
+        return torch.stack([x, y], dim=-1), scores

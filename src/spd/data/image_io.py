@@ -1,0 +1,148 @@
+"""Reading and writing images, label PNGs and IUV PNGs.
+
+Images decode with torchvision.io (libjpeg-turbo / libpng), falling back to Pillow for formats it
+does not know; either way EXIF orientation is applied and the result is RGB uint8 [3, H, W].
+Label PNGs are read with Pillow because it keeps palette ("P" mode) indices as class ids.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image, ImageOps, UnidentifiedImageError
+from torchvision.io import ImageReadMode, decode_image
+
+from ..atomic import atomic_path
+from .errors import DataError
+
+NUM_DENSEPOSE_PARTS = 25  # I in 0..24
+
+
+def read_image(path: Path | str) -> torch.Tensor:
+    """RGB uint8 [3, H, W] with EXIF orientation applied. Grayscale, RGBA (alpha dropped),
+    palette and 16-bit images are converted. Raises DataError naming the file if it cannot be read."""
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(path, "image file not found")
+    try:
+        image = decode_image(str(path), mode=ImageReadMode.RGB, apply_exif_orientation=True)
+    except (RuntimeError, ValueError):
+        image = _read_image_pillow(path)
+    if image.dtype != torch.uint8:
+        image = (image.float() * (255.0 / 65535.0)).round().clamp(0, 255).to(torch.uint8)
+    return image
+
+
+def _read_image_pillow(path: Path) -> torch.Tensor:
+    try:
+        with Image.open(path) as im:
+            im = ImageOps.exif_transpose(im)
+            rgb = np.asarray(im.convert("RGB"))
+    except (OSError, UnidentifiedImageError, SyntaxError, ValueError) as err:
+        raise DataError(path, f"cannot decode image ({err})") from err
+    return torch.from_numpy(rgb.copy()).permute(2, 0, 1).contiguous()
+
+
+def image_size(path: Path | str) -> tuple[int, int]:
+    """(height, width) after EXIF orientation, from the header only."""
+    path = Path(path)
+    try:
+        with Image.open(path) as im:
+            w, h = im.size
+            orientation = im.getexif().get(0x0112, 1)
+    except FileNotFoundError as err:
+        raise DataError(path, "image file not found") from err
+    except (OSError, UnidentifiedImageError, SyntaxError, ValueError) as err:
+        raise DataError(path, f"cannot read image header ({err})") from err
+    return (w, h) if orientation in (5, 6, 7, 8) else (h, w)
+
+
+def _read_png_array(path: Path, what: str) -> np.ndarray:
+    if not path.is_file():
+        raise DataError(path, f"{what} file not found")
+    try:
+        with Image.open(path) as im:
+            im.load()
+            mode = im.mode
+            array = np.asarray(im)
+    except (OSError, UnidentifiedImageError, SyntaxError, ValueError) as err:
+        raise DataError(path, f"cannot decode {what} ({err})") from err
+    if mode not in ("P", "L", "I", "I;16", "I;16B", "I;16L", "RGB", "RGBA", "LA", "1"):
+        raise DataError(path, f"unsupported {what} image mode {mode!r}")
+    return array
+
+
+def read_label(path: Path | str) -> torch.Tensor:
+    """Class-id map uint8 [H, W] from a single-channel or palette PNG (pixel value = class id).
+    A 3-channel file is accepted only if its channels are equal (a gray image saved as RGB)."""
+    path = Path(path)
+    array = _read_png_array(path, "label")
+    if array.ndim == 3:
+        if array.shape[2] in (2, 4):  # drop alpha
+            array = array[..., :-1]
+        if not (array == array[..., :1]).all():
+            raise DataError(path, "label image has colour pixels; expected class ids "
+                                  "(single-channel or palette PNG)")
+        array = array[..., 0]
+    if array.dtype == bool:
+        array = array.astype(np.uint8)
+    if array.max(initial=0) > 255:
+        raise DataError(path, f"label value {int(array.max())} does not fit 8 bits")
+    return torch.from_numpy(array.astype(np.uint8, copy=True))
+
+
+def read_iuv(path: Path | str) -> tuple[torch.Tensor, torch.Tensor]:
+    """DensePose IUV PNG (I, 255*U, 255*V) -> (part index uint8 [H, W], uv float32 [2, H, W])."""
+    path = Path(path)
+    array = _read_png_array(path, "IUV")
+    if array.ndim != 3 or array.shape[2] < 3:
+        raise DataError(path, f"IUV image must have 3 channels (I, 255U, 255V), found shape {array.shape}")
+    index = array[..., 0].astype(np.uint8)
+    top = int(index.max(initial=0))
+    if top >= NUM_DENSEPOSE_PARTS:
+        raise DataError(path, f"part index {top} is outside 0..{NUM_DENSEPOSE_PARTS - 1}")
+    uv = torch.from_numpy(array[..., 1:3].astype(np.float32) / 255.0).permute(2, 0, 1).contiguous()
+    return torch.from_numpy(index.copy()), uv
+
+
+def _as_uint8_hw(array: np.ndarray | torch.Tensor) -> np.ndarray:
+    array = array.numpy() if isinstance(array, torch.Tensor) else np.asarray(array)
+    if array.ndim != 2:
+        raise ValueError(f"expected a [H, W] array, got shape {array.shape}")
+    return array.astype(np.uint8)
+
+
+def write_label(path: Path | str, label: np.ndarray | torch.Tensor, palette: np.ndarray | None = None) -> None:
+    """Writes class ids as a PNG (palettised when a uint8[N, 3] palette is given), atomically."""
+    array = _as_uint8_hw(label)
+    height, width = array.shape
+    im = Image.frombytes("P" if palette is not None else "L", (width, height), np.ascontiguousarray(array).tobytes())
+    if palette is not None:
+        flat = np.zeros((256, 3), dtype=np.uint8)
+        flat[: len(palette)] = np.asarray(palette, dtype=np.uint8)[:256]
+        im.putpalette(flat.reshape(-1).tolist())
+    with atomic_path(path) as tmp:
+        im.save(tmp, format="PNG")
+
+
+def write_iuv(path: Path | str, index: np.ndarray | torch.Tensor, uv: np.ndarray | torch.Tensor) -> None:
+    """Writes (I, 255*U, 255*V) as an 8-bit RGB PNG, atomically. ``uv`` is float [2, H, W] in [0, 1]."""
+    index = _as_uint8_hw(index)
+    uv = uv.numpy() if isinstance(uv, torch.Tensor) else np.asarray(uv)
+    scaled = np.clip(np.nan_to_num(uv) * 255.0 + 0.5, 0, 255).astype(np.uint8)
+    rgb = np.stack([index, scaled[0], scaled[1]], axis=-1)
+    with atomic_path(path) as tmp:
+        Image.fromarray(rgb).save(tmp, format="PNG")
+
+
+def write_image(path: Path | str, image: np.ndarray | torch.Tensor, quality: int = 92) -> None:
+    """Writes an RGB image (uint8 [H, W, 3] array or [3, H, W] tensor) as JPEG or PNG by suffix."""
+    if isinstance(image, torch.Tensor):
+        image = image.permute(1, 2, 0).numpy()
+    path = Path(path)
+    fmt = "JPEG" if path.suffix.lower() in (".jpg", ".jpeg") else "PNG"
+    with atomic_path(path) as tmp:
+        Image.fromarray(np.ascontiguousarray(image, dtype=np.uint8)).save(
+            tmp, format=fmt, **({"quality": quality} if fmt == "JPEG" else {}))

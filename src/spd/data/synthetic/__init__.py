@@ -1,0 +1,8 @@
+"""The synthetic human dataset: procedurally generated people with exact parsing, keypoint and
+DensePose targets, written in the real LIP / ATR / IUV formats."""
+
+from .domains import DOMAINS, Domain, get_domain
+from .render import SyntheticPerson, render_person
+from .writer import MANIFEST, SynthSpec, generate
+
+__all__ = ["DOMAINS", "Domain", "MANIFEST", "SynthSpec", "SyntheticPerson", "generate", "get_domain", "render_person"]
