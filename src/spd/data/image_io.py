@@ -1,8 +1,8 @@
 """Reading and writing images, label PNGs and IUV PNGs.
 
-Images decode with torchvision.io (libjpeg-turbo / libpng), falling back to Pillow for formats it
-does not know; either way EXIF orientation is applied and the result is RGB uint8 [3, H, W].
-Label PNGs are read with Pillow because it keeps palette ("P" mode) indices as class ids.
+Everything decodes with Pillow: torchvision 0.29 deprecated its image decoders (in favour of
+TorchCodec), and Pillow keeps palette ("P" mode) indices as class ids, which label PNGs need.
+Images come out RGB uint8 [3, H, W] with EXIF orientation applied.
 """
 
 from __future__ import annotations
@@ -12,7 +12,6 @@ from pathlib import Path
 import numpy as np
 import torch
 from PIL import Image, ImageOps, UnidentifiedImageError
-from torchvision.io import ImageReadMode, decode_image
 
 from ..atomic import atomic_path
 from .errors import DataError
@@ -21,28 +20,23 @@ NUM_DENSEPOSE_PARTS = 25  # I in 0..24
 
 
 def read_image(path: Path | str) -> torch.Tensor:
-    """RGB uint8 [3, H, W] with EXIF orientation applied. Grayscale, RGBA (alpha dropped),
-    palette and 16-bit images are converted. Raises DataError naming the file if it cannot be read."""
+    """RGB uint8 [3, H, W] with EXIF orientation applied. Grayscale, RGBA (alpha dropped), palette,
+    CMYK and 16-bit images are converted. Raises DataError naming the file if it cannot be read."""
     path = Path(path)
     if not path.is_file():
         raise DataError(path, "image file not found")
     try:
-        image = decode_image(str(path), mode=ImageReadMode.RGB, apply_exif_orientation=True)
-    except (RuntimeError, ValueError):
-        image = _read_image_pillow(path)
-    if image.dtype != torch.uint8:
-        image = (image.float() * (255.0 / 65535.0)).round().clamp(0, 255).to(torch.uint8)
-    return image
-
-
-def _read_image_pillow(path: Path) -> torch.Tensor:
-    try:
         with Image.open(path) as im:
             im = ImageOps.exif_transpose(im)
-            rgb = np.asarray(im.convert("RGB"))
-    except (OSError, UnidentifiedImageError, SyntaxError, ValueError) as err:
+            if im.mode.startswith("I"):  # 16/32-bit gray: scale, don't clip
+                gray = np.asarray(im, dtype=np.float64)
+                top = 65535.0 if im.mode.startswith("I;16") or gray.max(initial=0) > 255 else 255.0
+                rgb = np.repeat((gray * (255.0 / top)).round().clip(0, 255).astype(np.uint8)[..., None], 3, axis=2)
+            else:
+                rgb = np.asarray(im.convert("RGB"))
+    except (OSError, UnidentifiedImageError, SyntaxError, ValueError, Image.DecompressionBombError) as err:
         raise DataError(path, f"cannot decode image ({err})") from err
-    return torch.from_numpy(rgb.copy()).permute(2, 0, 1).contiguous()
+    return torch.from_numpy(np.array(rgb, dtype=np.uint8, copy=True)).permute(2, 0, 1).contiguous()
 
 
 def image_size(path: Path | str) -> tuple[int, int]:

@@ -12,7 +12,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from .errors import DataError, Problem
+import numpy as np
+
+from .errors import DataError
 from .pose_csv import read_pose_csv
 from .reader import (IMAGE_SUFFIXES, ParsingReader, attach_densepose, find_dir, find_file, index_files,
                      read_id_list)
@@ -62,13 +64,13 @@ def find_lip_layout(root: Path | str, split: str) -> LIPLayout:
                           f"TrainVal_images/{split}_images (official archive) and {split}_images (flat layout)")
 
 
-def lip_records(layout: LIPLayout, problems: list[Problem] | None = None) -> tuple[list[Record], list[str]]:
+def lip_records(layout: LIPLayout, pose: dict[str, np.ndarray] | None) -> tuple[list[Record], list[str]]:
     """Records in id-list order (or sorted image names when there is no id list), and the ids
-    whose image is missing. Pose rows and label files are attached where they exist."""
+    whose image is missing. Pose rows (from :func:`read_pose_csv`) and label files are attached
+    where they exist."""
     images = index_files(layout.images, IMAGE_SUFFIXES)
     labels = index_files(layout.labels, (".png",)) if layout.labels else {}
     ids = read_id_list(layout.id_list) if layout.id_list else sorted(images)
-    pose = read_pose_csv(layout.pose_csv, problems) if layout.pose_csv else None
     records, missing_images = [], []
     for key in ids:
         if key not in images:
@@ -83,7 +85,7 @@ def read_lip(root: Path | str, split: str = "train", densepose_dir: Path | str |
     """LIP reader. Missing image files listed in the id list are an error (run ``spd data check``);
     missing labels, pose rows or IUV files are kept and marked on the sample."""
     layout = find_lip_layout(root, split)
-    records, missing_images = lip_records(layout)
+    records, missing_images = lip_records(layout, read_pose_csv(layout.pose_csv) if layout.pose_csv else None)
     if missing_images:
         raise DataError(layout.id_list or layout.images,
                         f"{len(missing_images)} ids have no image in {layout.images} (first: "

@@ -63,10 +63,26 @@ class Sample:
         return self.dp_index is not None
 
 
-def _check_size(record_path: Path, what: str, size: tuple[int, ...], image_size: tuple[int, ...], image: Path) -> None:
+def check_size(path: Path, what: str, size: tuple[int, ...], image_size: tuple[int, ...], image: Path) -> None:
     if tuple(size) != tuple(image_size):
-        raise DataError(record_path, f"{what} is {size[1]}x{size[0]} (WxH) but its image {image.name} "
-                                     f"is {image_size[1]}x{image_size[0]}")
+        raise DataError(path, f"{what} is {size[1]}x{size[0]} (WxH) but its image {image.name} "
+                              f"is {image_size[1]}x{image_size[0]}")
+
+
+def load_parsing(path: Path, image_hw: tuple[int, int], image: Path, num_classes: int) -> torch.Tensor:
+    """A label PNG checked against its image's size and the class range (255 allowed)."""
+    parsing = read_label(path)
+    check_size(path, "label", tuple(parsing.shape), image_hw, image)
+    bad = torch.unique(parsing[(parsing >= num_classes) & (parsing != 255)])
+    if bad.numel():
+        raise DataError(path, f"label values {bad.tolist()} are outside 0..{num_classes - 1} (and not 255)")
+    return parsing
+
+
+def load_densepose(path: Path, image_hw: tuple[int, int], image: Path) -> tuple[torch.Tensor, torch.Tensor]:
+    index, uv = read_iuv(path)
+    check_size(path, "IUV map", tuple(index.shape), image_hw, image)
+    return index, uv
 
 
 def load_record(record: Record, label_space: str, num_classes: int) -> Sample:
@@ -75,12 +91,7 @@ def load_record(record: Record, label_space: str, num_classes: int) -> Sample:
     hw = tuple(image.shape[-2:])
     sample = Sample(id=record.id, label_space=label_space, image=image, paths={"image": record.image})
     if record.parsing is not None:
-        parsing = read_label(record.parsing)
-        _check_size(record.parsing, "label", tuple(parsing.shape), hw, record.image)
-        bad = torch.unique(parsing[(parsing >= num_classes) & (parsing != 255)])
-        if bad.numel():
-            raise DataError(record.parsing, f"label values {bad.tolist()} are outside 0..{num_classes - 1} (and not 255)")
-        sample.parsing = parsing
+        sample.parsing = load_parsing(record.parsing, hw, record.image, num_classes)
         sample.paths["parsing"] = record.parsing
     if record.keypoints is not None:
         kp = torch.from_numpy(np.asarray(record.keypoints, dtype=np.float32))
@@ -88,8 +99,6 @@ def load_record(record: Record, label_space: str, num_classes: int) -> Sample:
         sample.keypoints = torch.where(missing[:, None], torch.nan, kp[:, :2])
         sample.visibility = torch.where(missing, torch.nan, kp[:, 2])
     if record.densepose is not None:
-        index, uv = read_iuv(record.densepose)
-        _check_size(record.densepose, "IUV map", tuple(index.shape), hw, record.image)
-        sample.dp_index, sample.dp_uv = index, uv
+        sample.dp_index, sample.dp_uv = load_densepose(record.densepose, hw, record.image)
         sample.paths["densepose"] = record.densepose
     return sample

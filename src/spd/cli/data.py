@@ -1,0 +1,113 @@
+"""``spd data ...``: generate, check, summarise and convert datasets."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from tqdm import tqdm
+
+from ..data.atr import write_split
+from ..data.check import check_dataset, count_images
+from ..data.densepose_dump import import_dump
+from ..data.detect import open_dataset
+from ..data.summary import dataset_stats
+from ..data.synthetic import DOMAINS, SynthSpec, generate
+from ..vis import contact_sheet
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    data = sub.add_parser("data", help="generate, check, summarise and convert datasets")
+    cmds = data.add_subparsers(dest="data_command", required=True, metavar="COMMAND")
+
+    p = cmds.add_parser("synth", help="generate the synthetic human dataset in a real format")
+    p.add_argument("out", type=Path)
+    p.add_argument("--num", type=int, default=1000, help="number of images (default 1000)")
+    p.add_argument("--domain", default="A", choices=sorted(DOMAINS), help="visual domain (default A)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--size", type=int, default=256, help="image height in pixels (default 256)")
+    p.add_argument("--format", choices=("lip", "atr"), default=None,
+                   help="on-disk layout (default: lip for domain A, atr for domain B)")
+    p.add_argument("--val-fraction", type=float, default=0.2)
+    p.add_argument("--no-sheet", action="store_true", help="skip the contact sheet")
+    p.set_defaults(func=cmd_synth)
+
+    p = cmds.add_parser("check", help="find the layout and report every problem; exit 1 if any")
+    p.add_argument("path", type=Path)
+    p.add_argument("--densepose", type=Path, default=None, help="folder of IUV PNGs to check as well")
+    p.set_defaults(func=cmd_check)
+
+    p = cmds.add_parser("summary", help="counts and class / keypoint / DensePose statistics of one split")
+    p.add_argument("path", type=Path)
+    p.add_argument("--split", default="train")
+    p.add_argument("--densepose", type=Path, default=None)
+    p.set_defaults(func=cmd_summary)
+
+    p = cmds.add_parser("sheet", help="contact sheet PNG: image | parsing | skeleton | IUV per row")
+    p.add_argument("path", type=Path)
+    p.add_argument("--out", type=Path, required=True)
+    p.add_argument("--split", default="train")
+    p.add_argument("--num", type=int, default=8)
+    p.add_argument("--densepose", type=Path, default=None)
+    p.set_defaults(func=cmd_sheet)
+
+    p = cmds.add_parser("split-atr", help="write the deterministic ATR train/val/test split files")
+    p.add_argument("root", type=Path)
+    p.add_argument("--out", type=Path, default=None, help="folder for the files (default ROOT/.../splits)")
+    p.add_argument("--val", type=int, default=None, help="val images (default 700 for the full release)")
+    p.add_argument("--test", type=int, default=None, help="test images (default 1000 for the full release)")
+    p.set_defaults(func=cmd_split_atr)
+
+    p = cmds.add_parser("import-densepose", help="convert an apply_net.py dump into full-image IUV PNGs")
+    p.add_argument("dump", type=Path)
+    p.add_argument("--images", type=Path, required=True, help="folder of the images the dump was made from")
+    p.add_argument("--out", type=Path, required=True)
+    p.set_defaults(func=cmd_import_densepose)
+
+
+def cmd_synth(args: argparse.Namespace) -> int:
+    spec = SynthSpec(num=args.num, domain=args.domain, seed=args.seed, size=args.size, format=args.format,
+                     val_fraction=args.val_fraction)
+    with tqdm(total=spec.num, desc=f"synth domain {spec.domain}", unit="img", disable=None) as bar:
+        manifest = generate(args.out, spec, progress=bar.update)
+    print(f"wrote {spec.num} images to {args.out} ({manifest.name})")
+    if not args.no_sheet:
+        reader = open_dataset(args.out, "train")
+        sheet = contact_sheet([reader[i] for i in range(min(8, len(reader)))], args.out / "contact_sheet.png")
+        print(f"contact sheet: {sheet}")
+    return 0
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    with tqdm(total=count_images(args.path), desc="check", unit="img", disable=None) as bar:
+        report = check_dataset(args.path, args.densepose, tick=lambda: bar.update(1))
+    print(report.format())
+    return 0 if report.ok else 1
+
+
+def cmd_summary(args: argparse.Namespace) -> int:
+    reader = open_dataset(args.path, args.split, args.densepose)
+    print(reader.summary())
+    with tqdm(total=len(reader), desc="summary", unit="img", leave=False, disable=None) as bar:
+        stats = dataset_stats(reader, tick=lambda: bar.update(1))
+    print(stats.format(reader.label_space))
+    return 0
+
+
+def cmd_sheet(args: argparse.Namespace) -> int:
+    reader = open_dataset(args.path, args.split, args.densepose)
+    print(contact_sheet([reader[i] for i in range(min(args.num, len(reader)))], args.out))
+    return 0
+
+
+def cmd_split_atr(args: argparse.Namespace) -> int:
+    for split, path in write_split(args.root, args.out, args.val, args.test).items():
+        print(f"{split}: {sum(1 for _ in open(path))} ids -> {path}")
+    return 0
+
+
+def cmd_import_densepose(args: argparse.Namespace) -> int:
+    result = import_dump(args.dump, args.images, args.out)
+    print(f"wrote {len(result.written)} IUV maps to {args.out}; {len(result.no_detection)} images without a "
+          f"detection (listed in {args.out / 'no_detection.txt'}); {len(result.no_image)} entries without an image")
+    return 0

@@ -1,0 +1,35 @@
+"""The ``spd`` command line: a thin layer over the Python API."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+
+from .. import __version__
+from ..data.errors import DataError
+from . import data, demo
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="spd", description="SPD: multi-task human parsing")
+    parser.add_argument("--version", action="version", version=f"spd {__version__}")
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for module in (demo, data):
+        module.add_parser(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, format="%(levelname)s: %(message)s")
+    try:
+        return int(args.func(args) or 0)
+    except (DataError, ValueError, KeyError, FileNotFoundError) as err:
+        print(f"spd: error: {err}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

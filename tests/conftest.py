@@ -1,0 +1,33 @@
+import os
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+FIXTURES = Path(__file__).parent / "fixtures"
+
+
+@pytest.fixture(scope="session")
+def fixtures() -> Path:
+    return FIXTURES
+
+
+@pytest.fixture(scope="session")
+def synth_lip(tmp_path_factory) -> Path:
+    """A small generated dataset in the LIP official layout (domain A) with its IUV folder."""
+    from spd.data.synthetic import SynthSpec, generate
+
+    root = tmp_path_factory.mktemp("synth_lip")
+    generate(root, SynthSpec(num=16, domain="A", seed=3, size=96, val_fraction=0.25))
+    return root
+
+
+@pytest.fixture(scope="session")
+def synth_atr(tmp_path_factory) -> Path:
+    """A small generated dataset in the ATR layout (domain B)."""
+    from spd.data.synthetic import SynthSpec, generate
+
+    root = tmp_path_factory.mktemp("synth_atr")
+    generate(root, SynthSpec(num=20, domain="B", seed=5, size=96, val_fraction=0.2))
+    return root
