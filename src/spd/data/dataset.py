@@ -29,7 +29,8 @@ def to_tv_tensors(sample: Sample, num_joints: int = NUM_JOINTS) -> dict[str, Any
     parsing = sample.parsing if sample.has_parsing else torch.full(hw, IGNORE_INDEX, dtype=torch.uint8)
     keypoints = sample.keypoints if sample.has_pose else torch.full((num_joints, 2), float("nan"))
     dp_index = sample.dp_index if sample.has_densepose else torch.full(hw, IGNORE_INDEX, dtype=torch.uint8)
-    dp_uv = sample.dp_uv if sample.has_densepose else torch.full((2, *hw), float("nan"))
+    valid = torch.full((1, *hw), 1.0 if sample.has_densepose else 0.0)
+    dp_uv = torch.cat([sample.dp_uv if sample.has_densepose else torch.zeros((2, *hw)), valid])
     return {
         "image": image,
         "parsing": ParsingMask(parsing),
@@ -45,6 +46,7 @@ def build_targets(data: dict[str, Any], flags: dict[str, bool], codec: HeatmapCo
     image [3, H, W] uint8; parsing [H, W] int64 (255 ignore); heatmaps [K, h, w] float32;
     joint_weight [K] (1 = joint present in the crop); keypoints [K, 2] (nan missing);
     dp_index [H, W] int64 (255 ignore); dp_uv [2, H, W] float32 (0 where invalid);
+    dp_uv_valid [H, W] bool (U, V may be trained on: not mirrored, not padding);
     has_parsing, has_pose, has_densepose, has_dp_uv: bool scalars.
     """
     image = data["image"].as_subclass(torch.Tensor)
@@ -52,7 +54,8 @@ def build_targets(data: dict[str, Any], flags: dict[str, bool], codec: HeatmapCo
     keypoints = data["keypoints"].as_subclass(torch.Tensor).float()
     heatmaps, weight = codec.encode(keypoints, hw)
     uv = data["dp_uv"].as_subclass(torch.Tensor).float()
-    uv_valid = flags["has_densepose"] and bool(torch.isfinite(uv).all())
+    # Bilinear resampling blends validity at its edges: only fully valid pixels count.
+    uv_valid = (uv[2] > 0.999) & flags["has_densepose"]
     return {
         "image": image,
         "parsing": data["parsing"].as_subclass(torch.Tensor).long(),
@@ -60,11 +63,12 @@ def build_targets(data: dict[str, Any], flags: dict[str, bool], codec: HeatmapCo
         "joint_weight": weight if flags["has_pose"] else torch.zeros_like(weight),
         "keypoints": keypoints,
         "dp_index": data["dp_index"].as_subclass(torch.Tensor).long(),
-        "dp_uv": torch.nan_to_num(uv, nan=0.0) if uv_valid else torch.zeros_like(uv),
+        "dp_uv": uv[:2] * uv_valid,
+        "dp_uv_valid": uv_valid,
         "has_parsing": torch.tensor(flags["has_parsing"]),
         "has_pose": torch.tensor(flags["has_pose"]),
         "has_densepose": torch.tensor(flags["has_densepose"]),
-        "has_dp_uv": torch.tensor(uv_valid),
+        "has_dp_uv": uv_valid.any(),
     }
 
 

@@ -5,8 +5,10 @@
 - parsing:   :class:`ParsingMask`  (nearest, fill 255 = ignore; flip swaps left/right classes)
 - keypoints: ``tv_tensors.KeyPoints`` [K, 2] (flip swaps left/right joints; nan = missing)
 - dp_index:  :class:`PartIndexMask` (nearest, fill 255; flip permutes DensePose parts)
-- dp_uv:     :class:`UVMap` [2, H, W] (bilinear; flip sets it to nan, because the U, V symmetry
-             table of DensePose is not available offline, so flipped U, V must not be trained on)
+- dp_uv:     :class:`UVMap` [3, H, W] = U, V and a validity channel (bilinear, fill 0). A flip
+             zeroes the validity, because the U, V symmetry table of DensePose is not available
+             offline and flipped U, V must not be trained on. (Validity is a channel rather than
+             nan because nan does not survive resampling.)
 """
 
 from __future__ import annotations
@@ -33,7 +35,7 @@ class PartIndexMask(tv_tensors.Mask):
 
 
 class UVMap(tv_tensors.Image):
-    """DensePose U, V [2, H, W] in [0, 1]; nan where they must not be trained on."""
+    """DensePose U, V in [0, 1] and their validity (1 = may be trained on), [3, H, W]."""
 
 
 @dataclass(frozen=True)
@@ -112,7 +114,9 @@ def flip_target(inpt: torch.Tensor, parsing_lut: torch.Tensor, part_lut: torch.T
     """Mirrors one target and applies its left/right swap (see the module docstring)."""
     out = TF.horizontal_flip(inpt)
     if isinstance(inpt, UVMap):
-        return tv_tensors.wrap(torch.full_like(out.as_subclass(torch.Tensor), float("nan")), like=inpt)
+        invalid = out.as_subclass(torch.Tensor).clone()
+        invalid[2] = 0.0
+        return tv_tensors.wrap(invalid, like=inpt)
     lut = part_lut if isinstance(inpt, PartIndexMask) else parsing_lut if isinstance(inpt, ParsingMask) else None
     if lut is not None:
         return tv_tensors.wrap(lut[out.as_subclass(torch.Tensor).long()].to(inpt.dtype), like=inpt)
