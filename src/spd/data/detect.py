@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .atr import read_atr
+from .atr import find_atr_root, read_atr
 from .errors import DataError
 from .lip import read_lip
 from .reader import ParsingReader
@@ -15,12 +15,8 @@ def open_dataset(root: Path | str, split: str = "train", densepose_dir: Path | s
     root = Path(root)
     if densepose_dir is None and (root / "densepose").is_dir():
         densepose_dir = root / "densepose"
-    errors = []
-    for reader in (read_lip, read_atr):
-        try:
-            return reader(root, split, densepose_dir=densepose_dir)
-        except DataError as err:
-            if "layout found" not in err.reason:
-                raise
-            errors.append(err.reason)
-    raise DataError(root, "no known dataset layout (" + "; ".join(errors) + ")")
+    try:
+        find_atr_root(root)
+    except DataError:
+        return read_lip(root, split, densepose_dir=densepose_dir)
+    return read_atr(root, split, densepose_dir=densepose_dir)
