@@ -139,3 +139,30 @@ def test_atr_format_uses_atr_classes(synth_atr):
 def test_bad_specs_are_rejected(tmp_path, bad):
     with pytest.raises((ValueError, KeyError)):
         generate(tmp_path, SynthSpec(**{"num": 2, **bad}))
+
+
+def test_densepose_left_parts_lie_on_the_persons_left():
+    # Pixels of the parts named "left" have their centroid on the left-shoulder side of the
+    # right-to-left shoulder axis, in front and back views alike.
+    names = label_space("densepose").classes
+    left = [i for i, n in enumerate(names) if "left" in n.lower()]
+    right = [i for i, n in enumerate(names) if "right" in n.lower()]
+    head_left, head_right = names.index("Head left"), names.index("Head right")
+    votes, head_votes = [], []
+    for person in _people("A", n=40):
+        kp = person.keypoints
+        ls, rs = kp[KP.index("L_Shoulder"), :2], kp[KP.index("R_Shoulder"), :2]
+        if not (np.isfinite(ls).all() and np.isfinite(rs).all()):
+            continue
+        axis = ls - rs
+
+        def centroid(parts):
+            ys, xs = np.nonzero(np.isin(person.dp_index, parts))
+            return np.array([xs.mean(), ys.mean()]) if len(xs) >= 5 else None
+
+        pairs = [(centroid(left), centroid(right), votes), (centroid([head_left]), centroid([head_right]), head_votes)]
+        for l_c, r_c, out in pairs:
+            if l_c is not None and r_c is not None:
+                out.append(float((l_c - r_c) @ axis) > 0)
+    assert len(head_votes) > 20 and np.mean(head_votes) > 0.95
+    assert np.mean(votes) > 0.9

@@ -131,8 +131,8 @@ def body_layers(sk: Skeleton, outfit: Outfit, hw: tuple[int, int]) -> list[Layer
     centre = sk.head_center()
     head = ellipse(centre, up, d["head_a"], d["head_b"], hw)
     if head is not None:
-        image_right = np.array([-up[1], up[0]]) * -1.0  # the ellipse's v grows towards this vector
-        left_half = head.v > 0.5 if float(image_right @ side) > 0 else head.v < 0.5
+        v_grows = np.array([-up[1], up[0]])  # raster.ellipse's v increases along this vector
+        left_half = head.v > 0.5 if float(v_grows @ side) > 0 else head.v < 0.5
         for side_name, half in (("left", left_half), ("right", ~left_half)):
             label = c.id("face") if view == "front" else c.id("hair")
             texture = t["skin"] if view == "front" else t["hair"]
