@@ -1,0 +1,65 @@
+"""The multi-task loss L = λs·Ls + λp·Lp + λd·Ld summed over stages (and, with multi-scale
+models, over the fused output and every scale, as JPPNet), each term logged on its own."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import torch
+from torch import nn
+
+from ..model.outputs import ModelOutput, StageOutput
+from .densepose import dp_index_loss, dp_uv_loss
+from .parsing import parsing_loss
+from .pose import pose_loss
+
+
+@dataclass(frozen=True)
+class LossConfig:
+    parsing: float = 1.0        # λs
+    pose: float = 1.0           # λp
+    densepose: float = 1.0      # λd (applies to the part-index and the U, V terms)
+    uv_weight: float = 1.0      # U, V term relative to the part-index term inside λd
+    pose_mode: str = "l2"       # "l2" (JPPNet) or "mse"
+
+
+@dataclass
+class LossOutput:
+    total: torch.Tensor
+    terms: dict[str, torch.Tensor] = field(default_factory=dict)  # unweighted, summed over stages/scales
+
+
+def stage_terms(out: StageOutput, batch: dict[str, torch.Tensor], pose_mode: str) -> dict[str, torch.Tensor]:
+    terms = {}
+    if out.parsing is not None:
+        terms["parsing"] = parsing_loss(out.parsing, batch["parsing"], batch["has_parsing"])
+    if out.pose is not None:
+        terms["pose"] = pose_loss(out.pose, batch["heatmaps"], batch["joint_weight"] * batch["has_pose"][:, None],
+                                  pose_mode)
+    if out.dp_index is not None:
+        terms["dp_index"] = dp_index_loss(out.dp_index, batch["dp_index"], batch["has_densepose"])
+        terms["dp_uv"] = dp_uv_loss(out.dp_uv, batch["dp_index"], batch["dp_uv"],
+                                    batch["dp_uv_valid"] & batch["has_densepose"][:, None, None])
+    return terms
+
+
+class MultiTaskLoss(nn.Module):
+    def __init__(self, config: LossConfig = LossConfig()):
+        super().__init__()
+        self.config = config
+
+    def weights(self) -> dict[str, float]:
+        c = self.config
+        return {"parsing": c.parsing, "pose": c.pose, "dp_index": c.densepose, "dp_uv": c.densepose * c.uv_weight}
+
+    def forward(self, output: ModelOutput, batch: dict[str, torch.Tensor]) -> LossOutput:
+        outputs = list(output.stages)
+        for stages in output.scales.values():
+            outputs += stages
+        terms: dict[str, torch.Tensor] = {}
+        for out in outputs:
+            for name, value in stage_terms(out, batch, self.config.pose_mode).items():
+                terms[name] = terms[name] + value if name in terms else value
+        weights = self.weights()
+        total = sum(weights[name] * value for name, value in terms.items())
+        return LossOutput(total=total, terms=terms)

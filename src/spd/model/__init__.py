@@ -1,0 +1,7 @@
+"""Models: backbone, task branches and refinement, assembled from a ModelConfig."""
+
+from .config import PRESETS, TASKS, ModelConfig, preset
+from .outputs import ModelOutput, StageOutput
+from .spd_net import InputNormalisation, SPDNet
+
+__all__ = ["InputNormalisation", "ModelConfig", "ModelOutput", "PRESETS", "SPDNet", "StageOutput", "TASKS", "preset"]

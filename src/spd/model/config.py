@@ -1,0 +1,66 @@
+"""One configurable model: which tasks exist, which branch feeds which refinement, how many
+refinement stages, input scales, backbone, output stride, head width. Named presets make JPPNet,
+S, SP, SD and SPD the same code with different settings (spd.md)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+
+TASKS = ("parsing", "pose", "densepose")
+NUM_DP_PARTS = 24  # DensePose body parts; the part-index head has one more class, background
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    name: str = "spd"
+    tasks: tuple[str, ...] = TASKS
+    # For each task, the other tasks whose previous-stage outputs its refinement takes (1x1 remaps),
+    # in concatenation order after the task's own previous output.
+    feeds: dict[str, tuple[str, ...]] = field(default_factory=lambda: {
+        "parsing": ("pose", "densepose"), "pose": ("parsing", "densepose"), "densepose": ("parsing", "pose")})
+    refine_stages: int = 2
+    depth: int = 101               # ResNet depth: 18, 34, 50 or 101
+    output_stride: int = 8
+    frozen_bn: bool = True
+    scales: tuple[float, ...] = (1.0, 0.75, 0.5)  # the whole network runs at each; outputs are fused
+    width: float = 1.0             # head channel multiplier (1.0 = JPPNet's widths)
+    num_parsing_classes: int = 20
+    num_joints: int = 16
+
+    def __post_init__(self) -> None:
+        unknown = [t for t in self.tasks if t not in TASKS]
+        if unknown or not self.tasks:
+            raise ValueError(f"model tasks {list(self.tasks)}: each must be one of {TASKS}")
+        for task, sources in self.feeds.items():
+            if task in self.tasks:
+                bad = [s for s in sources if s not in self.tasks or s == task]
+                if bad:
+                    raise ValueError(f"model feeds[{task!r}] names {bad}, which are not other tasks of this model")
+        if self.refine_stages < 0:
+            raise ValueError(f"refine_stages must be >= 0, got {self.refine_stages}")
+        if not self.scales or self.scales[0] != 1.0:
+            raise ValueError(f"scales must start with 1.0 (the fused output's size), got {self.scales}")
+
+    def feeders(self, task: str) -> tuple[str, ...]:
+        return tuple(self.feeds.get(task, ()))
+
+
+_PAIR = {"parsing": ("pose",), "pose": ("parsing",)}
+PRESETS: dict[str, ModelConfig] = {
+    # The JPPNet graph as its official code builds it: parsing and pose refine each other.
+    "jppnet": ModelConfig(name="jppnet", tasks=("parsing", "pose"), feeds=_PAIR),
+    # SPD ablations (spd.md): segmentation only, + pose, + dense pose, all three.
+    "s": ModelConfig(name="s", tasks=("parsing",), feeds={}),
+    "sp": ModelConfig(name="sp", tasks=("parsing", "pose"), feeds=_PAIR),
+    "sd": ModelConfig(name="sd", tasks=("parsing", "densepose"),
+                      feeds={"parsing": ("densepose",), "densepose": ("parsing",)}),
+    "spd": ModelConfig(name="spd"),
+}
+# A CPU-sized SPD: ResNet-18, quarter-width heads, one refinement stage, one scale.
+PRESETS["light"] = replace(PRESETS["spd"], name="light", depth=18, width=0.25, refine_stages=1, scales=(1.0,))
+
+
+def preset(name: str, **overrides) -> ModelConfig:
+    if name not in PRESETS:
+        raise KeyError(f"unknown model preset {name!r}; known: {', '.join(PRESETS)}")
+    return replace(PRESETS[name], **overrides)

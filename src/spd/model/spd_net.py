@@ -1,0 +1,99 @@
+"""The SPD network: shared ResNet backbone, one initial branch per task, refinement stages in which
+each task reads the previous stage's outputs of itself and its feeders, optional multi-scale
+fusion. JPPNet and every ablation are this class with a different :class:`ModelConfig`."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .backbone import Backbone
+from .branches import InitialBranch, RefineBranch
+from .config import NUM_DP_PARTS, ModelConfig
+from .outputs import ModelOutput, StageOutput
+
+# torchvision's ImageNet statistics (RGB, inputs scaled to [0, 1]); recorded in every model.
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+@dataclass(frozen=True)
+class InputNormalisation:
+    channel_order: str = "RGB"
+    scale: float = 1.0 / 255.0   # uint8 -> [0, 1] before mean / std
+    mean: tuple[float, float, float] = IMAGENET_MEAN
+    std: tuple[float, float, float] = IMAGENET_STD
+
+
+def task_channels(config: ModelConfig) -> dict[str, int]:
+    return {"parsing": config.num_parsing_classes, "pose": config.num_joints,
+            "densepose": (NUM_DP_PARTS + 1) + 2 * NUM_DP_PARTS}
+
+
+class SPDNet(nn.Module):
+    """``forward(images) -> ModelOutput``; ``images`` is a normalised float [B, 3, H, W]
+    (see :meth:`normalise`). Outputs are at 1/output_stride of the input."""
+
+    def __init__(self, config: ModelConfig, normalisation: InputNormalisation = InputNormalisation()):
+        super().__init__()
+        self.config = config
+        self.normalisation = normalisation
+        self.backbone = Backbone(config.depth, config.output_stride, config.frozen_bn)
+        res4, res5 = self.backbone.channels
+        channels = task_channels(config)
+        self.initial = nn.ModuleDict({t: InitialBranch(t, res4, res5, channels[t], config.width) for t in config.tasks})
+        features = {t: self.initial[t].feature_channels for t in config.tasks}
+        self.refine = nn.ModuleList()
+        for _ in range(config.refine_stages):
+            stage = nn.ModuleDict()
+            for t in config.tasks:
+                inputs = [channels[t]] + [channels[f] for f in config.feeders(t)]
+                stage[t] = RefineBranch(t, inputs, features[t], channels[t], config.width)
+            features = {t: stage[t].feature_channels for t in config.tasks}
+            self.refine.append(stage)
+        self.register_buffer("mean", torch.tensor(normalisation.mean).view(1, 3, 1, 1), persistent=False)
+        self.register_buffer("std", torch.tensor(normalisation.std).view(1, 3, 1, 1), persistent=False)
+
+    def normalise(self, images: torch.Tensor) -> torch.Tensor:
+        """uint8 (or 0..255 float) RGB [B, 3, H, W] -> the network's input."""
+        return (images.float() * self.normalisation.scale - self.mean) / self.std
+
+    def metadata(self) -> dict:
+        return {"config": asdict(self.config), "normalisation": asdict(self.normalisation)}
+
+    def forward_single(self, x: torch.Tensor) -> list[dict[str, torch.Tensor]]:
+        """Raw per-stage outputs at one scale: stage -> task -> tensor."""
+        res4, res5 = self.backbone(x)
+        outputs, features = {}, {}
+        for task, branch in self.initial.items():
+            outputs[task], features[task] = branch(res4, res5)
+        stages = [outputs]
+        for refine in self.refine:
+            previous, outputs, new_features = stages[-1], {}, {}
+            for task, branch in refine.items():
+                inputs = [previous[task]] + [previous[f] for f in self.config.feeders(task)]
+                outputs[task], new_features[task] = branch(inputs, features[task])
+            stages.append(outputs)
+            features = new_features
+        return stages
+
+    def forward(self, x: torch.Tensor) -> ModelOutput:
+        if len(self.config.scales) == 1:
+            return ModelOutput([StageOutput.from_raw(s) for s in self.forward_single(x)])
+        h, w = x.shape[-2:]
+        per_scale = {}
+        for s in self.config.scales:
+            xs = x if s == 1.0 else F.interpolate(x, size=(round(h * s), round(w * s)), mode="bilinear",
+                                                  align_corners=False)
+            per_scale[s] = self.forward_single(xs)
+        size = next(iter(per_scale[1.0][0].values())).shape[-2:]
+        fused = []
+        for i, stage in enumerate(per_scale[1.0]):
+            fused.append({task: torch.stack([F.interpolate(per_scale[s][i][task], size=size, mode="bilinear",
+                                                           align_corners=False) for s in self.config.scales]).mean(0)
+                          for task in stage})
+        return ModelOutput([StageOutput.from_raw(s) for s in fused],
+                           {s: [StageOutput.from_raw(st) for st in stages] for s, stages in per_scale.items()})
