@@ -8,7 +8,8 @@ import sys
 
 from .. import __version__
 from ..data.errors import DataError
-from . import data, demo
+from ..model.weights import WeightsError
+from . import data, demo, model
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -16,7 +17,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"spd {__version__}")
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for module in (demo, data):
+    for module in (demo, data, model):
         module.add_parser(sub)
     return parser
 
@@ -26,7 +27,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, format="%(levelname)s: %(message)s")
     try:
         return int(args.func(args) or 0)
-    except (DataError, ValueError, KeyError, FileNotFoundError) as err:
+    except (DataError, WeightsError, ValueError, KeyError, FileNotFoundError) as err:
         print(f"spd: error: {err}", file=sys.stderr)
         return 2
 
