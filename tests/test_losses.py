@@ -96,3 +96,21 @@ def test_a_preset_overfits_one_synthetic_batch(synth_lip):
     assert last["dp_index"] < first["dp_index"] / 2, (first, last)
     assert last["dp_uv"] < first["dp_uv"] / 1.5, (first, last)
     assert last["pose"] < first["pose"] * 0.9, (first, last)
+
+
+def test_multi_scale_outputs_are_all_supervised(synth_lip):
+    from spd.data.dataset import ParsingDataset
+    from spd.data.detect import open_dataset
+    from spd.data.transforms import AugmentConfig, train_transform
+
+    ds = ParsingDataset(open_dataset(synth_lip, "train"), train_transform(AugmentConfig(size=(64, 64))))
+    batch = torch.utils.data.default_collate([ds[i] for i in range(2)])
+    model = SPDNet(preset("spd", depth=18, width=0.125, refine_stages=1, scales=(1.0, 0.5)))
+    out = model(model.normalise(batch["image"]))
+    assert out.scales[0.5][0].pose.shape[-2:] == (4, 4) and batch["heatmaps"].shape[-2:] == (8, 8)
+    loss = MultiTaskLoss()(out, batch)
+    # 2 stages x (fused + 2 scales) = 6 terms per task, as JPPNet sums them.
+    single = MultiTaskLoss()(ModelOutput([out.stages[0]]), batch)
+    assert loss.terms["parsing"] > 4 * single.terms["parsing"]
+    loss.total.backward()
+    assert all(torch.isfinite(p.grad).all() for p in model.parameters() if p.grad is not None)

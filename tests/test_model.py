@@ -151,3 +151,12 @@ def test_channels_last_bf16_autocast_matches_float32():
             fast = fast_model(x.to(memory_format=torch.channels_last)).final
     assert fast.parsing.dtype == torch.bfloat16
     assert torch.allclose(fast.parsing.float(), ref.parsing, atol=0.05 * ref.parsing.abs().max() + 1e-3)
+
+
+def test_build_model_loads_backbone_weights(tmp_path):
+    from spd.model import build_model
+
+    source = Backbone(18)
+    torch.save(source.state_dict(), tmp_path / "r18.pth")
+    model = build_model(preset("light"), tmp_path / "r18.pth")
+    assert torch.equal(model.backbone.conv1.weight, source.conv1.weight)

@@ -15,3 +15,10 @@ def resize_nearest(target: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
     out = F.interpolate(x.float(), size=size, mode="nearest-exact")
     out = out[:, 0] if target.ndim == 3 else out
     return out.to(target.dtype)
+
+
+def resize_bilinear(target: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """[B, C, H, W] float maps (heatmaps) -> [B, C, *size]."""
+    if tuple(target.shape[-2:]) == tuple(size):
+        return target
+    return F.interpolate(target.float(), size=size, mode="bilinear", align_corners=False)

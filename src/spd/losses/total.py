@@ -12,6 +12,7 @@ from ..model.outputs import ModelOutput, StageOutput
 from .densepose import dp_index_loss, dp_uv_loss
 from .parsing import parsing_loss
 from .pose import pose_loss
+from .targets import resize_bilinear
 
 
 @dataclass(frozen=True)
@@ -34,8 +35,9 @@ def stage_terms(out: StageOutput, batch: dict[str, torch.Tensor], pose_mode: str
     if out.parsing is not None:
         terms["parsing"] = parsing_loss(out.parsing, batch["parsing"], batch["has_parsing"])
     if out.pose is not None:
-        terms["pose"] = pose_loss(out.pose, batch["heatmaps"], batch["joint_weight"] * batch["has_pose"][:, None],
-                                  pose_mode)
+        # Heatmaps are made at the full-scale grid; smaller input scales give smaller grids.
+        heatmaps = resize_bilinear(batch["heatmaps"], out.pose.shape[-2:])
+        terms["pose"] = pose_loss(out.pose, heatmaps, batch["joint_weight"] * batch["has_pose"][:, None], pose_mode)
     if out.dp_index is not None:
         terms["dp_index"] = dp_index_loss(out.dp_index, batch["dp_index"], batch["has_densepose"])
         terms["dp_uv"] = dp_uv_loss(out.dp_uv, batch["dp_index"], batch["dp_uv"],

@@ -1,7 +1,8 @@
 """Models: backbone, task branches and refinement, assembled from a ModelConfig."""
 
+from .build import build_model
 from .config import PRESETS, TASKS, ModelConfig, preset
 from .outputs import ModelOutput, StageOutput
 from .spd_net import InputNormalisation, SPDNet
 
-__all__ = ["InputNormalisation", "ModelConfig", "ModelOutput", "PRESETS", "SPDNet", "StageOutput", "TASKS", "preset"]
+__all__ = ["InputNormalisation", "build_model", "ModelConfig", "ModelOutput", "PRESETS", "SPDNet", "StageOutput", "TASKS", "preset"]
