@@ -1,0 +1,96 @@
+"""The experiment configuration: typed sections validated from YAML (configs/*.yaml)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from ..data.transforms import AugmentConfig
+from ..losses import LossConfig
+
+
+@dataclass(frozen=True)
+class SynthConfig:
+    """Generate the data when ``data.root`` holds none yet (the embedded default)."""
+
+    domain: str = "A"
+    num: int = 600
+    size: int = 160
+    seed: int = 0
+    val_fraction: float = 0.15
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    root: str = "runs/data/synthetic_A"
+    train_split: str = "train"
+    val_split: str = "val"
+    densepose: str | None = None        # folder of IUV PNGs (found by itself for synthetic data)
+    synthetic: SynthConfig | None = None
+    batch_size: int = 8
+    num_workers: int = 2
+    pin_memory: bool = True
+    persistent_workers: bool = True
+    skip_corrupt: bool = False
+
+
+@dataclass(frozen=True)
+class ModelSection:
+    preset: str = "spd"
+    depth: int | None = None
+    output_stride: int | None = None
+    width: float | None = None
+    refine_stages: int | None = None
+    scales: tuple[float, ...] | None = None
+    frozen_bn: bool | None = None
+    backbone_weights: str | None = None  # None, "imagenet" or a state-dict path
+
+    def overrides(self) -> dict:
+        keys = ("depth", "output_stride", "width", "refine_stages", "scales", "frozen_bn")
+        return {k: getattr(self, k) for k in keys if getattr(self, k) is not None}
+
+
+@dataclass(frozen=True)
+class OptimConfig:
+    name: str = "sgd"                   # "sgd" (JPPNet: momentum 0.9, poly) or "adamw"
+    lr: float = 1e-4
+    momentum: float = 0.9
+    weight_decay: float = 0.0
+    poly_power: float = 0.9             # lr * (1 - step / max_steps) ** power
+    warmup_steps: int = 0
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    max_epochs: int = 35
+    max_steps: int = -1
+    precision: str = "32-true"          # "bf16-mixed" on GPU
+    accumulate_grad_batches: int = 1
+    devices: str = "auto"
+    num_nodes: int = 1
+    strategy: str = "auto"
+    seed: int = 0
+    out_dir: str = "runs"
+    name: str | None = None             # run folder name; default: the config file's stem
+    val_every_n_epochs: int = 1
+    checkpoint_every_n_steps: int = 0   # 0: at the end of every epoch only
+    log_every_n_steps: int = 10
+    deterministic: bool = False
+
+
+@dataclass(frozen=True)
+class EvalConfig:
+    input_size: tuple[int, int] = (384, 384)  # each image is resized to this (x each scale) before the network
+    scales: tuple[float, ...] = (1.0,)
+    flip: bool = False
+    stages: str = "all"                 # "all": mean of every stage's logits (JPPNet); "final"
+
+
+@dataclass(frozen=True)
+class ExperimentConfig:
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelSection = field(default_factory=ModelSection)
+    loss: LossConfig = field(default_factory=LossConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    augment: AugmentConfig = field(default_factory=AugmentConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    eval: EvalConfig = field(default_factory=EvalConfig)
