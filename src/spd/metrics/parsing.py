@@ -1,0 +1,82 @@
+"""Parsing metrics from one confusion matrix accumulated over the whole set (the official LIP
+protocol, evaluation.md).
+
+The matrix is [K, K + 1]: rows are ground-truth classes, columns predicted classes, and the last
+column counts predictions outside 0..K-1 (a class with no counterpart in a cross-dataset
+mapping). Ground-truth pixels outside 0..K-1 (255 = ignore) are not counted.
+
+A class absent from both ground truth and prediction has IoU nan and is left out of the means
+(as the official script's nan-mean does); ``absent="zero"`` counts it as 0 instead.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+
+def confusion_matrix(pred: torch.Tensor, target: torch.Tensor, num_classes: int) -> torch.Tensor:
+    """int64 [K, K + 1] from predicted and ground-truth class maps of any (equal) shape."""
+    if pred.shape != target.shape:
+        raise ValueError(f"prediction shape {tuple(pred.shape)} != ground truth shape {tuple(target.shape)}")
+    pred, target = pred.reshape(-1).long(), target.reshape(-1).long()
+    valid = (target >= 0) & (target < num_classes)
+    pred = torch.where((pred >= 0) & (pred < num_classes), pred, num_classes)
+    index = target[valid] * (num_classes + 1) + pred[valid]
+    return torch.bincount(index, minlength=num_classes * (num_classes + 1)).reshape(num_classes, num_classes + 1)
+
+
+@dataclass
+class ParsingScores:
+    pixel_accuracy: float
+    mean_accuracy: float
+    miou: float
+    fwiou: float
+    iou: list[float]        # per class, nan where absent from both ground truth and prediction
+    accuracy: list[float]   # per class recall, nan where absent from the ground truth
+
+
+def _nanmean(x: torch.Tensor) -> float:
+    x = x[~torch.isnan(x)]
+    return float(x.mean()) if x.numel() else float("nan")
+
+
+def parsing_scores(conf: torch.Tensor, absent: str = "nan") -> ParsingScores:
+    conf = conf.double()
+    k = conf.shape[0]
+    tp = conf.diagonal()
+    gt = conf.sum(1)
+    pred = conf[:, :k].sum(0)
+    union = gt + pred - tp
+    iou = torch.where(union > 0, tp / union.clamp_min(1), torch.nan)
+    if absent == "zero":
+        iou = torch.nan_to_num(iou, nan=0.0)
+    elif absent != "nan":
+        raise ValueError(f"absent must be 'nan' or 'zero', got {absent!r}")
+    acc = torch.where(gt > 0, tp / gt.clamp_min(1), torch.nan)
+    total = gt.sum()
+    freq = gt / total.clamp_min(1)
+    return ParsingScores(
+        pixel_accuracy=float(tp.sum() / total) if total > 0 else float("nan"),
+        mean_accuracy=_nanmean(acc),
+        miou=_nanmean(iou),
+        fwiou=float((freq * torch.nan_to_num(iou)).sum()),
+        iou=iou.tolist(),
+        accuracy=acc.tolist(),
+    )
+
+
+def per_image_iou_update(pred: torch.Tensor, target: torch.Tensor, num_classes: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """For one image: per-class IoU sums and counts over the classes present in BOTH the
+    prediction and the ground truth (the SPD prototype's non-standard "per-image" IoU)."""
+    conf = confusion_matrix(pred, target, num_classes).double()
+    tp = conf.diagonal()
+    gt, pr = conf.sum(1), conf[:, :num_classes].sum(0)
+    both = (gt > 0) & (pr > 0)
+    iou = torch.where(both, tp / (gt + pr - tp).clamp_min(1), 0.0)
+    return iou, both.double()
+
+
+def per_image_miou(iou_sum: torch.Tensor, count: torch.Tensor) -> float:
+    return _nanmean(torch.where(count > 0, iou_sum / count.clamp_min(1), torch.nan))
