@@ -80,8 +80,9 @@ class ParsingDataset(torch.utils.data.Dataset):
     """
 
     def __init__(self, reader: ParsingReader, transform: Callable | None = None,
-                 codec: HeatmapCodec | None = None, skip_corrupt: bool = False):
+                 codec: HeatmapCodec | None = None, skip_corrupt: bool = False, seed: int = 0):
         self.reader = reader
+        self.seed = seed
         self.transform = transform
         self.codec = codec or HeatmapCodec()
         self.skip_corrupt = skip_corrupt
@@ -99,7 +100,18 @@ class ParsingDataset(torch.utils.data.Dataset):
                 log.warning("skipping unreadable sample: %s", err)
         raise DataError(self.reader.root, f"16 consecutive samples from index {index} could not be read")
 
-    def __getitem__(self, index: int) -> dict[str, Any]:
+    def __getitem__(self, key: int | tuple[int, int]) -> dict[str, Any]:
+        """``key`` is an index, or (epoch, index) from :class:`EpochSampler`: then the sample's
+        random augmentation is seeded by (seed, epoch, index), so that it does not depend on
+        worker processes or on whether the run was resumed."""
+        if isinstance(key, tuple):
+            epoch, index = key
+            with torch.random.fork_rng(devices=[]):
+                torch.manual_seed(hash((self.seed, epoch, index)) % (2**63))
+                return self._item(index)
+        return self._item(key)
+
+    def _item(self, index: int) -> dict[str, Any]:
         sample = self.load(index)
         flags = {"has_parsing": sample.has_parsing, "has_pose": sample.has_pose, "has_densepose": sample.has_densepose}
         data = to_tv_tensors(sample)
@@ -108,3 +120,25 @@ class ParsingDataset(torch.utils.data.Dataset):
         targets = build_targets(data, flags, self.codec)
         targets["id"] = sample.id
         return targets
+
+
+class EpochSampler(torch.utils.data.Sampler):
+    """Yields (epoch, index) in an order that is a function of (seed, epoch) alone; Lightning calls
+    ``set_epoch`` before every epoch, so a resumed run sees the same order as an uninterrupted one."""
+
+    def __init__(self, size: int, seed: int = 0, shuffle: bool = True):
+        self.size, self.seed, self.shuffle, self.epoch = size, seed, shuffle, 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        return self.size
+
+    def __iter__(self):
+        if self.shuffle:
+            g = torch.Generator().manual_seed(self.seed * 1_000_003 + self.epoch)
+            order = torch.randperm(self.size, generator=g).tolist()
+        else:
+            order = range(self.size)
+        return iter((self.epoch, i) for i in order)

@@ -24,7 +24,7 @@ class ModelConfig:
     frozen_bn: bool = True
     scales: tuple[float, ...] = (1.0, 0.75, 0.5)  # the whole network runs at each; outputs are fused
     width: float = 1.0             # head channel multiplier (1.0 = JPPNet's widths)
-    num_parsing_classes: int = 20
+    parsing_space: str = "lip"     # label space of the parsing head: "lip" (20 classes) or "atr" (18)
     num_joints: int = 16
 
     def __post_init__(self) -> None:
@@ -38,8 +38,16 @@ class ModelConfig:
                     raise ValueError(f"model feeds[{task!r}] names {bad}, which are not other tasks of this model")
         if self.refine_stages < 0:
             raise ValueError(f"refine_stages must be >= 0, got {self.refine_stages}")
+        if self.parsing_space not in ("lip", "atr"):
+            raise ValueError(f"parsing_space must be 'lip' or 'atr', got {self.parsing_space!r}")
         if not self.scales or self.scales[0] != 1.0:
             raise ValueError(f"scales must start with 1.0 (the fused output's size), got {self.scales}")
+
+    @property
+    def num_parsing_classes(self) -> int:
+        from ..labels import label_space
+
+        return label_space(self.parsing_space).num_classes
 
     def feeders(self, task: str) -> tuple[str, ...]:
         return tuple(self.feeds.get(task, ()))

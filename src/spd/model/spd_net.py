@@ -80,6 +80,10 @@ class SPDNet(nn.Module):
             features = new_features
         return stages
 
+    def predict_stages(self, x: torch.Tensor) -> list[StageOutput]:
+        """Every stage's outputs at this one input scale (test time runs its own scales)."""
+        return [StageOutput.from_raw(s) for s in self.forward_single(x)]
+
     def forward(self, x: torch.Tensor) -> ModelOutput:
         if len(self.config.scales) == 1:
             return ModelOutput([StageOutput.from_raw(s) for s in self.forward_single(x)])

@@ -1,0 +1,1 @@
+"""Training (Lightning) and evaluation."""

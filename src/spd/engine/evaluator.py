@@ -1,0 +1,168 @@
+"""Accumulates every metric of one evaluation over predictions, whatever produced them (a model,
+or saved files of any method), and writes the results as JSON, Markdown and a bar chart."""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from ..atomic import atomic_path, write_text
+from ..labels import LabelMapping, keypoint_space, label_space
+from ..metrics import PCKh, ConfusionMatrix, PerImageIoU, UVError
+from .inference import Prediction
+
+
+def _round(x: float) -> float | None:
+    return None if x is None or (isinstance(x, float) and math.isnan(x)) else round(100.0 * x, 2)
+
+
+@dataclass
+class EvalResult:
+    """Scores in percent (None = undefined, e.g. a class absent from both sides) and the
+    settings that produced them."""
+
+    meta: dict[str, Any]
+    parsing: dict[str, Any] | None = None
+    pose: dict[str, Any] | None = None
+    densepose: dict[str, Any] | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {"meta": self.meta, "parsing": self.parsing, "pose": self.pose, "densepose": self.densepose}
+
+    def markdown(self) -> str:
+        m = self.meta
+        lines = [f"# Evaluation: {m.get('name', '')}", "",
+                 f"data: `{m['data']['root']}` split `{m['data']['split']}` ({m['data']['images']} images, "
+                 f"{m['data']['label_space']} labels)", f"protocol: {json.dumps(m['protocol'])}"]
+        if m.get("mapping"):
+            lines.append(f"label mapping: {m['mapping']['name']} ({', '.join(m['mapping']['classes'])})")
+        if self.parsing:
+            p = self.parsing
+            lines += ["", "| pixel acc | mean acc | mIoU | fwIoU | per-image mIoU (non-standard) |", "|---:|---:|---:|---:|---:|",
+                      f"| {p['pixel_accuracy']} | {p['mean_accuracy']} | {p['miou']} | {p['fwiou']} | "
+                      f"{p['per_image_miou_nonstandard']} |", "", "| class | IoU | accuracy |", "|---|---:|---:|"]
+            lines += [f"| {c} | {p['iou'][c]} | {p['accuracy'][c]} |" for c in p["iou"]]
+        if self.pose:
+            names = list(self.pose["pckh"])
+            lines += ["", "PCKh@0.5", "", "| " + " | ".join(names) + " |", "|" + "---:|" * len(names),
+                      "| " + " | ".join(str(self.pose["pckh"][n]) for n in names) + " |"]
+        if self.densepose:
+            d = self.densepose
+            lines += ["", f"DensePose ({d['ground_truth']}): part mIoU {d['part_miou']}, mean |U,V| error "
+                          f"{d['uv_error']} (on pixels whose part is right)"]
+        return "\n".join(lines) + "\n"
+
+
+class Evaluator:
+    """``update(prediction, targets)`` per image; ``result()`` at the end.
+
+    ``mapping`` evaluates across label spaces (e.g. a LIP model on ATR): both the prediction and
+    the ground truth are mapped to the mapping's classes; a predicted class with no counterpart
+    counts as wrong, a ground-truth class with none is ignored.
+    """
+
+    def __init__(self, model_space: str, data_space: str, mapping: LabelMapping | None = None,
+                 pose: bool = True, densepose: bool = True, densepose_truth: str = "synthetic ground truth"):
+        if mapping is None and model_space != data_space:
+            raise ValueError(f"a {model_space} model on {data_space} data needs a label mapping (--map shared|super)")
+        self.mapping = mapping
+        self.classes = mapping.classes if mapping else label_space(data_space).classes
+        self.pred_lut = torch.from_numpy(mapping.lut(model_space)).long() if mapping else None
+        self.gt_lut = torch.from_numpy(mapping.lut(data_space)).long() if mapping else None
+        k = len(self.classes)
+        self.parsing, self.per_image = ConfusionMatrix(k), PerImageIoU(k)
+        self.pckh = PCKh(keypoint_space()) if pose else None
+        self.parts = ConfusionMatrix(25) if densepose else None
+        self.uv = UVError() if densepose else None
+        self.densepose_truth = densepose_truth
+        self.images = 0
+
+    def metrics(self) -> list:
+        return [m for m in (self.parsing, self.per_image, self.pckh, self.parts, self.uv) if m is not None]
+
+    def to(self, device: torch.device | str) -> "Evaluator":
+        for m in self.metrics():
+            m.to(device)
+        return self
+
+    def update(self, prediction: Prediction, targets: dict[str, Any]) -> None:
+        self.images += 1
+        if prediction.parsing is not None and bool(targets["has_parsing"]):
+            pred, gt = prediction.parsing.cpu().long(), targets["parsing"].cpu().long()
+            if self.mapping:
+                pred, gt = self.pred_lut[pred.clamp(0, 255)], self.gt_lut[gt.clamp(0, 255)]
+            self.parsing.update(pred, gt)
+            self.per_image.update(pred, gt)
+        if self.pckh is not None and prediction.keypoints is not None and bool(targets["has_pose"]):
+            self.pckh.update(prediction.keypoints.cpu()[None], targets["keypoints"].cpu()[None])
+        if self.parts is not None and prediction.dp_index is not None and bool(targets["has_densepose"]):
+            gt_index = targets["dp_index"].cpu().long()
+            self.parts.update(prediction.dp_index.cpu(), gt_index)
+            self.uv.update(prediction.dp_index.cpu(), prediction.dp_uv.cpu(), gt_index, targets["dp_uv"].cpu(),
+                           targets["dp_uv_valid"].cpu())
+
+    def result(self, meta: dict[str, Any]) -> EvalResult:
+        meta = {**meta, "images": self.images}
+        if self.mapping:
+            meta["mapping"] = {"name": self.mapping.name, "classes": list(self.classes)}
+        out = EvalResult(meta=meta)
+        if int(self.parsing.conf.sum()) > 0 or self._distributed():
+            s = self.parsing.compute()
+            out.parsing = {"pixel_accuracy": _round(s.pixel_accuracy), "mean_accuracy": _round(s.mean_accuracy),
+                           "miou": _round(s.miou), "fwiou": _round(s.fwiou),
+                           "per_image_miou_nonstandard": _round(self.per_image.compute()),
+                           "iou": {c: _round(v) for c, v in zip(self.classes, s.iou)},
+                           "accuracy": {c: _round(v) for c, v in zip(self.classes, s.accuracy)}}
+        if self.pckh is not None and (int(self.pckh.counted.sum()) > 0 or self._distributed()):
+            out.pose = {"pckh": {k: None if math.isnan(v) else round(v, 2) for k, v in self.pckh.compute().items()}}
+        if self.parts is not None and (int(self.parts.conf.sum()) > 0 or self._distributed()):
+            s = self.parts.compute()
+            out.densepose = {"part_miou": _round(s.miou), "uv_error": round(self.uv.compute(), 4),
+                             "ground_truth": self.densepose_truth}
+        return out
+
+    @staticmethod
+    def _distributed() -> bool:
+        return torch.distributed.is_available() and torch.distributed.is_initialized()
+
+
+def bar_chart(result: EvalResult, path: Path | str, space: str | None = None) -> Path:
+    """Per-class IoU as horizontal bars in the label space's colours."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    iou = result.parsing["iou"]
+    names = list(iou)
+    values = [v if v is not None else 0.0 for v in iou.values()]
+    colours = None
+    if space and not result.meta.get("mapping"):
+        colours = label_space(space).palette_array()[: len(names)] / 255.0
+    fig, ax = plt.subplots(figsize=(6, 0.28 * len(names) + 1.2))
+    ax.barh(range(len(names)), values, color=colours, edgecolor="black", linewidth=0.5)
+    ax.set_yticks(range(len(names)), names)
+    ax.invert_yaxis()
+    ax.set_xlim(0, 100)
+    ax.set_xlabel("IoU (%)")
+    ax.set_title(f"{result.meta.get('name', '')}: mIoU {result.parsing['miou']}")
+    fig.tight_layout()
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=110)
+    plt.close(fig)
+    return Path(path)
+
+
+def write_result(result: EvalResult, out_dir: Path | str, space: str | None = None) -> dict[str, Path]:
+    out_dir = Path(out_dir)
+    paths = {"json": out_dir / "metrics.json", "markdown": out_dir / "metrics.md"}
+    write_text(paths["json"], json.dumps(result.to_json(), indent=2))
+    write_text(paths["markdown"], result.markdown())
+    if result.parsing:
+        paths["chart"] = bar_chart(result, out_dir / "per_class_iou.png", space)
+    return paths

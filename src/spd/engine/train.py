@@ -1,0 +1,71 @@
+"""``train(config)``: one Lightning run with the experiment config. CPU, one GPU, several GPUs
+(DDP) or several nodes with the same call; checkpoints, resume, TensorBoard and CSV logs."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import lightning as L
+from lightning.pytorch.callbacks import LearningRateMonitor, ModelCheckpoint
+from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
+
+from ..atomic import write_text
+from ..config import ExperimentConfig, to_dict
+from ..data.detect import open_dataset
+from .checkpoint_io import AtomicCheckpointIO
+from .datamodule import SPDDataModule, ensure_data
+from .devices import parse_device
+from .module import SPDModule, model_config
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class TrainResult:
+    run_dir: Path
+    last_checkpoint: Path
+    global_step: int
+    metrics: dict[str, float]
+
+
+def train(config: ExperimentConfig, name: str = "run", device: str = "auto", resume: bool | str = False,
+          progress: bool = True) -> TrainResult:
+    """Trains; ``resume=True`` continues from the run's last checkpoint, a path from that file."""
+    t = config.train
+    L.seed_everything(t.seed, workers=True, verbose=False)
+    root = ensure_data(config)
+    parsing_space = open_dataset(root, config.data.train_split, config.data.densepose).label_space
+    run_dir = Path(t.out_dir) / (t.name or name)
+    resolved = to_dict(config)
+    write_text(run_dir / "config.yaml", __import__("yaml").safe_dump(resolved, sort_keys=False))
+
+    model = SPDModule(resolved, parsing_space)
+    data = SPDDataModule(config, model_config(config, parsing_space).output_stride)
+    accelerator, devices = parse_device(device, t.devices)
+    checkpoint = ModelCheckpoint(dirpath=run_dir / "checkpoints", filename="epoch{epoch:03d}-step{step:06d}",
+                                 auto_insert_metric_name=False, save_last=True, save_top_k=-1,
+                                 every_n_train_steps=t.checkpoint_every_n_steps or None)
+    trainer = L.Trainer(
+        accelerator=accelerator, devices=devices, num_nodes=t.num_nodes, strategy=t.strategy,
+        precision=t.precision, max_epochs=t.max_epochs, max_steps=t.max_steps,
+        accumulate_grad_batches=t.accumulate_grad_batches, check_val_every_n_epoch=t.val_every_n_epochs,
+        log_every_n_steps=t.log_every_n_steps, deterministic=t.deterministic, default_root_dir=run_dir,
+        logger=[CSVLogger(run_dir, name="logs", version=""), TensorBoardLogger(run_dir, name="tensorboard", version="")],
+        callbacks=[checkpoint, LearningRateMonitor("step")], plugins=[AtomicCheckpointIO()],
+        enable_progress_bar=progress, enable_model_summary=False,
+    )
+    ckpt_path = None
+    if resume:
+        ckpt_path = str(run_dir / "checkpoints" / "last.ckpt") if resume is True else str(resume)
+        if not Path(ckpt_path).is_file():
+            raise FileNotFoundError(f"{ckpt_path}: no checkpoint to resume from")
+    trainer.fit(model, datamodule=data, ckpt_path=ckpt_path)
+    metrics = {k: float(v) for k, v in trainer.callback_metrics.items()}
+    return TrainResult(run_dir, run_dir / "checkpoints" / "last.ckpt", trainer.global_step, metrics)
+
+
+def with_overrides(config: ExperimentConfig, **sections) -> ExperimentConfig:
+    """A copy of ``config`` with some fields of some sections replaced (tests, demo)."""
+    return replace(config, **{k: replace(getattr(config, k), **v) for k, v in sections.items()})
