@@ -8,8 +8,9 @@ import sys
 
 from .. import __version__
 from ..data.errors import DataError
+from ..config import ConfigError
 from ..model.weights import WeightsError
-from . import data, demo, model
+from . import data, demo, model, train
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -17,7 +18,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"spd {__version__}")
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for module in (demo, data, model):
+    for module in (demo, train, data, model):
         module.add_parser(sub)
     return parser
 
@@ -27,7 +28,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, format="%(levelname)s: %(message)s")
     try:
         return int(args.func(args) or 0)
-    except (DataError, WeightsError, ValueError, KeyError, FileNotFoundError) as err:
+    except (DataError, ConfigError, WeightsError, ValueError, KeyError, FileNotFoundError, FloatingPointError) as err:
         print(f"spd: error: {err}", file=sys.stderr)
         return 2
 

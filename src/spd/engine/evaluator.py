@@ -37,7 +37,7 @@ class EvalResult:
     def markdown(self) -> str:
         m = self.meta
         lines = [f"# Evaluation: {m.get('name', '')}", "",
-                 f"data: `{m['data']['root']}` split `{m['data']['split']}` ({m['data']['images']} images, "
+                 f"data: `{m['data']['root']}` split `{m['data']['split']}` ({m['images']} images, "
                  f"{m['data']['label_space']} labels)", f"protocol: {json.dumps(m['protocol'])}"]
         if m.get("mapping"):
             lines.append(f"label mapping: {m['mapping']['name']} ({', '.join(m['mapping']['classes'])})")

@@ -31,8 +31,9 @@ class TrainResult:
 
 
 def train(config: ExperimentConfig, name: str = "run", device: str = "auto", resume: bool | str = False,
-          progress: bool = True) -> TrainResult:
-    """Trains; ``resume=True`` continues from the run's last checkpoint, a path from that file."""
+          progress: bool = True, callbacks: list | None = None) -> TrainResult:
+    """Trains; ``resume=True`` continues from the run's last checkpoint, a path from that file.
+    Logs of a resumed run go to a new version folder beside the earlier ones."""
     t = config.train
     L.seed_everything(t.seed, workers=True, verbose=False)
     root = ensure_data(config)
@@ -52,8 +53,8 @@ def train(config: ExperimentConfig, name: str = "run", device: str = "auto", res
         precision=t.precision, max_epochs=t.max_epochs, max_steps=t.max_steps,
         accumulate_grad_batches=t.accumulate_grad_batches, check_val_every_n_epoch=t.val_every_n_epochs,
         log_every_n_steps=t.log_every_n_steps, deterministic=t.deterministic, default_root_dir=run_dir,
-        logger=[CSVLogger(run_dir, name="logs", version=""), TensorBoardLogger(run_dir, name="tensorboard", version="")],
-        callbacks=[checkpoint, LearningRateMonitor("step")], plugins=[AtomicCheckpointIO()],
+        logger=[CSVLogger(run_dir, name="logs"), TensorBoardLogger(run_dir, name="tensorboard")],
+        callbacks=[checkpoint, LearningRateMonitor("step"), *(callbacks or [])], plugins=[AtomicCheckpointIO()],
         enable_progress_bar=progress, enable_model_summary=False,
     )
     ckpt_path = None

@@ -64,8 +64,10 @@ PRESETS: dict[str, ModelConfig] = {
                       feeds={"parsing": ("densepose",), "densepose": ("parsing",)}),
     "spd": ModelConfig(name="spd"),
 }
-# A CPU-sized SPD: ResNet-18, quarter-width heads, one refinement stage, one scale.
-PRESETS["light"] = replace(PRESETS["spd"], name="light", depth=18, width=0.25, refine_stages=1, scales=(1.0,))
+# A CPU-sized SPD: ResNet-18, quarter-width heads, one refinement stage, one scale. It is meant to
+# train from scratch, so its batch-norm statistics update (frozen statistics suit pretrained weights).
+PRESETS["light"] = replace(PRESETS["spd"], name="light", depth=18, width=0.25, refine_stages=1, scales=(1.0,),
+                           frozen_bn=False)
 
 
 def preset(name: str, **overrides) -> ModelConfig:

@@ -1,0 +1,102 @@
+"""``spd train CONFIG``, ``spd evaluate``, ``spd report``."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from tqdm import tqdm
+
+from ..config import load_config
+from ..config.schema import EvalConfig
+from ..data.detect import open_dataset
+from ..labels import load_mapping
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("train", help="train a model from a YAML config")
+    p.add_argument("config", type=Path)
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a config value, e.g. --set train.max_epochs=3 (repeatable)")
+    p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
+    p.add_argument("--resume", nargs="?", const=True, default=False, metavar="CHECKPOINT",
+                   help="continue the run from its last checkpoint (or the one given)")
+    p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("evaluate", help="evaluate a checkpoint, or saved predictions, on a dataset split")
+    p.add_argument("checkpoint", type=Path, nargs="?", help="a training checkpoint (omit with --predictions)")
+    p.add_argument("--predictions", type=Path, default=None, help="folder of <id>.png parsing predictions of any method")
+    p.add_argument("--pred-space", choices=("lip", "atr"), default=None, help="label space of --predictions (default: the data's)")
+    p.add_argument("--data", type=Path, required=True)
+    p.add_argument("--split", default="val")
+    p.add_argument("--densepose", type=Path, default=None)
+    p.add_argument("--flip", action="store_true", help="test-time mirror (with left/right swaps)")
+    p.add_argument("--scales", type=float, nargs="+", default=None, help="test-time scales, e.g. 0.75 1 1.25")
+    p.add_argument("--input-size", type=int, nargs=2, default=None, metavar=("H", "W"))
+    p.add_argument("--stages", choices=("all", "final"), default=None)
+    p.add_argument("--map", choices=("shared", "super"), default=None, help="cross-dataset label mapping")
+    p.add_argument("--mapping", type=Path, default=None, help="a mapping YAML file (default: the shipped LIP-ATR one)")
+    p.add_argument("--out", type=Path, default=None, help="output folder (default: next to the checkpoint)")
+    p.add_argument("--name", default=None)
+    p.add_argument("--device", default="auto")
+    p.add_argument("--workers", type=int, default=2)
+    p.set_defaults(func=cmd_evaluate)
+
+    p = sub.add_parser("report", help="collect evaluation JSONs into a comparison table and figure")
+    p.add_argument("results", type=Path, nargs="+", help="metrics.json files")
+    p.add_argument("--out", type=Path, required=True)
+    p.set_defaults(func=cmd_report)
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from ..engine.train import train
+
+    config, _ = load_config(args.config, args.overrides)
+    result = train(config, name=args.config.stem, device=args.device, resume=args.resume)
+    print(f"run: {result.run_dir}  last checkpoint: {result.last_checkpoint}  steps: {result.global_step}")
+    print(json.dumps({k: round(v, 4) for k, v in result.metrics.items()}, indent=1))
+    return 0
+
+
+def _protocol(saved: dict, args: argparse.Namespace) -> EvalConfig:
+    base = EvalConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in saved.get("eval", {}).items()})
+    return EvalConfig(input_size=tuple(args.input_size) if args.input_size else base.input_size,
+                      scales=tuple(args.scales) if args.scales else base.scales,
+                      flip=args.flip or base.flip, stages=args.stages or base.stages)
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    from ..engine.devices import torch_device
+    from ..engine.evaluate import evaluate_model, evaluate_predictions, load_model
+    from ..engine.evaluator import write_result
+
+    if (args.checkpoint is None) == (args.predictions is None):
+        raise ValueError("give either a CHECKPOINT or --predictions DIR")
+    reader = open_dataset(args.data, args.split, args.densepose)
+    mapping = load_mapping(args.map, args.mapping or "lip_atr.yaml") if args.map else None
+    with tqdm(total=len(reader), desc="evaluate", unit="img", disable=None) as bar:
+        if args.predictions is not None:
+            result = evaluate_predictions(args.predictions, reader, args.pred_space, mapping, args.name or "",
+                                          tick=lambda: bar.update(1))
+            out = args.out or args.predictions.parent / f"eval_{args.predictions.name}"
+        else:
+            model, saved = load_model(args.checkpoint, torch_device(args.device))
+            protocol = _protocol(saved, args)
+            name = args.name or model.config.name
+            result = evaluate_model(model, reader, protocol, mapping, name, {"checkpoint": str(args.checkpoint)},
+                                    args.workers, tick=lambda: bar.update(1))
+            out = args.out or args.checkpoint.parent.parent / f"eval_{reader.split}"
+    paths = write_result(result, out, None if mapping else reader.label_space)
+    print(result.markdown())
+    print("written: " + ", ".join(str(p) for p in paths.values()))
+    return 0
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from ..engine.report import write_report
+
+    paths = write_report(args.results, args.out)
+    print(paths["markdown"].read_text())
+    print("written: " + ", ".join(str(p) for p in paths.values()))
+    return 0

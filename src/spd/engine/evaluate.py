@@ -1,0 +1,100 @@
+"""Evaluation of a checkpoint, or of saved predictions of any method, under the same protocol."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from ..config import from_dict
+from ..config.schema import EvalConfig
+from ..data.dataset import ParsingDataset
+from ..data.errors import DataError
+from ..data.image_io import read_label
+from ..data.pose_csv import read_pose_csv
+from ..data.reader import ParsingReader
+from ..labels import LabelMapping
+from ..model import SPDNet, build_model
+from .datamodule import first_item
+from .evaluator import EvalResult, Evaluator
+from .inference import Prediction, predict_image, protocol_dict
+from .module import model_config
+
+
+def load_model(checkpoint: Path | str, device: torch.device | str = "cpu") -> tuple[SPDNet, dict[str, Any]]:
+    """The model of a training checkpoint (built from the config saved inside it)."""
+    path = Path(checkpoint)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: checkpoint not found")
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+        hparams = ckpt["hyper_parameters"]
+        config = from_dict(hparams["config"])
+    except (KeyError, TypeError) as err:
+        raise ValueError(f"{path}: not an SPD training checkpoint (no saved config: {err})") from err
+    except Exception as err:  # torch raises several types for a foreign or broken file
+        raise ValueError(f"{path}: cannot read the checkpoint ({type(err).__name__}: {err})") from err
+    model = build_model(model_config(config, hparams["parsing_space"]))
+    state = {k.removeprefix("model."): v for k, v in ckpt["state_dict"].items() if k.startswith("model.")}
+    model.load_state_dict(state)
+    return model.to(device).eval(), hparams["config"]
+
+
+def _meta(name: str, reader: ParsingReader, protocol: dict, source: dict) -> dict[str, Any]:
+    return {"name": name, "source": source, "protocol": protocol,
+            "data": {"root": str(reader.root), "split": reader.split, "label_space": reader.label_space,
+                     "layout": reader.layout}}
+
+
+def evaluate_model(model: SPDNet, reader: ParsingReader, protocol: EvalConfig, mapping: LabelMapping | None = None,
+                   name: str = "", source: dict | None = None, num_workers: int = 2,
+                   tick: Callable[[], None] | None = None, densepose_truth: str = "synthetic ground truth") -> EvalResult:
+    device = next(model.parameters()).device
+    tasks = model.config.tasks
+    evaluator = Evaluator(model.config.parsing_space, reader.label_space, mapping, pose="pose" in tasks and reader.has_pose,
+                          densepose="densepose" in tasks, densepose_truth=densepose_truth)
+    loader = torch.utils.data.DataLoader(ParsingDataset(reader), batch_size=1, num_workers=num_workers,
+                                         collate_fn=first_item)
+    model.eval()
+    for item in loader:
+        evaluator.update(predict_image(model, item["image"].to(device), protocol), item)
+        if tick:
+            tick()
+    return evaluator.result(_meta(name, reader, protocol_dict(protocol), source or {"model": model.config.name}))
+
+
+def evaluate_predictions(pred_dir: Path | str, reader: ParsingReader, pred_space: str | None = None,
+                         mapping: LabelMapping | None = None, name: str = "",
+                         tick: Callable[[], None] | None = None) -> EvalResult:
+    """Scores ``pred_dir/<id>.png`` (class ids, at the ground truth's size) and, when present,
+    ``pred_dir/keypoints.csv`` (LIP pose CSV format). Every id of the split must have a file."""
+    pred_dir = Path(pred_dir)
+    if not pred_dir.is_dir():
+        raise DataError(pred_dir, "predictions folder not found")
+    missing = [r.id for r in reader.records if not (pred_dir / f"{r.id}.png").is_file()]
+    if missing:
+        raise DataError(pred_dir, f"{len(missing)} of {len(reader)} images have no prediction PNG (first: {missing[0]}.png)")
+    keypoints = read_pose_csv(pred_dir / "keypoints.csv") if (pred_dir / "keypoints.csv").is_file() else None
+    evaluator = Evaluator(pred_space or reader.label_space, reader.label_space, mapping,
+                          pose=keypoints is not None and reader.has_pose, densepose=False)
+    dataset = ParsingDataset(reader)
+    for i, record in enumerate(reader.records):
+        item = dataset[i]
+        path = pred_dir / f"{record.id}.png"
+        parsing = read_label(path).long()
+        if tuple(parsing.shape) != tuple(item["parsing"].shape):
+            raise DataError(path, f"prediction is {parsing.shape[1]}x{parsing.shape[0]} but the ground truth is "
+                                  f"{item['parsing'].shape[1]}x{item['parsing'].shape[0]} (predictions must be at the "
+                                  "original resolution)")
+        pred = Prediction(parsing=parsing)
+        if keypoints is not None:
+            if record.id not in keypoints:
+                raise DataError(pred_dir / "keypoints.csv", f"no row for image {record.id!r}")
+            pred.keypoints = torch.from_numpy(keypoints[record.id][:, :2]).float()
+        evaluator.update(pred, item)
+        if tick:
+            tick()
+    protocol = {"source": "saved predictions", "resolution": "original", "test_time_augmentation": "unknown (as saved)"}
+    return evaluator.result(_meta(name or pred_dir.name, reader, protocol, {"predictions": str(pred_dir)}))

@@ -1,0 +1,95 @@
+"""``spd report``: evaluation JSONs -> the paper-style comparison table (Markdown) and a figure."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from ..atomic import atomic_path, write_text
+
+
+def load_results(paths: list[Path]) -> list[dict]:
+    results = []
+    for path in paths:
+        try:
+            doc = json.loads(Path(path).read_text(encoding="utf-8"))
+        except (OSError, json.JSONDecodeError) as err:
+            raise ValueError(f"{path}: cannot read an evaluation JSON ({err})") from err
+        if "meta" not in doc or "parsing" not in doc:
+            raise ValueError(f"{path}: not an `spd evaluate` metrics.json (no 'meta' / 'parsing')")
+        doc["meta"].setdefault("name", Path(path).parent.name)
+        results.append(doc)
+    return results
+
+
+def _cell(value) -> str:
+    return "–" if value is None else f"{value:.2f}"
+
+
+def _class_table(results: list[dict]) -> list[str]:
+    classes = list((results[0]["parsing"] or {}).get("iou", {}))
+    header = ["variant", "pixel acc", "mean acc", "mIoU", "PCKh"] + classes
+    lines = ["| " + " | ".join(header) + " |", "|---|" + "---:|" * (len(header) - 1)]
+    for r in results:
+        p = r["parsing"] or {}
+        pckh = (r.get("pose") or {}).get("pckh", {}).get("Total")
+        row = [r["meta"]["name"], _cell(p.get("pixel_accuracy")), _cell(p.get("mean_accuracy")), _cell(p.get("miou")),
+               _cell(pckh)] + [_cell(p.get("iou", {}).get(c)) for c in classes]
+        lines.append("| " + " | ".join(row) + " |")
+    return lines
+
+
+def comparison_table(results: list[dict]) -> str:
+    """Rows: variants; columns: pixel acc, mean acc, mIoU, PCKh, then per-class IoU. Results over
+    different class sets (e.g. a cross-dataset mapping) get a table each."""
+    groups: dict[tuple[str, ...], list[dict]] = {}
+    for r in results:
+        groups.setdefault(tuple((r["parsing"] or {}).get("iou", {})), []).append(r)
+    lines: list[str] = []
+    for members in groups.values():
+        mapping = members[0]["meta"].get("mapping")
+        if len(groups) > 1:
+            lines += ["", f"Classes: {mapping['name'] if mapping else members[0]['meta']['data']['label_space']}", ""]
+        lines += _class_table(members)
+    protocols = {json.dumps(r["meta"].get("protocol"), sort_keys=True) for r in results}
+    notes = ["", "All numbers in percent; mIoU is the official whole-set confusion-matrix mIoU."]
+    if len(protocols) > 1:
+        notes.append("Warning: the rows were evaluated with different protocols:")
+        notes += [f"- {r['meta']['name']}: {json.dumps(r['meta'].get('protocol'))}" for r in results]
+    else:
+        notes.append(f"Protocol: {protocols.pop()}")
+    return "\n".join(lines + notes) + "\n"
+
+
+def comparison_figure(results: list[dict], path: Path) -> Path:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    classes = list((results[0]["parsing"] or {}).get("iou", {}))
+    width = 0.8 / max(len(results), 1)
+    fig, ax = plt.subplots(figsize=(max(6, 0.45 * len(classes) + 2), 4))
+    for i, r in enumerate(results):
+        iou = (r["parsing"] or {}).get("iou", {})
+        values = [iou.get(c) or 0.0 for c in classes]
+        ax.bar(np.arange(len(classes)) + i * width, values, width, label=f"{r['meta']['name']} ({_cell(r['parsing']['miou'])})")
+    ax.set_xticks(np.arange(len(classes)) + width * (len(results) - 1) / 2, classes, rotation=60, ha="right")
+    ax.set_ylabel("IoU (%)")
+    ax.set_ylim(0, 100)
+    ax.legend(title="variant (mIoU)", fontsize=8)
+    fig.tight_layout()
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def write_report(paths: list[Path], out_dir: Path) -> dict[str, Path]:
+    results = load_results(paths)
+    if not results:
+        raise ValueError("no evaluation JSONs given")
+    table = out_dir / "report.md"
+    write_text(table, "# Comparison\n\n" + comparison_table(results))
+    return {"markdown": table, "figure": comparison_figure(results, out_dir / "report.png")}

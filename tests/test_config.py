@@ -1,0 +1,48 @@
+from pathlib import Path
+
+import pytest
+
+from spd.config import ConfigError, load_config
+
+CONFIGS = Path(__file__).parent.parent / "configs"
+
+
+@pytest.mark.parametrize("path", sorted(CONFIGS.glob("*.yaml")), ids=lambda p: p.stem)
+def test_every_shipped_config_validates(path):
+    config, resolved = load_config(path)
+    assert resolved["model"]["preset"] == config.model.preset
+    if path.stem != "demo":
+        dataset, variant = path.stem.rsplit("_", 1)
+        assert config.model.preset == variant
+
+
+def test_paper_experiments_exist_for_every_dataset_and_variant():
+    for dataset in ("lip", "atr", "synth_A", "synth_B"):
+        for variant in ("jppnet", "s", "sp", "sd", "spd"):
+            assert (CONFIGS / f"{dataset}_{variant}.yaml").is_file()
+
+
+def test_unknown_keys_and_bad_values_name_the_key_and_file(tmp_path):
+    path = tmp_path / "x.yaml"
+    path.write_text("train: {max_epoch: 3}\n")
+    with pytest.raises(ConfigError, match=r"x\.yaml.*unknown key 'train.max_epoch'"):
+        load_config(path)
+    path.write_text("optim: {lr: fast}\n")
+    with pytest.raises(ConfigError, match="optim.lr: expected a number"):
+        load_config(path)
+    path.write_text("augment: {size: [1, 2, 3]}\n")
+    with pytest.raises(ConfigError, match="augment.size: expected 2 values"):
+        load_config(path)
+    with pytest.raises(ConfigError, match="expected key=value"):
+        load_config(None, ["train.max_epochs"])
+
+
+def test_base_files_and_overrides(tmp_path):
+    (tmp_path / "base.yaml").write_text("train: {max_epochs: 5, seed: 1}\noptim: {lr: 0.5}\n")
+    (tmp_path / "child.yaml").write_text("base: base.yaml\ntrain: {max_epochs: 7}\n")
+    config, _ = load_config(tmp_path / "child.yaml", ["optim.lr=0.1", "model.scales=[1.0, 0.5]"])
+    assert (config.train.max_epochs, config.train.seed, config.optim.lr) == (7, 1, 0.1)
+    assert config.model.scales == (1.0, 0.5)
+    (tmp_path / "loop.yaml").write_text("base: loop.yaml\n")
+    with pytest.raises(ConfigError, match="include each other"):
+        load_config(tmp_path / "loop.yaml")
