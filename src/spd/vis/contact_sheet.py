@@ -29,15 +29,24 @@ def sample_row(sample: Sample, height: int = 160) -> np.ndarray:
         kp = np.concatenate([sample.keypoints.numpy(), sample.visibility.numpy()[:, None]], axis=1)
         skeleton = draw_skeleton(image, kp, keypoint_space())
     iuv = iuv_to_rgb(sample.dp_index.numpy(), sample.dp_uv.numpy()) if sample.has_densepose else blank
-    tiles = [_fit(t, height) for t in (image, parsing, skeleton, iuv)]
+    return join_tiles((image, parsing, skeleton, iuv), height)
+
+
+def join_tiles(tiles: Sequence[np.ndarray], height: int) -> np.ndarray:
+    """One row: tiles resized to ``height`` with white gaps between them."""
+    fitted = [_fit(t, height) for t in tiles]
     gap = np.full((height, 4, 3), 255, np.uint8)
-    return np.concatenate([x for t in tiles for x in (t, gap)][:-1], axis=1)
+    return np.concatenate([x for t in fitted for x in (t, gap)][:-1], axis=1)
 
 
-def contact_sheet(samples: Sequence[Sample], path: Path | str, height: int = 160) -> Path:
-    """Writes a PNG with one row per sample; returns its path."""
-    rows = [sample_row(s, height) for s in samples]
+def write_rows(rows: Sequence[np.ndarray], path: Path | str) -> Path:
+    """Stacks rows of different widths (padded white) into one PNG."""
     width = max(r.shape[1] for r in rows)
     padded = [np.pad(r, ((0, 4), (0, width - r.shape[1]), (0, 0)), constant_values=255) for r in rows]
     write_image(path, np.concatenate(padded, axis=0))
     return Path(path)
+
+
+def contact_sheet(samples: Sequence[Sample], path: Path | str, height: int = 160) -> Path:
+    """Writes a PNG with one row per sample; returns its path."""
+    return write_rows([sample_row(s, height) for s in samples], path)

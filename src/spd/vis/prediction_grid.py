@@ -8,9 +8,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..data.image_io import write_image
 from ..labels import keypoint_space, label_space
-from .contact_sheet import _fit
+from .contact_sheet import join_tiles, write_rows
 from .draw import colorize, draw_skeleton
 
 
@@ -21,13 +20,8 @@ def prediction_row(image: torch.Tensor, truth: torch.Tensor | None, prediction, 
     truth_rgb = colorize(truth.cpu().numpy(), palette) if truth is not None else blank
     pred_rgb = colorize(prediction.parsing.cpu().numpy(), palette) if prediction.parsing is not None else blank
     skeleton = draw_skeleton(rgb, prediction.keypoints.cpu().numpy(), keypoint_space()) if prediction.keypoints is not None else rgb
-    tiles = [_fit(t, height) for t in (rgb, truth_rgb, pred_rgb, skeleton)]
-    gap = np.full((height, 4, 3), 255, np.uint8)
-    return np.concatenate([x for t in tiles for x in (t, gap)][:-1], axis=1)
+    return join_tiles((rgb, truth_rgb, pred_rgb, skeleton), height)
 
 
 def prediction_grid(rows: Sequence[np.ndarray], path: Path | str) -> Path:
-    width = max(r.shape[1] for r in rows)
-    padded = [np.pad(r, ((0, 4), (0, width - r.shape[1]), (0, 0)), constant_values=255) for r in rows]
-    write_image(path, np.concatenate(padded, axis=0))
-    return Path(path)
+    return write_rows(rows, path)
