@@ -1,6 +1,5 @@
 """Property tests of the joint augmentation: geometry, flips and left/right swaps."""
 
-import numpy as np
 import torch
 from hypothesis import given, settings, strategies as st
 from torchvision import tv_tensors

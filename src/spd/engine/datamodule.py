@@ -16,6 +16,7 @@ from ..data.heatmaps import HeatmapCodec
 from ..data.reader import ParsingReader
 from ..data.synthetic import MANIFEST, SynthSpec, generate
 from ..data.transforms import train_transform
+from ..model import preset
 
 log = logging.getLogger(__name__)
 
@@ -36,10 +37,11 @@ def ensure_data(config: ExperimentConfig) -> Path:
 
 
 class SPDDataModule(L.LightningDataModule):
-    def __init__(self, config: ExperimentConfig, stride: int):
+    def __init__(self, config: ExperimentConfig):
         super().__init__()
         self.config = config
-        self.codec = HeatmapCodec(stride=stride)
+        # Heatmap targets live on the model's output grid; the stride does not depend on the labels.
+        self.codec = HeatmapCodec(stride=preset(config.model.preset, **config.model.overrides()).output_stride)
         self.train_reader: ParsingReader | None = None
         self.val_reader: ParsingReader | None = None
 

@@ -3,11 +3,13 @@ validation with the evaluation protocol (confusion matrix at original resolution
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 import lightning as L
 import torch
 
+from .. import __version__
 from ..config import from_dict
 from ..config.schema import ExperimentConfig
 from ..losses import MultiTaskLoss
@@ -61,11 +63,12 @@ class SPDModule(L.LightningModule):
         space = self.trainer.datamodule.val_reader.label_space if self.trainer.datamodule else self.model.config.parsing_space
         self.evaluator = Evaluator(self.model.config.parsing_space, space, pose="pose" in tasks,
                                    densepose="densepose" in tasks).to(self.device)
+        # Validation runs one scale, unmirrored, at the training crop size: cheap, and the same
+        # protocol at every epoch. `spd evaluate` applies the configured test-time protocol.
+        self.val_protocol = replace(self.cfg.eval, input_size=tuple(self.cfg.augment.size), scales=(1.0,), flip=False)
 
     def validation_step(self, item: dict[str, Any], batch_idx: int) -> None:
-        protocol = self.cfg.eval
-        fast = type(protocol)(input_size=tuple(self.cfg.augment.size), scales=(1.0,), flip=False, stages=protocol.stages)
-        self.evaluator.update(predict_image(self.model, item["image"].to(self.device), fast), item)
+        self.evaluator.update(predict_image(self.model, item["image"].to(self.device), self.val_protocol), item)
 
     def on_validation_epoch_end(self) -> None:
         result = self.evaluator.result({})
@@ -93,4 +96,4 @@ class SPDModule(L.LightningModule):
         return {"optimizer": optimiser, "lr_scheduler": {"scheduler": schedule, "interval": "step"}}
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        checkpoint["spd"] = {"model": self.model.metadata(), "version": __import__("spd").__version__}
+        checkpoint["spd"] = {"model": self.model.metadata(), "version": __version__}

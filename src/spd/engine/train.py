@@ -4,20 +4,20 @@
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 
 import lightning as L
+import yaml
 from lightning.pytorch.callbacks import LearningRateMonitor, ModelCheckpoint
 from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 
 from ..atomic import write_text
 from ..config import ExperimentConfig, to_dict
-from ..data.detect import open_dataset
 from .checkpoint_io import AtomicCheckpointIO
-from .datamodule import SPDDataModule, ensure_data
+from .datamodule import SPDDataModule
 from .devices import parse_device
-from .module import SPDModule, model_config
+from .module import SPDModule
 
 log = logging.getLogger(__name__)
 
@@ -36,14 +36,13 @@ def train(config: ExperimentConfig, name: str = "run", device: str = "auto", res
     Logs of a resumed run go to a new version folder beside the earlier ones."""
     t = config.train
     L.seed_everything(t.seed, workers=True, verbose=False)
-    root = ensure_data(config)
-    parsing_space = open_dataset(root, config.data.train_split, config.data.densepose).label_space
+    data = SPDDataModule(config)
+    parsing_space = data.readers()[0].label_space
     run_dir = Path(t.out_dir) / (t.name or name)
     resolved = to_dict(config)
-    write_text(run_dir / "config.yaml", __import__("yaml").safe_dump(resolved, sort_keys=False))
+    write_text(run_dir / "config.yaml", yaml.safe_dump(resolved, sort_keys=False))
 
     model = SPDModule(resolved, parsing_space)
-    data = SPDDataModule(config, model_config(config, parsing_space).output_stride)
     accelerator, devices = parse_device(device, t.devices)
     checkpoint = ModelCheckpoint(dirpath=run_dir / "checkpoints", filename="epoch{epoch:03d}-step{step:06d}",
                                  auto_insert_metric_name=False, save_last=True, save_top_k=-1,
@@ -66,7 +65,3 @@ def train(config: ExperimentConfig, name: str = "run", device: str = "auto", res
     metrics = {k: float(v) for k, v in trainer.callback_metrics.items()}
     return TrainResult(run_dir, run_dir / "checkpoints" / "last.ckpt", trainer.global_step, metrics)
 
-
-def with_overrides(config: ExperimentConfig, **sections) -> ExperimentConfig:
-    """A copy of ``config`` with some fields of some sections replaced (tests, demo)."""
-    return replace(config, **{k: replace(getattr(config, k), **v) for k, v in sections.items()})
