@@ -42,12 +42,15 @@ def _nanmean(x: torch.Tensor) -> float:
     return float(x.mean()) if x.numel() else float("nan")
 
 
-def parsing_scores(conf: torch.Tensor, absent: str = "nan") -> ParsingScores:
+def class_counts(conf: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(true positives, ground-truth pixels, predicted pixels) per class of a [K, K + 1] matrix;
+    the last column (foreign predictions) counts as ground truth missed, never as a prediction."""
     conf = conf.double()
-    k = conf.shape[0]
-    tp = conf.diagonal()
-    gt = conf.sum(1)
-    pred = conf[:, :k].sum(0)
+    return conf.diagonal(), conf.sum(1), conf[:, : conf.shape[0]].sum(0)
+
+
+def parsing_scores(conf: torch.Tensor, absent: str = "nan") -> ParsingScores:
+    tp, gt, pred = class_counts(conf)
     union = gt + pred - tp
     iou = torch.where(union > 0, tp / union.clamp_min(1), torch.nan)
     if absent == "zero":
@@ -70,9 +73,7 @@ def parsing_scores(conf: torch.Tensor, absent: str = "nan") -> ParsingScores:
 def per_image_iou_update(pred: torch.Tensor, target: torch.Tensor, num_classes: int) -> tuple[torch.Tensor, torch.Tensor]:
     """For one image: per-class IoU sums and counts over the classes present in BOTH the
     prediction and the ground truth (the SPD prototype's non-standard "per-image" IoU)."""
-    conf = confusion_matrix(pred, target, num_classes).double()
-    tp = conf.diagonal()
-    gt, pr = conf.sum(1), conf[:, :num_classes].sum(0)
+    tp, gt, pr = class_counts(confusion_matrix(pred, target, num_classes))
     both = (gt > 0) & (pr > 0)
     iou = torch.where(both, tp / (gt + pr - tp).clamp_min(1), 0.0)
     return iou, both.double()
