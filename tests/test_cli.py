@@ -47,3 +47,15 @@ def test_demo_runs_as_a_module(tmp_path):
     assert (report / "predictions.png").is_file() and (report / "domain_A" / "metrics.json").is_file()
     assert (report / "domain_B_shared" / "metrics.json").is_file()
     assert (tmp_path / "train" / "checkpoints" / "last.ckpt").is_file()
+
+
+def test_evaluate_rejects_files_that_are_not_checkpoints(tmp_path, fixtures, capsys):
+    import torch
+
+    torch.save({"weights": torch.zeros(1)}, tmp_path / "foreign.pt")
+    (tmp_path / "garbage.ckpt").write_bytes(b"not a checkpoint")
+    for name, message in (("foreign.pt", "not an SPD training checkpoint"), ("garbage.ckpt", "cannot read the checkpoint"),
+                          ("none.ckpt", "checkpoint not found")):
+        assert main(["evaluate", str(tmp_path / name), "--data", str(fixtures / "lip_official"), "--split", "train"]) == 2
+        err = capsys.readouterr().err
+        assert name in err and message in err
