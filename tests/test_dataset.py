@@ -68,3 +68,16 @@ def test_skip_corrupt_replaces_and_warns(synth_lip, tmp_path, caplog):
     lenient = ParsingDataset(reader, skip_corrupt=True)
     assert lenient[0]["id"] == reader.records[1].id
     assert reader.records[0].image.name in caplog.text
+
+
+def test_resumable_batch_sampler_skips_its_first_pass_only():
+    from spd.data.sampling import EpochSampler, ResumableBatchSampler
+
+    sampler = EpochSampler(10, seed=3)
+    full = list(ResumableBatchSampler(sampler, 3, drop_last=True))
+    resumed = ResumableBatchSampler(sampler, 3, drop_last=True, skip=2)
+    assert len(resumed) == len(full) == 3  # Lightning counts the epoch's batches from the length
+    assert list(resumed) == full[2:]
+    assert list(resumed) == full  # the next epoch starts at its beginning
+    sampler.set_epoch(1)
+    assert list(resumed) != full  # and its order depends on the epoch

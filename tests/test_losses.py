@@ -1,3 +1,4 @@
+import pytest
 import torch
 from hypothesis import given, settings, strategies as st
 
@@ -25,6 +26,19 @@ def test_parsing_labels_are_resized_to_the_logits_grid():
     logits[:, 1, :, 1] = 10.0
     logits[:, 0, :, 0] = 10.0
     assert parsing_loss(logits, target, torch.tensor([True])) < 1e-3
+
+
+def test_dense_loss_at_input_resolution_sees_parts_thinner_than_a_cell():
+    target = torch.zeros(1, 8, 8, dtype=torch.long)
+    target[0, :, 1] = 1  # one pixel wide: no 4x4 cell of the 2x2 logits has its centre on it
+    logits = torch.tensor([10.0, -10.0]).view(1, 2, 1, 1).expand(1, 2, 2, 2).contiguous()
+    has = torch.tensor([True])
+    assert parsing_loss(logits, target, has, "output") < 1e-6
+    assert torch.isclose(parsing_loss(logits, target, has, "input"), torch.tensor(20.0 / 8), atol=1e-3)
+    with pytest.raises(ValueError, match="input"):
+        parsing_loss(logits, target, has, "full")
+    with pytest.raises(ValueError, match="dense_at"):
+        LossConfig(dense_at="full")
 
 
 def test_pose_l2_is_the_per_image_norm_and_masks_joints():

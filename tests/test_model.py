@@ -73,6 +73,22 @@ def test_bad_configs_name_the_key():
         preset("s", tasks=("parsing", "depth"))
     with pytest.raises(KeyError, match="unknown model preset"):
         preset("deeplab")
+    with pytest.raises(ValueError, match="head_init"):
+        preset("light", head_init="xavier")
+
+
+def test_he_initialised_heads_keep_the_signal_that_jppnet_initialisation_loses():
+    """From scratch, N(0, 0.01) head weights shrink the signal at every conv of the pose trunk and
+    the refinement stage; He initialisation keeps its scale, so the deepest outputs can learn."""
+    x = torch.randn(2, 3, 64, 64)
+    stds = {}
+    for init in ("jppnet", "kaiming"):
+        torch.manual_seed(0)
+        model = SPDNet(preset("light", head_init=init)).eval()
+        with torch.no_grad():
+            stds[init] = model.forward_single(x)[-1]["pose"].std().item()
+    assert stds["kaiming"] > 0.1
+    assert stds["jppnet"] < 1e-3 * stds["kaiming"], stds
 
 
 @pytest.mark.parametrize("stride", [8, 16])

@@ -2,6 +2,9 @@
 official protocol; it must beat a chance baseline measured on the same split by a wide margin."""
 
 import json
+import os
+import subprocess
+import sys
 
 import lightning as L
 import pytest
@@ -51,27 +54,34 @@ class Interrupted(RuntimeError):
     pass
 
 
-class InterruptAtEpoch(L.Callback):
-    """Kills the run when an epoch starts, after the previous epoch's checkpoint was written."""
+class InterruptAtStep(L.Callback):
+    """Kills the run before step ``step`` trains, after that step's checkpoint was written."""
 
-    def __init__(self, epoch):
-        self.epoch = epoch
+    def __init__(self, step):
+        self.step = step
 
-    def on_train_epoch_start(self, trainer, module):
-        if trainer.current_epoch == self.epoch:
-            raise Interrupted(f"killed at the start of epoch {self.epoch}")
+    def on_train_batch_start(self, trainer, module, batch, batch_idx):
+        if trainer.global_step == self.step:
+            raise Interrupted(f"killed before step {self.step} (epoch {trainer.current_epoch}, batch {batch_idx})")
 
 
-def test_an_interrupted_run_resumes_exactly(tmp_path, data_root):
-    config, _ = load_config(None, overrides(tmp_path, data_root, 2, "interrupted"))
+@pytest.fixture(scope="module")
+def straight_run(tmp_path_factory, data_root):
+    config, _ = load_config(None, overrides(tmp_path_factory.mktemp("straight"), data_root, 2, "straight"))
+    return train(config, device="cpu", progress=False)
+
+
+# 96 training images in batches of 8: 12 steps an epoch. Step 12 is the start of epoch 1 (end-of-
+# epoch checkpoint); step 18 is in its middle, where the run must skip the 6 batches it has done.
+@pytest.mark.parametrize("step", [12, 18])
+def test_an_interrupted_run_resumes_exactly(tmp_path, data_root, straight_run, step):
+    config, _ = load_config(None, overrides(tmp_path, data_root, 2, "interrupted") + ["train.checkpoint_every_n_steps=6"])
     with pytest.raises(Interrupted):
-        train(config, device="cpu", progress=False, callbacks=[InterruptAtEpoch(1)])
+        train(config, device="cpu", progress=False, callbacks=[InterruptAtStep(step)])
     resumed = train(config, device="cpu", resume=True, progress=False)
-    straight_cfg, _ = load_config(None, overrides(tmp_path, data_root, 2, "straight"))
-    straight = train(straight_cfg, device="cpu", progress=False)
-    assert resumed.global_step == straight.global_step > 0
+    assert resumed.global_step == straight_run.global_step == 24
     a = torch.load(resumed.last_checkpoint, weights_only=True)
-    b = torch.load(straight.last_checkpoint, weights_only=True)
+    b = torch.load(straight_run.last_checkpoint, weights_only=True)
     differing = [k for k in a["state_dict"] if not torch.allclose(a["state_dict"][k].float(), b["state_dict"][k].float(),
                                                                    atol=1e-6)]
     assert not differing, differing[:5]
@@ -108,8 +118,8 @@ def test_nan_loss_stops_training_naming_the_step_and_term(tmp_path, data_root, m
 
     original = total.stage_terms
 
-    def poisoned(out, batch, mode):
-        terms = original(out, batch, mode)
+    def poisoned(out, batch, config):
+        terms = original(out, batch, config)
         terms["pose"] = terms["pose"] * float("nan")
         return terms
 
@@ -142,3 +152,20 @@ def test_evaluate_saved_predictions_and_cross_dataset(tmp_path, data_root, capsy
                  "--out", str(tmp_path / "report")]) == 0
     table = (tmp_path / "report" / "report.md").read_text()
     assert "| variant | pixel acc | mean acc | mIoU | PCKh |" in table and (tmp_path / "report" / "report.png").is_file()
+
+
+def test_ddp_training_on_two_cpu_processes(tmp_path, data_root):
+    """`spd train` with DDP over two CPU processes (gloo), as a user runs it: Lightning starts the
+    second rank by re-running the command. Each rank trains on its half of every epoch, so an
+    epoch of 96 images in batches of 8 takes 6 steps instead of 12, and both ranks end with the
+    same weights (DDP averages the gradients)."""
+    sets = [item for o in overrides(tmp_path, data_root, 2, "ddp") for item in ("--set", o)]
+    config = tmp_path / "ddp.yaml"
+    config.write_text("train: {devices: 2, strategy: ddp}\n")
+    command = [sys.executable, "-m", "spd", "train", str(config), *sets, "--device", "cpu"]
+    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+    done = subprocess.run(command, capture_output=True, text=True, timeout=600, env=env)
+    assert done.returncode == 0, done.stderr[-3000:]
+    checkpoint = torch.load(tmp_path / "runs" / "ddp" / "checkpoints" / "last.ckpt", weights_only=True)
+    assert checkpoint["global_step"] == 12 and checkpoint["epoch"] == 1
+    assert checkpoint["hyper_parameters"]["config"]["train"]["strategy"] == "ddp"

@@ -42,10 +42,11 @@ class ModelSection:
     refine_stages: int | None = None
     scales: tuple[float, ...] | None = None
     frozen_bn: bool | None = None
+    head_init: str | None = None          # "jppnet" (N(0, 0.01)) or "kaiming" (for training from scratch)
     backbone_weights: str | None = None  # None, "imagenet" or a state-dict path
 
     def overrides(self) -> dict:
-        keys = ("depth", "output_stride", "width", "refine_stages", "scales", "frozen_bn")
+        keys = ("depth", "output_stride", "width", "refine_stages", "scales", "frozen_bn", "head_init")
         return {k: getattr(self, k) for k in keys if getattr(self, k) is not None}
 
 

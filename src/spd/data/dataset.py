@@ -120,25 +120,3 @@ class ParsingDataset(torch.utils.data.Dataset):
         targets = build_targets(data, flags, self.codec)
         targets["id"] = sample.id
         return targets
-
-
-class EpochSampler(torch.utils.data.Sampler):
-    """Yields (epoch, index) in an order that is a function of (seed, epoch) alone; Lightning calls
-    ``set_epoch`` before every epoch, so a resumed run sees the same order as an uninterrupted one."""
-
-    def __init__(self, size: int, seed: int = 0, shuffle: bool = True):
-        self.size, self.seed, self.shuffle, self.epoch = size, seed, shuffle, 0
-
-    def set_epoch(self, epoch: int) -> None:
-        self.epoch = epoch
-
-    def __len__(self) -> int:
-        return self.size
-
-    def __iter__(self):
-        if self.shuffle:
-            g = torch.Generator().manual_seed(self.seed * 1_000_003 + self.epoch)
-            order = torch.randperm(self.size, generator=g).tolist()
-        else:
-            order = range(self.size)
-        return iter((self.epoch, i) for i in order)

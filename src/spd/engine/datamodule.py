@@ -10,10 +10,11 @@ import lightning as L
 import torch
 
 from ..config.schema import ExperimentConfig
-from ..data.dataset import EpochSampler, ParsingDataset
+from ..data.dataset import ParsingDataset
 from ..data.detect import open_dataset
 from ..data.heatmaps import HeatmapCodec
 from ..data.reader import ParsingReader
+from ..data.sampling import EpochSampler, ResumableBatchSampler
 from ..data.synthetic import MANIFEST, SynthSpec, generate
 from ..data.transforms import train_transform
 from ..model import preset
@@ -44,6 +45,21 @@ class SPDDataModule(L.LightningDataModule):
         self.codec = HeatmapCodec(stride=preset(config.model.preset, **config.model.overrides()).output_stride)
         self.train_reader: ParsingReader | None = None
         self.val_reader: ParsingReader | None = None
+        self.skip_batches = 0  # batches of the epoch a mid-epoch checkpoint had already trained on
+
+    def state_dict(self) -> dict:
+        # Lightning's own progress counts the batches whose step has run, whatever the loader has
+        # prefetched; at an end-of-epoch checkpoint this is the whole epoch, so nothing is skipped.
+        trainer = self.trainer
+        if trainer is None or not trainer.training:
+            return {}
+        done = trainer.fit_loop.epoch_loop.batch_progress.current.processed
+        return {"batches_done": int(done % max(1, trainer.num_training_batches))}
+
+    def load_state_dict(self, state: dict) -> None:
+        # Lightning builds the training loader once per fit (before it restores the loops, so the
+        # epoch is not known yet); the skip applies to its first pass, the checkpoint's epoch.
+        self.skip_batches = int(state.get("batches_done", 0))
 
     def prepare_data(self) -> None:
         ensure_data(self.config)
@@ -56,20 +72,21 @@ class SPDDataModule(L.LightningDataModule):
             self.val_reader = open_dataset(root, d.val_split, d.densepose)
         return self.train_reader, self.val_reader
 
-    def _loader(self, dataset, batch_size: int, sampler=None, collate_fn=None) -> torch.utils.data.DataLoader:
+    def _loader(self, dataset, **kwargs) -> torch.utils.data.DataLoader:
         d = self.config.data
         return torch.utils.data.DataLoader(
-            dataset, batch_size=batch_size, sampler=sampler, num_workers=d.num_workers, collate_fn=collate_fn,
-            pin_memory=d.pin_memory and torch.cuda.is_available(),
-            persistent_workers=d.persistent_workers and d.num_workers > 0, drop_last=sampler is not None)
+            dataset, num_workers=d.num_workers, pin_memory=d.pin_memory and torch.cuda.is_available(),
+            persistent_workers=d.persistent_workers and d.num_workers > 0, **kwargs)
 
     def train_dataloader(self) -> torch.utils.data.DataLoader:
         reader, _ = self.readers()
         transform = train_transform(self.config.augment, reader.label_space)
         dataset = ParsingDataset(reader, transform, self.codec, self.config.data.skip_corrupt, self.config.train.seed)
-        return self._loader(dataset, self.config.data.batch_size, EpochSampler(len(dataset), self.config.train.seed))
+        sampler = EpochSampler(len(dataset), self.config.train.seed)
+        batches = ResumableBatchSampler(sampler, self.config.data.batch_size, drop_last=True, skip=self.skip_batches)
+        return self._loader(dataset, batch_sampler=batches)
 
     def val_dataloader(self) -> torch.utils.data.DataLoader:
         _, reader = self.readers()
         dataset = ParsingDataset(reader, None, self.codec, self.config.data.skip_corrupt)
-        return self._loader(dataset, 1, collate_fn=first_item)
+        return self._loader(dataset, batch_size=1, collate_fn=first_item)

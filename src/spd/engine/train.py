@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import logging
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -61,7 +62,11 @@ def train(config: ExperimentConfig, name: str = "run", device: str = "auto", res
         ckpt_path = str(run_dir / "checkpoints" / "last.ckpt") if resume is True else str(resume)
         if not Path(ckpt_path).is_file():
             raise FileNotFoundError(f"{ckpt_path}: no checkpoint to resume from")
-    trainer.fit(model, datamodule=data, ckpt_path=ckpt_path)
+    with warnings.catch_warnings():
+        # The data module makes the loader resume mid-epoch (SPDDataModule.state_dict); Lightning
+        # only knows of loaders that do it themselves and would warn that it is not resumable.
+        warnings.filterwarnings("ignore", message="You're resuming from a checkpoint that ended before the epoch ended")
+        trainer.fit(model, datamodule=data, ckpt_path=ckpt_path)
     metrics = {k: float(v) for k, v in trainer.callback_metrics.items()}
     return TrainResult(run_dir, run_dir / "checkpoints" / "last.ckpt", trainer.global_step, metrics)
 

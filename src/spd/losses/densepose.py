@@ -11,9 +11,10 @@ from .parsing import parsing_loss
 from .targets import resize_nearest
 
 
-def dp_index_loss(logits: torch.Tensor, target: torch.Tensor, has_target: torch.Tensor) -> torch.Tensor:
-    """logits [B, 25, h, w]; target [B, H, W] (255 ignore) -> scalar."""
-    return parsing_loss(logits, target, has_target)
+def dp_index_loss(logits: torch.Tensor, target: torch.Tensor, has_target: torch.Tensor,
+                  at: str = "output") -> torch.Tensor:
+    """logits [B, 25, h, w]; target [B, H, W] (255 ignore) -> scalar; ``at`` as :func:`parsing_loss`."""
+    return parsing_loss(logits, target, has_target, at)
 
 
 def dp_uv_loss(pred_uv: torch.Tensor, index: torch.Tensor, uv: torch.Tensor, valid: torch.Tensor,

@@ -10,7 +10,7 @@ from torch import nn
 
 from ..model.outputs import ModelOutput, StageOutput
 from .densepose import dp_index_loss, dp_uv_loss
-from .parsing import parsing_loss
+from .parsing import DENSE_AT, parsing_loss
 from .pose import pose_loss
 from .targets import resize_bilinear
 
@@ -22,6 +22,15 @@ class LossConfig:
     densepose: float = 1.0      # λd (applies to the part-index and the U, V terms)
     uv_weight: float = 1.0      # U, V term relative to the part-index term inside λd
     pose_mode: str = "l2"       # "l2" (JPPNet) or "mse"
+    # Resolution of the parsing and part-index cross-entropy: "output" (labels resized to the
+    # logits, JPPNet) or "input" (logits upsampled to the labels).
+    dense_at: str = "output"
+
+    def __post_init__(self) -> None:
+        if self.dense_at not in DENSE_AT:
+            raise ValueError(f"loss.dense_at must be one of {DENSE_AT}, got {self.dense_at!r}")
+        if self.pose_mode not in ("l2", "mse"):
+            raise ValueError(f"loss.pose_mode must be 'l2' or 'mse', got {self.pose_mode!r}")
 
 
 @dataclass
@@ -30,16 +39,17 @@ class LossOutput:
     terms: dict[str, torch.Tensor] = field(default_factory=dict)  # unweighted, summed over stages/scales
 
 
-def stage_terms(out: StageOutput, batch: dict[str, torch.Tensor], pose_mode: str) -> dict[str, torch.Tensor]:
+def stage_terms(out: StageOutput, batch: dict[str, torch.Tensor], config: LossConfig) -> dict[str, torch.Tensor]:
     terms = {}
     if out.parsing is not None:
-        terms["parsing"] = parsing_loss(out.parsing, batch["parsing"], batch["has_parsing"])
+        terms["parsing"] = parsing_loss(out.parsing, batch["parsing"], batch["has_parsing"], config.dense_at)
     if out.pose is not None:
         # Heatmaps are made at the full-scale grid; smaller input scales give smaller grids.
         heatmaps = resize_bilinear(batch["heatmaps"], out.pose.shape[-2:])
-        terms["pose"] = pose_loss(out.pose, heatmaps, batch["joint_weight"] * batch["has_pose"][:, None], pose_mode)
+        terms["pose"] = pose_loss(out.pose, heatmaps, batch["joint_weight"] * batch["has_pose"][:, None],
+                                   config.pose_mode)
     if out.dp_index is not None:
-        terms["dp_index"] = dp_index_loss(out.dp_index, batch["dp_index"], batch["has_densepose"])
+        terms["dp_index"] = dp_index_loss(out.dp_index, batch["dp_index"], batch["has_densepose"], config.dense_at)
         terms["dp_uv"] = dp_uv_loss(out.dp_uv, batch["dp_index"], batch["dp_uv"],
                                     batch["dp_uv_valid"] & batch["has_densepose"][:, None, None])
     return terms
@@ -60,7 +70,7 @@ class MultiTaskLoss(nn.Module):
             outputs += stages
         terms: dict[str, torch.Tensor] = {}
         for out in outputs:
-            for name, value in stage_terms(out, batch, self.config.pose_mode).items():
+            for name, value in stage_terms(out, batch, self.config).items():
                 terms[name] = terms[name] + value if name in terms else value
         weights = self.weights()
         total = sum(weights[name] * value for name, value in terms.items())

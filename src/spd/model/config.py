@@ -24,6 +24,10 @@ class ModelConfig:
     frozen_bn: bool = True
     scales: tuple[float, ...] = (1.0, 0.75, 0.5)  # the whole network runs at each; outputs are fused
     width: float = 1.0             # head channel multiplier (1.0 = JPPNet's widths)
+    # Head convs have no batch norm. JPPNet draws their weights from N(0, 0.01), which suits
+    # fine-tuning from ImageNet; from scratch the signal fades through the ~10 convs of a pose or
+    # refinement branch, and "kaiming" (He, fan-in) keeps its scale.
+    head_init: str = "jppnet"      # "jppnet" or "kaiming"
     parsing_space: str = "lip"     # label space of the parsing head: "lip" (20 classes) or "atr" (18)
     num_joints: int = 16
 
@@ -38,6 +42,8 @@ class ModelConfig:
                     raise ValueError(f"model feeds[{task!r}] names {bad}, which are not other tasks of this model")
         if self.refine_stages < 0:
             raise ValueError(f"refine_stages must be >= 0, got {self.refine_stages}")
+        if self.head_init not in ("jppnet", "kaiming"):
+            raise ValueError(f"head_init must be 'jppnet' or 'kaiming', got {self.head_init!r}")
         if self.parsing_space not in ("lip", "atr"):
             raise ValueError(f"parsing_space must be 'lip' or 'atr', got {self.parsing_space!r}")
         if not self.scales or self.scales[0] != 1.0:
@@ -65,9 +71,10 @@ PRESETS: dict[str, ModelConfig] = {
     "spd": ModelConfig(name="spd"),
 }
 # A CPU-sized SPD: ResNet-18, quarter-width heads, one refinement stage, one scale. It is meant to
-# train from scratch, so its batch-norm statistics update (frozen statistics suit pretrained weights).
+# train from scratch, so its batch-norm statistics update (frozen statistics suit pretrained weights)
+# and its heads start from He initialisation.
 PRESETS["light"] = replace(PRESETS["spd"], name="light", depth=18, width=0.25, refine_stages=1, scales=(1.0,),
-                           frozen_bn=False)
+                           frozen_bn=False, head_init="kaiming")
 
 
 def preset(name: str, **overrides) -> ModelConfig:

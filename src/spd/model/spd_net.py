@@ -54,6 +54,10 @@ class SPDNet(nn.Module):
                 stage[t] = RefineBranch(t, inputs, features[t], channels[t], config.width)
             features = {t: stage[t].feature_channels for t in config.tasks}
             self.refine.append(stage)
+        if config.head_init == "kaiming":
+            for module in [*self.initial.modules(), *self.refine.modules()]:
+                if isinstance(module, nn.Conv2d):
+                    nn.init.kaiming_normal_(module.weight, nonlinearity="relu")
         self.register_buffer("mean", torch.tensor(normalisation.mean).view(1, 3, 1, 1), persistent=False)
         self.register_buffer("std", torch.tensor(normalisation.std).view(1, 3, 1, 1), persistent=False)
 
