@@ -35,6 +35,11 @@ def test_unknown_keys_and_bad_values_name_the_key_and_file(tmp_path):
         load_config(path)
     with pytest.raises(ConfigError, match="expected key=value"):
         load_config(None, ["train.max_epochs"])
+    # A union takes either form; a value fitting neither names both.
+    assert load_config(None, ["train.devices=4"])[0].train.devices == 4
+    assert load_config(None, ["train.devices=auto"])[0].train.devices == "auto"
+    with pytest.raises(ConfigError, match="train.devices: expected an integer or a string, got"):
+        load_config(None, ["train.devices=[1, 2]"])
 
 
 def test_base_files_and_overrides(tmp_path):

@@ -48,8 +48,13 @@ def _convert(value: Any, hint: Any, where: str) -> Any:
     if origin in (typing.Union, types.UnionType):
         if value is None and type(None) in args:
             return None
-        inner = [a for a in args if a is not type(None)]
-        return _convert(value, inner[0], where)
+        errors = []
+        for inner in (a for a in args if a is not type(None)):
+            try:
+                return _convert(value, inner, where)
+            except ConfigError as err:
+                errors.append(str(err).split(": expected ", 1)[-1].split(", got ", 1)[0])
+        raise ConfigError(f"{where}: expected {' or '.join(errors)}, got {value!r}")
     if dataclasses.is_dataclass(hint):
         if not isinstance(value, dict):
             raise ConfigError(f"{where}: expected a mapping, got {value!r}")

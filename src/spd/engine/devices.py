@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 
 
-def parse_device(device: str, devices: str = "auto") -> tuple[str, str | int | list[int]]:
+def parse_device(device: str, devices: int | str = "auto") -> tuple[str, str | int | list[int]]:
     """(accelerator, devices) for the Trainer. ``cuda:n`` picks GPU n; ``cuda`` uses ``devices``."""
     if device == "auto":
         device = "cuda" if torch.cuda.is_available() else "cpu"
@@ -23,7 +23,7 @@ def parse_device(device: str, devices: str = "auto") -> tuple[str, str | int | l
     raise ValueError(f"--device must be auto, cpu, cuda or cuda:N, got {device!r}")
 
 
-def _count(devices: str) -> int:
+def _count(devices: int | str) -> int:
     try:
         return int(devices)
     except ValueError:

@@ -50,7 +50,7 @@ class SPDModule(L.LightningModule):
     def training_step(self, batch: dict[str, Any], batch_idx: int) -> torch.Tensor:
         loss = self.criterion(self(batch["image"]), batch)
         if not torch.isfinite(loss.total):
-            terms = ", ".join(f"{k}={float(v):.4g}" for k, v in loss.terms.items())
+            terms = ", ".join(f"{k}={float(v.detach()):.4g}" for k, v in loss.terms.items())
             raise FloatingPointError(f"training stopped at step {self.global_step}: the loss is "
                                      f"{float(loss.total)} ({terms})")
         size = batch["image"].shape[0]
