@@ -157,8 +157,7 @@ def test_evaluate_saved_predictions_and_cross_dataset(tmp_path, data_root, capsy
 def test_ddp_training_on_two_cpu_processes(tmp_path, data_root):
     """`spd train` with DDP over two CPU processes (gloo), as a user runs it: Lightning starts the
     second rank by re-running the command. Each rank trains on its half of every epoch, so an
-    epoch of 96 images in batches of 8 takes 6 steps instead of 12, and both ranks end with the
-    same weights (DDP averages the gradients)."""
+    epoch of 96 images in batches of 8 takes 6 steps instead of 12."""
     sets = [item for o in overrides(tmp_path, data_root, 2, "ddp") for item in ("--set", o)]
     config = tmp_path / "ddp.yaml"
     config.write_text("train: {devices: 2, strategy: ddp}\n")

@@ -51,7 +51,7 @@ class SPDDataModule(L.LightningDataModule):
         # Lightning's own progress counts the batches whose step has run, whatever the loader has
         # prefetched; at an end-of-epoch checkpoint this is the whole epoch, so nothing is skipped.
         trainer = self.trainer
-        if trainer is None or not trainer.training:
+        if trainer is None or trainer.state.fn != "fit":
             return {}
         done = trainer.fit_loop.epoch_loop.batch_progress.current.processed
         return {"batches_done": int(done % max(1, trainer.num_training_batches))}

@@ -8,10 +8,10 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-DENSE_AT = ("output", "input")
-
 from ..labels import IGNORE_INDEX
 from .targets import resize_nearest
+
+DENSE_AT = ("output", "input")
 
 
 def parsing_loss(logits: torch.Tensor, target: torch.Tensor, has_target: torch.Tensor,

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import torch
 
+POSE_MODES = ("l2", "mse")
+
 
 def pose_loss(pred: torch.Tensor, target: torch.Tensor, joint_weight: torch.Tensor, mode: str = "l2") -> torch.Tensor:
     """pred, target [B, K, h, w]; joint_weight [B, K] in {0, 1} -> scalar.
@@ -21,4 +23,4 @@ def pose_loss(pred: torch.Tensor, target: torch.Tensor, joint_weight: torch.Tens
         return (norms * has).sum() / has.sum().clamp_min(1)
     if mode == "mse":
         return sq.sum() / (joint_weight.sum() * pred.shape[-1] * pred.shape[-2]).clamp_min(1)
-    raise ValueError(f"unknown pose loss {mode!r}; expected 'l2' or 'mse'")
+    raise ValueError(f"unknown pose loss {mode!r}; expected one of {POSE_MODES}")

@@ -11,7 +11,7 @@ from torch import nn
 from ..model.outputs import ModelOutput, StageOutput
 from .densepose import dp_index_loss, dp_uv_loss
 from .parsing import DENSE_AT, parsing_loss
-from .pose import pose_loss
+from .pose import POSE_MODES, pose_loss
 from .targets import resize_bilinear
 
 
@@ -29,8 +29,8 @@ class LossConfig:
     def __post_init__(self) -> None:
         if self.dense_at not in DENSE_AT:
             raise ValueError(f"loss.dense_at must be one of {DENSE_AT}, got {self.dense_at!r}")
-        if self.pose_mode not in ("l2", "mse"):
-            raise ValueError(f"loss.pose_mode must be 'l2' or 'mse', got {self.pose_mode!r}")
+        if self.pose_mode not in POSE_MODES:
+            raise ValueError(f"loss.pose_mode must be one of {POSE_MODES}, got {self.pose_mode!r}")
 
 
 @dataclass
