@@ -155,16 +155,30 @@ def test_evaluate_saved_predictions_and_cross_dataset(tmp_path, data_root, capsy
 
 
 def test_ddp_training_on_two_cpu_processes(tmp_path, data_root):
-    """`spd train` with DDP over two CPU processes (gloo), as a user runs it: Lightning starts the
-    second rank by re-running the command. Each rank trains on its half of every epoch, so an
-    epoch of 96 images in batches of 8 takes 6 steps instead of 12."""
+    """`spd train --devices 2 --strategy ddp` over two CPU processes (gloo), as a user runs it:
+    Lightning starts the second rank by re-running the command. Each rank trains on its half of
+    every epoch, so an epoch of 96 images in batches of 8 takes 6 steps instead of 12."""
     sets = [item for o in overrides(tmp_path, data_root, 2, "ddp") for item in ("--set", o)]
-    config = tmp_path / "ddp.yaml"
-    config.write_text("train: {devices: 2, strategy: ddp}\n")
-    command = [sys.executable, "-m", "spd", "train", str(config), *sets, "--device", "cpu"]
+    config = tmp_path / "run.yaml"
+    config.write_text("train: {}\n")
+    command = [sys.executable, "-m", "spd", "train", str(config), *sets, "--device", "cpu", "--devices", "2", "--strategy", "ddp"]
     env = {**os.environ, "HF_HUB_OFFLINE": "1"}
     done = subprocess.run(command, capture_output=True, text=True, timeout=600, env=env)
     assert done.returncode == 0, done.stderr[-3000:]
     checkpoint = torch.load(tmp_path / "runs" / "ddp" / "checkpoints" / "last.ckpt", weights_only=True)
     assert checkpoint["global_step"] == 12 and checkpoint["epoch"] == 1
-    assert checkpoint["hyper_parameters"]["config"]["train"]["strategy"] == "ddp"
+    saved = checkpoint["hyper_parameters"]["config"]["train"]
+    assert (saved["strategy"], saved["devices"]) == ("ddp", 2)
+
+
+def test_bf16_mixed_precision_trains(tmp_path, data_root, capsys):
+    """--precision bf16-mixed (the paper configs' setting) through the CLI; CPU autocast here,
+    the same Lightning plugin on a GPU. The losses must stay finite."""
+    sets = [item for o in overrides(tmp_path, data_root, 1, "bf16") + ["train.max_steps=3"] for item in ("--set", o)]
+    config = tmp_path / "run.yaml"
+    config.write_text("train: {}\n")
+    assert main(["train", str(config), *sets, "--device", "cpu", "--precision", "bf16-mixed"]) == 0
+    checkpoint = torch.load(tmp_path / "runs" / "bf16" / "checkpoints" / "last.ckpt", weights_only=True)
+    assert checkpoint["global_step"] == 3
+    assert checkpoint["hyper_parameters"]["config"]["train"]["precision"] == "bf16-mixed"
+    assert all(p.dtype == torch.float32 for p in checkpoint["state_dict"].values() if p.is_floating_point())

@@ -14,12 +14,23 @@ from ..data.detect import open_dataset
 from ..labels import load_mapping
 
 
+TRAIN_FLAGS = (
+    ("--devices", "devices", str, "processes per node: a number or 'auto'"),
+    ("--num-nodes", "num_nodes", int, "machines taking part (each runs the same command)"),
+    ("--strategy", "strategy", str, "Lightning strategy, e.g. ddp"),
+    ("--precision", "precision", str, "e.g. bf16-mixed, 16-mixed, 32-true"),
+)
+
+
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("train", help="train a model from a YAML config")
     p.add_argument("config", type=Path)
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="override a config value, e.g. --set train.max_epochs=3 (repeatable)")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
+    # Shortcuts for the train section, so that one command scales from a laptop to several nodes.
+    for flag, key, kind, text in TRAIN_FLAGS:
+        p.add_argument(flag, dest=key, type=kind, default=None, help=f"{text} (sets train.{key})")
     p.add_argument("--resume", nargs="?", const=True, default=False, metavar="CHECKPOINT",
                    help="continue the run from its last checkpoint (or the one given)")
     p.set_defaults(func=cmd_train)
@@ -52,7 +63,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 def cmd_train(args: argparse.Namespace) -> int:
     from ..engine.train import train
 
-    config, _ = load_config(args.config, args.overrides)
+    flags = [f"train.{key}={getattr(args, key)}" for _, key, _, _ in TRAIN_FLAGS if getattr(args, key) is not None]
+    config, _ = load_config(args.config, [*args.overrides, *flags])
     result = train(config, name=args.config.stem, device=args.device, resume=args.resume)
     print(f"run: {result.run_dir}  last checkpoint: {result.last_checkpoint}  steps: {result.global_step}")
     print(json.dumps({k: round(v, 4) for k, v in result.metrics.items()}, indent=1))
