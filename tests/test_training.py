@@ -129,6 +129,27 @@ def test_nan_loss_stops_training_naming_the_step_and_term(tmp_path, data_root, m
         train(config, device="cpu", progress=False)
 
 
+def test_checkpoints_kept_and_earlier_runs_protected(tmp_path, data_root, capsys):
+    """keep_checkpoints=1 keeps the newest epoch beside last.ckpt; a new run of the same name
+    refuses to mix with the earlier run's checkpoints unless told to resume or overwrite."""
+    config, _ = load_config(None, overrides(tmp_path, data_root, 3, "keep") + [
+        "train.keep_checkpoints=1", "train.val_every_n_epochs=1000"])
+    train(config, device="cpu", progress=False)
+    folder = tmp_path / "runs" / "keep" / "checkpoints"
+    assert sorted(p.name for p in folder.iterdir()) == ["epoch002-step000036.ckpt", "last.ckpt"]
+    with pytest.raises(FileExistsError, match=r"keep/checkpoints holds 2 checkpoint\(s\) of an earlier run"):
+        train(config, device="cpu", progress=False)
+    config_file = tmp_path / "keep.yaml"
+    config_file.write_text("train: {}\n")
+    sets = [item for o in overrides(tmp_path, data_root, 1, "keep") + ["train.max_steps=2", "train.keep_checkpoints=0"]
+            for item in ("--set", o)]
+    assert main(["train", str(config_file), *sets, "--device", "cpu"]) == 2
+    assert "--overwrite" in capsys.readouterr().err
+    assert main(["train", str(config_file), *sets, "--device", "cpu", "--overwrite"]) == 0
+    assert sorted(p.name for p in folder.iterdir()) == ["last.ckpt"]
+    assert torch.load(folder / "last.ckpt", weights_only=True)["global_step"] == 2
+
+
 def test_evaluate_saved_predictions_and_cross_dataset(tmp_path, data_root, capsys):
     reader = open_dataset(data_root, "val")
     preds = tmp_path / "preds"

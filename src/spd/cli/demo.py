@@ -51,7 +51,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
         generate(root, SynthSpec(num=synth.num, domain=synth.domain, seed=synth.seed, size=synth.size,
                                  val_fraction=synth.val_fraction), progress=bar.update)
     print("2/4 train", flush=True)
-    result = train(config, name="train", device=args.device)
+    # The demo owns its folder: running it again trains afresh.
+    result = train(config, name="train", device=args.device, overwrite=True)
 
     model, _ = load_model(result.last_checkpoint, torch_device(args.device))
     reader = open_dataset(root, config.data.val_split)

@@ -28,7 +28,8 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, format="%(levelname)s: %(message)s")
     try:
         return int(args.func(args) or 0)
-    except (DataError, ConfigError, WeightsError, ValueError, KeyError, FileNotFoundError, FloatingPointError) as err:
+    except (DataError, ConfigError, WeightsError, ValueError, KeyError, FileNotFoundError, FileExistsError,
+            FloatingPointError) as err:
         print(f"spd: error: {err}", file=sys.stderr)
         return 2
 

@@ -33,6 +33,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         p.add_argument(flag, dest=key, type=kind, default=None, help=f"{text} (sets train.{key})")
     p.add_argument("--resume", nargs="?", const=True, default=False, metavar="CHECKPOINT",
                    help="continue the run from its last checkpoint (or the one given)")
+    p.add_argument("--overwrite", action="store_true", help="delete the checkpoints of an earlier run of this name")
     p.set_defaults(func=cmd_train)
 
     p = sub.add_parser("evaluate", help="evaluate a checkpoint, or saved predictions, on a dataset split")
@@ -65,7 +66,8 @@ def cmd_train(args: argparse.Namespace) -> int:
 
     flags = [f"train.{key}={getattr(args, key)}" for _, key, _, _ in TRAIN_FLAGS if getattr(args, key) is not None]
     config, _ = load_config(args.config, [*args.overrides, *flags])
-    result = train(config, name=args.config.stem, device=args.device, resume=args.resume)
+    result = train(config, name=args.config.stem, device=args.device, resume=args.resume,
+                   overwrite=args.overwrite)
     print(f"run: {result.run_dir}  last checkpoint: {result.last_checkpoint}  steps: {result.global_step}")
     print(json.dumps({k: round(v, 4) for k, v in result.metrics.items()}, indent=1))
     return 0

@@ -74,8 +74,15 @@ class TrainConfig:
     name: str | None = None             # run folder name; default: the config file's stem
     val_every_n_epochs: int = 1
     checkpoint_every_n_steps: int = 0   # 0: at the end of every epoch only
+    # A full SPD checkpoint (weights + SGD momentum) is about 1 GB: keep the k newest besides
+    # last.ckpt; -1 keeps every one, 0 only last.ckpt.
+    keep_checkpoints: int = 3
     log_every_n_steps: int = 10
     deterministic: bool = False
+
+    def __post_init__(self) -> None:
+        if self.keep_checkpoints < -1:
+            raise ValueError(f"train.keep_checkpoints must be -1 (all), 0 or a count, got {self.keep_checkpoints}")
 
 
 @dataclass(frozen=True)

@@ -52,7 +52,7 @@ class SPDModule(L.LightningModule):
         if not torch.isfinite(loss.total):
             terms = ", ".join(f"{k}={float(v.detach()):.4g}" for k, v in loss.terms.items())
             raise FloatingPointError(f"training stopped at step {self.global_step}: the loss is "
-                                     f"{float(loss.total)} ({terms})")
+                                     f"{float(loss.total.detach())} ({terms})")
         size = batch["image"].shape[0]
         self.log("loss", loss.total, prog_bar=True, batch_size=size)
         self.log_dict({f"train/{k}": v.detach() for k, v in loss.terms.items()}, prog_bar=True, batch_size=size)

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import logging
+import shutil
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,22 +33,26 @@ class TrainResult:
 
 
 def train(config: ExperimentConfig, name: str = "run", device: str = "auto", resume: bool | str = False,
-          progress: bool = True, callbacks: list | None = None) -> TrainResult:
+          progress: bool = True, callbacks: list | None = None, overwrite: bool = False) -> TrainResult:
     """Trains; ``resume=True`` continues from the run's last checkpoint, a path from that file.
-    Logs of a resumed run go to a new version folder beside the earlier ones."""
+    Logs of a resumed run go to a new version folder beside the earlier ones. A run folder that
+    already holds checkpoints is an error unless resuming, or ``overwrite`` (which deletes them)."""
     t = config.train
+    run_dir = Path(t.out_dir) / (t.name or name)
+    claim_run_dir(run_dir, resume=bool(resume), overwrite=overwrite)
     L.seed_everything(t.seed, workers=True, verbose=False)
     data = SPDDataModule(config)
     parsing_space = data.readers()[0].label_space
-    run_dir = Path(t.out_dir) / (t.name or name)
     resolved = to_dict(config)
     write_text(run_dir / "config.yaml", yaml.safe_dump(resolved, sort_keys=False))
 
     model = SPDModule(resolved, parsing_space)
     accelerator, devices = parse_device(device, t.devices)
     checkpoint = ModelCheckpoint(dirpath=run_dir / "checkpoints", filename="epoch{epoch:03d}-step{step:06d}",
-                                 auto_insert_metric_name=False, save_last=True, save_top_k=-1,
-                                 every_n_train_steps=t.checkpoint_every_n_steps or None)
+                                 auto_insert_metric_name=False, save_last=True, **keep_newest(t.keep_checkpoints),
+                                 every_n_train_steps=t.checkpoint_every_n_steps or None,
+                                 # at every epoch's end, whatever the validation schedule
+                                 save_on_train_epoch_end=True)
     trainer = L.Trainer(
         accelerator=accelerator, devices=devices, num_nodes=t.num_nodes, strategy=t.strategy,
         precision=t.precision, max_epochs=t.max_epochs, max_steps=t.max_steps,
@@ -69,4 +74,24 @@ def train(config: ExperimentConfig, name: str = "run", device: str = "auto", res
         trainer.fit(model, datamodule=data, ckpt_path=ckpt_path)
     metrics = {k: float(v) for k, v in trainer.callback_metrics.items()}
     return TrainResult(run_dir, run_dir / "checkpoints" / "last.ckpt", trainer.global_step, metrics)
+
+
+def keep_newest(k: int) -> dict:
+    """ModelCheckpoint arguments that keep the ``k`` newest checkpoints (-1: all)."""
+    # Without a monitored value Lightning can keep all or one; ranking by step keeps the newest k.
+    return {"save_top_k": k} if k in (-1, 0) else {"save_top_k": k, "monitor": "step", "mode": "max"}
+
+
+def claim_run_dir(run_dir: Path, resume: bool, overwrite: bool) -> None:
+    """Refuses to mix a new run's checkpoints with an earlier run's, which a later --resume or
+    evaluation would then pick up; under DDP every rank passes here before any checkpoint exists."""
+    folder = run_dir / "checkpoints"
+    earlier = sorted(folder.glob("*.ckpt")) if folder.is_dir() else []
+    if not earlier or resume:
+        return
+    if not overwrite:
+        raise FileExistsError(f"{folder} holds {len(earlier)} checkpoint(s) of an earlier run: continue it with "
+                              "--resume, pick another train.name, or pass --overwrite to delete them")
+    log.warning("deleting %d checkpoint(s) of an earlier run in %s (--overwrite)", len(earlier), folder)
+    shutil.rmtree(folder, ignore_errors=True)  # ignore_errors: other DDP ranks may delete at once
 
