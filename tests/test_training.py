@@ -30,6 +30,14 @@ def overrides(tmp_path, data_root, epochs, name="run"):
             f"train.name={name}", "train.log_every_n_steps=4", "eval.input_size=[96, 64]"]
 
 
+def cli_args(tmp_path, data_root, epochs, name, *extra):
+    """`spd train` arguments for the same run as :func:`overrides`: a config file and --set pairs."""
+    config = tmp_path / f"{name}.yaml"
+    config.write_text("train: {}\n")
+    return [str(config)] + [item for o in overrides(tmp_path, data_root, epochs, name) + list(extra)
+                            for item in ("--set", o)]
+
+
 @pytest.fixture(scope="module")
 def data_root(tmp_path_factory):
     # Domain B in the LIP layout: calm backgrounds, so a few CPU epochs learn visible structure.
@@ -139,13 +147,10 @@ def test_checkpoints_kept_and_earlier_runs_protected(tmp_path, data_root, capsys
     assert sorted(p.name for p in folder.iterdir()) == ["epoch002-step000036.ckpt", "last.ckpt"]
     with pytest.raises(FileExistsError, match=r"keep/checkpoints holds 2 checkpoint\(s\) of an earlier run"):
         train(config, device="cpu", progress=False)
-    config_file = tmp_path / "keep.yaml"
-    config_file.write_text("train: {}\n")
-    sets = [item for o in overrides(tmp_path, data_root, 1, "keep") + ["train.max_steps=2", "train.keep_checkpoints=0"]
-            for item in ("--set", o)]
-    assert main(["train", str(config_file), *sets, "--device", "cpu"]) == 2
+    args = cli_args(tmp_path, data_root, 1, "keep", "train.max_steps=2", "train.keep_checkpoints=0")
+    assert main(["train", *args, "--device", "cpu"]) == 2
     assert "--overwrite" in capsys.readouterr().err
-    assert main(["train", str(config_file), *sets, "--device", "cpu", "--overwrite"]) == 0
+    assert main(["train", *args, "--device", "cpu", "--overwrite"]) == 0
     assert sorted(p.name for p in folder.iterdir()) == ["last.ckpt"]
     assert torch.load(folder / "last.ckpt", weights_only=True)["global_step"] == 2
 
@@ -179,10 +184,8 @@ def test_ddp_training_on_two_cpu_processes(tmp_path, data_root):
     """`spd train --devices 2 --strategy ddp` over two CPU processes (gloo), as a user runs it:
     Lightning starts the second rank by re-running the command. Each rank trains on its half of
     every epoch, so an epoch of 96 images in batches of 8 takes 6 steps instead of 12."""
-    sets = [item for o in overrides(tmp_path, data_root, 2, "ddp") for item in ("--set", o)]
-    config = tmp_path / "run.yaml"
-    config.write_text("train: {}\n")
-    command = [sys.executable, "-m", "spd", "train", str(config), *sets, "--device", "cpu", "--devices", "2", "--strategy", "ddp"]
+    command = [sys.executable, "-m", "spd", "train", *cli_args(tmp_path, data_root, 2, "ddp"), "--device", "cpu",
+               "--devices", "2", "--strategy", "ddp"]
     env = {**os.environ, "HF_HUB_OFFLINE": "1"}
     done = subprocess.run(command, capture_output=True, text=True, timeout=600, env=env)
     assert done.returncode == 0, done.stderr[-3000:]
@@ -192,13 +195,11 @@ def test_ddp_training_on_two_cpu_processes(tmp_path, data_root):
     assert (saved["strategy"], saved["devices"]) == ("ddp", 2)
 
 
-def test_bf16_mixed_precision_trains(tmp_path, data_root, capsys):
+def test_bf16_mixed_precision_trains(tmp_path, data_root):
     """--precision bf16-mixed (the paper configs' setting) through the CLI; CPU autocast here,
     the same Lightning plugin on a GPU. The losses must stay finite."""
-    sets = [item for o in overrides(tmp_path, data_root, 1, "bf16") + ["train.max_steps=3"] for item in ("--set", o)]
-    config = tmp_path / "run.yaml"
-    config.write_text("train: {}\n")
-    assert main(["train", str(config), *sets, "--device", "cpu", "--precision", "bf16-mixed"]) == 0
+    args = cli_args(tmp_path, data_root, 1, "bf16", "train.max_steps=3")
+    assert main(["train", *args, "--device", "cpu", "--precision", "bf16-mixed"]) == 0
     checkpoint = torch.load(tmp_path / "runs" / "bf16" / "checkpoints" / "last.ckpt", weights_only=True)
     assert checkpoint["global_step"] == 3
     assert checkpoint["hyper_parameters"]["config"]["train"]["precision"] == "bf16-mixed"

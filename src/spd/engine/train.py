@@ -86,7 +86,7 @@ def claim_run_dir(run_dir: Path, resume: bool, overwrite: bool) -> None:
     """Refuses to mix a new run's checkpoints with an earlier run's, which a later --resume or
     evaluation would then pick up; under DDP every rank passes here before any checkpoint exists."""
     folder = run_dir / "checkpoints"
-    earlier = sorted(folder.glob("*.ckpt")) if folder.is_dir() else []
+    earlier = list(folder.glob("*.ckpt"))  # nothing when the folder does not exist
     if not earlier or resume:
         return
     if not overwrite:
