@@ -25,6 +25,9 @@ if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
 fi
 
 export HF_HUB_OFFLINE=1
+# Idle OpenMP threads sleep instead of spinning: on a small shared machine spinning threads cost
+# up to 5x the CPU per training step (spd's command line sets the same default for itself).
+export OMP_WAIT_POLICY="${OMP_WAIT_POLICY:-PASSIVE}"
 cmd="${1:-demo}"
 shift || true
 case "$cmd" in

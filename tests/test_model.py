@@ -5,6 +5,7 @@ from torchvision.models import resnet50
 
 from spd.model import PRESETS, SPDNet, preset
 from spd.model.backbone import Backbone
+from spd.model.encoders import ENCODERS, Encoder
 from spd.model.weights import WeightsError, load_backbone_weights
 
 TINY = dict(depth=18, width=0.125)
@@ -42,14 +43,15 @@ def test_every_preset_gives_shapes_and_gradients(name):
     out = model(x)
     assert len(out.stages) == config.refine_stages + 1
     final = out.final
+    grid = (64 // config.output_stride, 48 // config.output_stride)  # 8 x 6 (dilated), 16 x 12 (fpn)
     for task, attr, channels in (("parsing", "parsing", 20), ("pose", "pose", 16), ("densepose", "dp_index", 25)):
         value = getattr(final, attr)
         if task in config.tasks:
-            assert value.shape == (2, channels, 8, 6), (task, value.shape)
+            assert value.shape == (2, channels, *grid), (task, value.shape)
         else:
             assert value is None
     if "densepose" in config.tasks:
-        assert final.dp_uv.shape == (2, 2, 24, 8, 6) and 0 <= final.dp_uv.min() and final.dp_uv.max() <= 1
+        assert final.dp_uv.shape == (2, 2, 24, *grid) and 0 <= final.dp_uv.min() and final.dp_uv.max() <= 1
     if len(config.scales) > 1:
         assert out.scales[0.5][0].parsing.shape[-2:] == (4, 3)
     total = sum(t.float().mean() for s in out.stages for t in vars(s).values() if t is not None)
@@ -59,11 +61,35 @@ def test_every_preset_gives_shapes_and_gradients(name):
             assert p.grad is not None and torch.isfinite(p.grad).all(), n
 
 
-def test_refinement_reads_the_configured_feeders():
-    spd, s = SPDNet(preset("spd", **TINY)), SPDNet(preset("s", **TINY))
+@pytest.mark.parametrize("prefix", ["", "cpu_"])
+def test_refinement_reads_the_configured_feeders(prefix):
+    spd, s = SPDNet(preset(f"{prefix}spd", **TINY)), SPDNet(preset(f"{prefix}s", **TINY))
     assert len(spd.refine[0]["parsing"].remaps) == 3  # own, pose, densepose
     assert len(s.refine[0]["parsing"].remaps) == 1
     assert [m[0].in_channels for m in spd.refine[0]["pose"].remaps] == [16, 20, 73]
+
+
+@pytest.mark.parametrize("name", sorted(ENCODERS))
+def test_encoders_give_the_strides_and_channels_they_declare(name):
+    encoder = Encoder(name).eval()
+    features = encoder(torch.randn(1, 3, 64, 96))
+    spec = ENCODERS[name]
+    assert [f.shape[1] for f in features] == list(spec.channels)
+    assert [(64 // f.shape[2], 96 // f.shape[3]) for f in features] == [(s, s) for s in spec.strides]
+
+
+def test_cpu_family_decodes_to_the_finest_stride_with_the_chosen_encoder():
+    model = SPDNet(preset("cpu_sp", backbone="resnet34", decoder_width=32, head_width=16)).eval()
+    assert isinstance(model.backbone, Encoder) and model.backbone.name == "resnet34"
+    out = model(torch.randn(1, 3, 96, 64))
+    assert out.final.parsing.shape == (1, 20, 24, 16) and out.final.pose.shape == (1, 16, 24, 16)
+    # The stride is the encoder's, stated in the config: a mismatch is an error naming it.
+    with pytest.raises(ValueError, match="output_stride 8"):
+        preset("cpu_spd", output_stride=8)
+    with pytest.raises(ValueError, match="unknown model backbone 'vgg'"):
+        preset("cpu_spd", backbone="vgg")
+    with pytest.raises(ValueError, match="family"):
+        preset("cpu_spd", family="unet")
 
 
 def test_bad_configs_name_the_key():

@@ -24,7 +24,7 @@ pytestmark = pytest.mark.slow
 
 def overrides(tmp_path, data_root, epochs, name="run"):
     return [f"data.root={data_root}", "data.synthetic={domain: B, num: 120, size: 96, seed: 1, val_fraction: 0.2}",
-            "model.preset=light", "model.output_stride=16", "augment.size=[96, 64]", "augment.fit=true",
+            "model.preset=cpu_spd", "model.decoder_width=32", "model.head_width=32", "augment.size=[96, 64]", "augment.fit=true",
             "augment.rotation=0.0", "data.batch_size=8", "data.num_workers=0", "optim.name=adamw", "optim.lr=0.003",
             "optim.weight_decay=0.0001", f"train.max_epochs={epochs}", f"train.out_dir={tmp_path / 'runs'}",
             f"train.name={name}", "train.log_every_n_steps=4", "eval.input_size=[96, 64]"]
@@ -56,6 +56,21 @@ def background_baseline(reader):
         item = dataset[i]
         evaluator.update(Prediction(parsing=torch.zeros_like(item["parsing"])), item)
     return evaluator.result({})
+
+
+def mean_pose_pckh(train_reader, reader):
+    """PCKh of predicting every joint at its mean position over the training images (relative to
+    the image size): what a model that ignores the image scores."""
+    positions = []
+    for item in ParsingDataset(train_reader):
+        h, w = item["parsing"].shape
+        positions.append(item["keypoints"][:, :2] / torch.tensor([w, h]))
+    mean = torch.nanmean(torch.stack(positions), 0)
+    evaluator = Evaluator("lip", "lip", pose=True, densepose=False)
+    for item in ParsingDataset(reader):
+        h, w = item["parsing"].shape
+        evaluator.update(Prediction(keypoints=mean * torch.tensor([w, h])), item)
+    return evaluator.result({}).pose["pckh"]["Total"]
 
 
 class Interrupted(RuntimeError):
@@ -100,25 +115,22 @@ def test_an_interrupted_run_resumes_exactly(tmp_path, data_root, straight_run, s
     assert any((resumed.run_dir / "tensorboard").iterdir())
 
 
-def test_a_short_training_learns_far_above_chance(tmp_path, data_root):
-    """Train until the light model fits a 24-image split (no random augmentation), save, reload the
-    checkpoint and score 8 of those images with the official protocol: far above predicting
-    background everywhere.
-
-    This measures that the whole pipeline learns (fitting), not generalisation: from scratch on a
-    CPU, held-out accuracy needs far more steps than a test can take (see the README's demo)."""
-    config, _ = load_config(None, overrides(tmp_path, data_root, 60, "learn") + [
-        "data.train_split=val", "data.val_split=val", "model.output_stride=8", "augment.flip=0.0",
-        "augment.scale=[1.0, 1.0]", "augment.random_crop=false", "train.val_every_n_epochs=1000",
-        "optim.lr=0.001", "optim.poly_power=0.0"])
+def test_a_short_training_learns_far_above_chance_on_held_out_images(tmp_path, data_root):
+    """Train the CPU family's SPD model on 96 images (288 steps), save once, reload the checkpoint and score the
+    24 held-out val images with the official protocol: parsing far above predicting background
+    everywhere, and keypoints far above a constant guess (the mean joint position)."""
+    config, _ = load_config(None, overrides(tmp_path, data_root, 24, "learn") + [
+        "train.val_every_n_epochs=1000", "train.keep_checkpoints=0", "loss.dense_at=input", "loss.pose=0.1"])
     result = train(config, device="cpu", progress=False)
+    assert len(list((result.run_dir / "checkpoints").iterdir())) == 1  # last.ckpt, nothing else kept
     model, _ = load_model(result.last_checkpoint)
     reader = open_dataset(data_root, "val")
-    reader.records[:] = reader.records[:8]
     scores = evaluate_model(model, reader, config.eval, num_workers=0)
     chance = background_baseline(reader)
-    assert scores.parsing["miou"] > 3 * chance.parsing["miou"], (scores.parsing, chance.parsing)
-    assert scores.parsing["pixel_accuracy"] > chance.parsing["pixel_accuracy"] + 10
+    assert scores.parsing["miou"] > 2 * chance.parsing["miou"], (scores.parsing, chance.parsing)
+    assert scores.parsing["pixel_accuracy"] > chance.parsing["pixel_accuracy"] + 5
+    # Domain B's people stand upright near the centre, so the constant guess already scores ~54.
+    assert scores.pose["pckh"]["Total"] > mean_pose_pckh(open_dataset(data_root, "train"), reader) + 25, scores.pose
 
 
 def test_nan_loss_stops_training_naming_the_step_and_term(tmp_path, data_root, monkeypatch):

@@ -1,5 +1,5 @@
 """``spd demo``: the main job on the embedded default. Generates the synthetic dataset, trains the
-``light`` preset on it (CPU, minutes), evaluates it with the official protocol, also across
+CPU family's SPD model (``cpu_spd``) on it (CPU, minutes), evaluates it with the official protocol, also across
 domains through the LIP-ATR shared-class mapping, and writes a report with the metrics and a grid
 of predictions next to the ground truth."""
 
@@ -38,7 +38,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     from ..engine.report import comparison_table
     from ..engine.train import train
     from ..labels import load_mapping
-    from ..vis.prediction_grid import prediction_grid, prediction_row
+    from ..vis.prediction_grid import COLUMNS, prediction_grid, prediction_row
 
     start = time.perf_counter()
     config_path = Path(str(resources.files("spd.config").joinpath("demo.yaml")))
@@ -57,7 +57,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     model, _ = load_model(result.last_checkpoint, torch_device(args.device))
     reader = open_dataset(root, config.data.val_split)
     with tqdm(total=len(reader), desc="3/4 evaluate (official protocol)", unit="img", disable=None) as bar:
-        evaluation = evaluate_model(model, reader, config.eval, name="demo (light, domain A)",
+        evaluation = evaluate_model(model, reader, config.eval, name=f"demo ({config.model.preset}, domain A)",
                                     source={"checkpoint": str(result.last_checkpoint)}, tick=lambda: bar.update(1))
     report_dir = out / "report"
     write_result(evaluation, report_dir / "domain_A", reader.label_space)
@@ -84,13 +84,13 @@ def cmd_demo(args: argparse.Namespace) -> int:
         item = dataset[i]
         prediction = predict_image(model, item["image"].to(device), config.eval)
         rows.append(prediction_row(item["image"], item["parsing"], prediction, reader.label_space))
-    grid = prediction_grid(rows, report_dir / "predictions.png")
+    grid = prediction_grid(rows, report_dir / "predictions.png", reader.label_space)
     elapsed = time.perf_counter() - start
     text = ("# SPD demo\n\n"
-            f"`light` preset trained from scratch for {result.global_step} steps on {synth.num} synthetic images "
+            f"`{config.model.preset}` model trained from scratch for {result.global_step} steps on {synth.num} synthetic images "
             f"(domain A), evaluated on its val split and across domains; total time {elapsed / 60:.1f} min.\n\n"
             + comparison_table(results)
-            + f"\nPredictions (image | ground truth | prediction | predicted skeleton): `{grid.name}`\n")
+            + f"\nPredictions ({' | '.join(COLUMNS)}): `{grid.name}`\n")
     write_text(report_dir / "README.md", text)
     print(text)
     print(f"report: {report_dir}  (demo finished in {elapsed:.0f} s)")

@@ -36,6 +36,10 @@ class DataConfig:
 @dataclass(frozen=True)
 class ModelSection:
     preset: str = "spd"
+    family: str | None = None             # "dilated" (full size) or "fpn" (the CPU family)
+    backbone: str | None = None           # fpn family encoder, e.g. "resnet18"
+    decoder_width: int | None = None
+    head_width: int | None = None
     depth: int | None = None
     output_stride: int | None = None
     width: float | None = None
@@ -46,7 +50,8 @@ class ModelSection:
     backbone_weights: str | None = None  # None, "imagenet" or a state-dict path
 
     def overrides(self) -> dict:
-        keys = ("depth", "output_stride", "width", "refine_stages", "scales", "frozen_bn", "head_init")
+        keys = ("family", "backbone", "decoder_width", "head_width", "depth", "output_stride", "width",
+                "refine_stages", "scales", "frozen_bn", "head_init")
         return {k: getattr(self, k) for k in keys if getattr(self, k) is not None}
 
 

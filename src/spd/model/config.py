@@ -7,6 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 
 TASKS = ("parsing", "pose", "densepose")
+FAMILIES = ("dilated", "fpn")
 NUM_DP_PARTS = 24  # DensePose body parts; the part-index head has one more class, background
 
 
@@ -19,8 +20,15 @@ class ModelConfig:
     feeds: dict[str, tuple[str, ...]] = field(default_factory=lambda: {
         "parsing": ("pose", "densepose"), "pose": ("parsing", "densepose"), "densepose": ("parsing", "pose")})
     refine_stages: int = 2
-    depth: int = 101               # ResNet depth: 18, 34, 50 or 101
-    output_stride: int = 8
+    # "dilated": JPPNet's graph (a dilated ResNet of ``depth``, heads on res4 / res5 at
+    # ``output_stride``). "fpn": the CPU family (encoder ``backbone``, a top-down decoder of
+    # ``decoder_width`` channels to the encoder's finest stride, compact heads of ``head_width``).
+    family: str = "dilated"
+    depth: int = 101               # ResNet depth: 18, 34, 50 or 101 (dilated family)
+    output_stride: int = 8         # input pixels per output cell
+    backbone: str = "resnet18"     # a name of spd.model.encoders.ENCODERS (fpn family)
+    decoder_width: int = 64
+    head_width: int = 64
     frozen_bn: bool = True
     scales: tuple[float, ...] = (1.0, 0.75, 0.5)  # the whole network runs at each; outputs are fused
     width: float = 1.0             # head channel multiplier (1.0 = JPPNet's widths)
@@ -46,6 +54,19 @@ class ModelConfig:
             raise ValueError(f"head_init must be 'jppnet' or 'kaiming', got {self.head_init!r}")
         if self.parsing_space not in ("lip", "atr"):
             raise ValueError(f"parsing_space must be 'lip' or 'atr', got {self.parsing_space!r}")
+        if self.family not in FAMILIES:
+            raise ValueError(f"model family must be one of {FAMILIES}, got {self.family!r}")
+        if self.family == "fpn":
+            from .encoders import ENCODERS
+
+            if self.backbone not in ENCODERS:
+                raise ValueError(f"unknown model backbone {self.backbone!r}; known: {', '.join(ENCODERS)}")
+            finest = ENCODERS[self.backbone].strides[0]
+            if self.output_stride != finest:
+                raise ValueError(f"the fpn family predicts at its encoder's finest stride ({finest} for "
+                                 f"{self.backbone}), got output_stride {self.output_stride}")
+            if min(self.decoder_width, self.head_width) < 8:
+                raise ValueError(f"decoder_width and head_width must be >= 8, got {self.decoder_width}, {self.head_width}")
         if not self.scales or self.scales[0] != 1.0:
             raise ValueError(f"scales must start with 1.0 (the fused output's size), got {self.scales}")
 
@@ -75,6 +96,11 @@ PRESETS: dict[str, ModelConfig] = {
 # and its heads start from He initialisation.
 PRESETS["light"] = replace(PRESETS["spd"], name="light", depth=18, width=0.25, refine_stages=1, scales=(1.0,),
                            frozen_bn=False, head_init="kaiming")
+# The CPU family: ResNet-18 with a top-down decoder to stride 4 and compact branches (batch norm,
+# He initialisation), trained from scratch. The same four variants as the full-size presets.
+for _name in ("s", "sp", "sd", "spd"):
+    PRESETS[f"cpu_{_name}"] = replace(PRESETS[_name], name=f"cpu_{_name}", family="fpn", output_stride=4,
+                                      refine_stages=1, scales=(1.0,), frozen_bn=False, head_init="kaiming")
 
 
 def preset(name: str, **overrides) -> ModelConfig:

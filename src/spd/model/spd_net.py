@@ -12,6 +12,9 @@ from torch import nn
 
 from .backbone import Backbone
 from .branches import InitialBranch, RefineBranch
+from .compact_branches import CompactInitialBranch, CompactRefineBranch
+from .decoder import TopDownDecoder
+from .encoders import Encoder
 from .config import NUM_DP_PARTS, ModelConfig
 from .outputs import ModelOutput, StageOutput
 
@@ -41,20 +44,30 @@ class SPDNet(nn.Module):
         super().__init__()
         self.config = config
         self.normalisation = normalisation
-        self.backbone = Backbone(config.depth, config.output_stride, config.frozen_bn)
-        res4, res5 = self.backbone.channels
         channels = task_channels(config)
-        self.initial = nn.ModuleDict({t: InitialBranch(t, res4, res5, channels[t], config.width) for t in config.tasks})
+        if config.family == "fpn":
+            self.backbone = Encoder(config.backbone)
+            self.decoder = TopDownDecoder(self.backbone.channels, config.decoder_width)
+            remap = max(8, config.head_width // 2)
+            initial = lambda t: CompactInitialBranch(self.decoder.out_channels, channels[t], config.head_width)
+            refine = lambda t, inputs, feature: CompactRefineBranch(inputs, feature, channels[t], config.head_width, remap)
+        else:
+            self.backbone = Backbone(config.depth, config.output_stride, config.frozen_bn)
+            self.decoder = None
+            res4, res5 = self.backbone.channels
+            initial = lambda t: InitialBranch(t, res4, res5, channels[t], config.width)
+            refine = lambda t, inputs, feature: RefineBranch(t, inputs, feature, channels[t], config.width)
+        self.initial = nn.ModuleDict({t: initial(t) for t in config.tasks})
         features = {t: self.initial[t].feature_channels for t in config.tasks}
         self.refine = nn.ModuleList()
         for _ in range(config.refine_stages):
             stage = nn.ModuleDict()
             for t in config.tasks:
-                inputs = [channels[t]] + [channels[f] for f in config.feeders(t)]
-                stage[t] = RefineBranch(t, inputs, features[t], channels[t], config.width)
+                stage[t] = refine(t, [channels[t]] + [channels[f] for f in config.feeders(t)], features[t])
             features = {t: stage[t].feature_channels for t in config.tasks}
             self.refine.append(stage)
-        if config.head_init == "kaiming":
+        # The fpn family's branches carry batch norm and initialise themselves (He, small outputs).
+        if config.family == "dilated" and config.head_init == "kaiming":
             for module in [*self.initial.modules(), *self.refine.modules()]:
                 if isinstance(module, nn.Conv2d):
                     nn.init.kaiming_normal_(module.weight, nonlinearity="relu")
@@ -70,10 +83,11 @@ class SPDNet(nn.Module):
 
     def forward_single(self, x: torch.Tensor) -> list[dict[str, torch.Tensor]]:
         """Raw per-stage outputs at one scale: stage -> task -> tensor."""
-        res4, res5 = self.backbone(x)
+        # What the initial branches read: (res4, res5) of the dilated backbone, or the decoder's map.
+        trunk = (self.decoder(self.backbone(x)),) if self.decoder is not None else self.backbone(x)
         outputs, features = {}, {}
         for task, branch in self.initial.items():
-            outputs[task], features[task] = branch(res4, res5)
+            outputs[task], features[task] = branch(*trunk)
         stages = [outputs]
         for refine in self.refine:
             previous, outputs, new_features = stages[-1], {}, {}
