@@ -15,7 +15,7 @@ ROOT = Path(__file__).resolve().parents[1]
 def test_bench_learning_runs_and_writes_its_tables(tmp_path):
     out = tmp_path / "learning"
     command = [sys.executable, str(ROOT / "benchmarks" / "bench_learning.py"), "--budget", "1", "--num", "10",
-               "--cross", "3", "--models", "cpu_spd", "r18_fpn", "lraspp", "--set", "cpu_spd:loss.pose=0.1",
+               "--cross", "12", "--models", "cpu_spd", "r18_fpn", "lraspp", "--set", "cpu_spd:loss.pose=0.1",
                "--data", str(tmp_path / "data"), "--out", str(out)]
     done = subprocess.run(command, capture_output=True, text=True, timeout=600,
                           env={**os.environ, "HF_HUB_OFFLINE": "1"})
