@@ -51,6 +51,7 @@ from spd.losses.parsing import parsing_loss
 from spd.model import SPDNet, StageOutput, preset
 from spd.model.config import ModelConfig
 from spd.model.decoder import conv_bn_relu
+from spd.model.spd_net import IMAGENET_MEAN, IMAGENET_STD
 
 REFERENCES = ("lraspp", "r18_fpn")
 
@@ -68,8 +69,8 @@ class ParsingReference(nn.Module):
             self.body = create_feature_extractor(resnet18(weights=None), {f"layer{i}": str(i) for i in range(1, 5)})
             self.fpn = FeaturePyramidNetwork([64, 128, 256, 512], 64)
             self.head = nn.Sequential(conv_bn_relu(64, 64), nn.Conv2d(64, num_classes, 1))
-        self.register_buffer("mean", torch.tensor((0.485, 0.456, 0.406)).view(1, 3, 1, 1), persistent=False)
-        self.register_buffer("std", torch.tensor((0.229, 0.224, 0.225)).view(1, 3, 1, 1), persistent=False)
+        self.register_buffer("mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1), persistent=False)
+        self.register_buffer("std", torch.tensor(IMAGENET_STD).view(1, 3, 1, 1), persistent=False)
 
     def normalise(self, images: torch.Tensor) -> torch.Tensor:
         return (images.float() / 255.0 - self.mean) / self.std
@@ -109,7 +110,7 @@ def train_for(model, loss_fn, config, reader, budget: float, seed: int) -> dict:
     the budget's fraction spent (so that every model ends its schedule at the budget)."""
     torch.manual_seed(seed)
     dataset = ParsingDataset(reader, train_transform(config.augment, reader.label_space),
-                             HeatmapCodec(stride=4), seed=seed)
+                             HeatmapCodec(stride=model.config.output_stride), seed=seed)
     sampler = EpochSampler(len(dataset), seed)
     o = config.optim
     optimiser = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=o.lr, weight_decay=o.weight_decay)

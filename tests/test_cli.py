@@ -59,3 +59,11 @@ def test_evaluate_rejects_files_that_are_not_checkpoints(tmp_path, fixtures, cap
         assert main(["evaluate", str(tmp_path / name), "--data", str(fixtures / "lip_official"), "--split", "train"]) == 2
         err = capsys.readouterr().err
         assert name in err and message in err
+
+
+def test_model_summary_names_each_familys_trunk(capsys):
+    assert main(["model", "summary", "cpu_spd"]) == 0
+    first = capsys.readouterr().out.splitlines()[0]
+    assert "resnet18 + top-down decoder (64 ch)" in first and "output stride 4" in first
+    assert main(["model", "summary", "light"]) == 0
+    assert "dilated ResNet-18" in capsys.readouterr().out.splitlines()[0]

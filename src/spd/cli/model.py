@@ -21,9 +21,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 def cmd_summary(args: argparse.Namespace) -> int:
     config = preset(args.preset)
     model = SPDNet(config)
-    print(f"preset {config.name}: tasks {', '.join(config.tasks)}; ResNet-{config.depth}, output stride "
-          f"{config.output_stride}, {config.refine_stages} refinement stages, scales {list(config.scales)}, "
-          f"head width x{config.width}")
+    trunk = (f"{config.backbone} + top-down decoder ({config.decoder_width} ch), heads {config.head_width} ch"
+             if config.family == "fpn" else f"dilated ResNet-{config.depth}, head width x{config.width}")
+    print(f"preset {config.name}: tasks {', '.join(config.tasks)}; {trunk}, output stride "
+          f"{config.output_stride}, {config.refine_stages} refinement stages, scales {list(config.scales)}")
     for task in config.tasks:
         feeders = config.feeders(task)
         print(f"  {task} refinement reads: {task}" + "".join(f", {f}" for f in feeders))
