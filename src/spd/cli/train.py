@@ -4,14 +4,15 @@ from __future__ import annotations
 
 import argparse
 import json
+from dataclasses import replace
 from pathlib import Path
 
 from tqdm import tqdm
 
 from ..config import load_config
-from ..config.schema import EvalConfig
 from ..data.detect import open_dataset
 from ..labels import load_mapping
+from .predict import add_test_time_flags, test_time_overrides
 
 
 TRAIN_FLAGS = (
@@ -43,10 +44,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--data", type=Path, required=True)
     p.add_argument("--split", default="val")
     p.add_argument("--densepose", type=Path, default=None)
-    p.add_argument("--flip", action="store_true", help="test-time mirror (with left/right swaps)")
-    p.add_argument("--scales", type=float, nargs="+", default=None, help="test-time scales, e.g. 0.75 1 1.25")
-    p.add_argument("--input-size", type=int, nargs=2, default=None, metavar=("H", "W"))
-    p.add_argument("--stages", choices=("all", "final"), default=None)
+    add_test_time_flags(p)
     p.add_argument("--map", choices=("shared", "super"), default=None, help="cross-dataset label mapping")
     p.add_argument("--mapping", type=Path, default=None, help="a mapping YAML file (default: the shipped LIP-ATR one)")
     p.add_argument("--out", type=Path, default=None, help="output folder (default: next to the checkpoint)")
@@ -73,16 +71,10 @@ def cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
-def _protocol(saved: dict, args: argparse.Namespace) -> EvalConfig:
-    base = EvalConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in saved.get("eval", {}).items()})
-    return EvalConfig(input_size=tuple(args.input_size) if args.input_size else base.input_size,
-                      scales=tuple(args.scales) if args.scales else base.scales,
-                      flip=args.flip or base.flip, stages=args.stages or base.stages)
-
-
 def cmd_evaluate(args: argparse.Namespace) -> int:
     from ..engine.devices import torch_device
-    from ..engine.evaluate import evaluate_model, evaluate_predictions, load_model
+    from ..engine.evaluate import evaluate_model, evaluate_predictions
+    from ..predict.checkpoint import load_checkpoint
     from ..engine.evaluator import write_result
 
     if (args.checkpoint is None) == (args.predictions is None):
@@ -95,8 +87,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
                                           tick=lambda: bar.update(1))
             out = args.out or args.predictions.parent / f"eval_{args.predictions.name}"
         else:
-            model, saved = load_model(args.checkpoint, torch_device(args.device))
-            protocol = _protocol(saved, args)
+            loaded = load_checkpoint(args.checkpoint, torch_device(args.device))
+            model, protocol = loaded.model, replace(loaded.eval, **test_time_overrides(args))
             name = args.name or model.config.name
             result = evaluate_model(model, reader, protocol, mapping, name, {"checkpoint": str(args.checkpoint)},
                                     args.workers, tick=lambda: bar.update(1))

@@ -90,12 +90,27 @@ class TrainConfig:
             raise ValueError(f"train.keep_checkpoints must be -1 (all), 0 or a count, got {self.keep_checkpoints}")
 
 
+RESIZE_POLICIES = ("squash", "letterbox")
+POSE_DECODERS = ("subpixel", "argmax")
+
+
 @dataclass(frozen=True)
 class EvalConfig:
     input_size: tuple[int, int] = (384, 384)  # each image is resized to this (x each scale) before the network
     scales: tuple[float, ...] = (1.0,)
     flip: bool = False
     stages: str = "all"                 # "all": mean of every stage's logits (JPPNet); "final"
+    resize: str = "squash"              # "squash" to input_size (JPPNet) or "letterbox" (keeps the aspect ratio)
+    pose_decoder: str = "subpixel"      # heatmap argmax refined by a parabola fit, or plain integer "argmax"
+
+    def __post_init__(self) -> None:
+        choices = {"stages": ("all", "final"), "resize": RESIZE_POLICIES, "pose_decoder": POSE_DECODERS}
+        for key, allowed in choices.items():
+            if getattr(self, key) not in allowed:
+                raise ValueError(f"eval.{key} must be one of {', '.join(allowed)}, got {getattr(self, key)!r}")
+        if min(self.input_size) < 8 or not self.scales or min(self.scales) <= 0:
+            raise ValueError(f"eval.input_size must be at least 8 px and eval.scales positive, got "
+                             f"{list(self.input_size)} and {list(self.scales)}")
 
 
 @dataclass(frozen=True)

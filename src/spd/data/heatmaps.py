@@ -51,11 +51,17 @@ class HeatmapCodec:
         for centre, size, step in ((ix, w, 1), (iy, h, w)):
             inner = (centre > 0) & (centre < size - 1)
             at = lambda delta: flat.gather(-1, (index + delta * step * inner)[..., None])[..., 0]  # noqa: E731
-            lo, mid, hi = (torch.log(at(d).clamp_min(1e-10)) for d in (-1, 0, 1))
-            curvature = lo - 2 * mid + hi
-            ok = inner & (curvature < -1e-6) & (at(-1) > 1e-10) & (at(1) > 1e-10)
-            delta = torch.where(ok, 0.5 * (lo - hi) / torch.where(ok, curvature, -1.0), 0.0)
-            offsets.append(delta.clamp(-0.5, 0.5))
+            offsets.append(parabola_offset(at(-1), at(0), at(1), inner))
         x = (ix.float() + offsets[0] + 0.5) * self.stride - 0.5
         y = (iy.float() + offsets[1] + 0.5) * self.stride - 0.5
         return torch.stack([x, y], dim=-1), scores
+
+
+def parabola_offset(lo: torch.Tensor, mid: torch.Tensor, hi: torch.Tensor, inner: torch.Tensor) -> torch.Tensor:
+    """Sub-pixel offset in [-0.5, 0.5] of a peak ``mid`` from its neighbours ``lo`` and ``hi``: the
+    vertex of the parabola through their logs (0 at the border, ``inner`` False, or a flat peak)."""
+    llo, lmid, lhi = (torch.log(v.clamp_min(1e-10)) for v in (lo, mid, hi))
+    curvature = llo - 2 * lmid + lhi
+    ok = inner & (curvature < -1e-6) & (lo > 1e-10) & (hi > 1e-10)
+    delta = torch.where(ok, 0.5 * (llo - lhi) / torch.where(ok, curvature, -1.0), 0.0)
+    return delta.clamp(-0.5, 0.5)

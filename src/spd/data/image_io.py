@@ -20,22 +20,33 @@ NUM_DENSEPOSE_PARTS = 25  # I in 0..24
 
 
 def read_image(path: Path | str) -> torch.Tensor:
-    """RGB uint8 [3, H, W] with EXIF orientation applied. Grayscale, RGBA (alpha dropped), palette,
+    """RGB uint8 [3, H, W] with EXIF orientation applied. Grayscale, RGBA (composited on white), palette,
     CMYK and 16-bit images are converted. Raises DataError naming the file if it cannot be read."""
     path = Path(path)
     if not path.is_file():
         raise DataError(path, "image file not found")
+    if path.stat().st_size == 0:
+        raise DataError(path, "image file is empty (0 bytes)")
     try:
         with Image.open(path) as im:
-            im = ImageOps.exif_transpose(im)
-            if im.mode.startswith("I"):  # 16/32-bit gray: scale, don't clip
-                gray = np.asarray(im, dtype=np.float64)
-                top = 65535.0 if im.mode.startswith("I;16") or gray.max(initial=0) > 255 else 255.0
-                rgb = np.repeat((gray * (255.0 / top)).round().clip(0, 255).astype(np.uint8)[..., None], 3, axis=2)
-            else:
-                rgb = np.asarray(im.convert("RGB"))
+            return pil_to_tensor(im)
     except (OSError, UnidentifiedImageError, SyntaxError, ValueError, Image.DecompressionBombError) as err:
         raise DataError(path, f"cannot decode image ({err})") from err
+
+
+def pil_to_tensor(im: Image.Image) -> torch.Tensor:
+    """RGB uint8 [3, H, W] of a Pillow image (its first frame if animated), EXIF orientation applied."""
+    im = ImageOps.exif_transpose(im)
+    if im.mode.startswith("I"):  # 16/32-bit gray: scale, don't clip
+        gray = np.asarray(im, dtype=np.float64)
+        top = 65535.0 if im.mode.startswith("I;16") or gray.max(initial=0) > 255 else 255.0
+        rgb = np.repeat((gray * (255.0 / top)).round().clip(0, 255).astype(np.uint8)[..., None], 3, axis=2)
+    elif im.mode in ("RGBA", "LA", "PA") or (im.mode == "P" and "transparency" in im.info):
+        # Transparent pixels carry arbitrary colours: show them on white, as a viewer would.
+        rgba = im.convert("RGBA")
+        rgb = np.asarray(Image.alpha_composite(Image.new("RGBA", rgba.size, (255, 255, 255, 255)), rgba).convert("RGB"))
+    else:
+        rgb = np.asarray(im.convert("RGB"))
     return torch.from_numpy(np.array(rgb, dtype=np.uint8, copy=True)).permute(2, 0, 1).contiguous()
 
 

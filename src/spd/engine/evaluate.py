@@ -8,7 +8,6 @@ from typing import Any
 
 import torch
 
-from ..config import from_dict
 from ..config.schema import EvalConfig
 from ..data.dataset import ParsingDataset
 from ..data.errors import DataError
@@ -16,30 +15,17 @@ from ..data.image_io import read_label
 from ..data.pose_csv import read_pose_csv
 from ..data.reader import ParsingReader
 from ..labels import LabelMapping
-from ..model import SPDNet, build_model
+from ..model import SPDNet
+from ..predict.checkpoint import load_checkpoint
 from .datamodule import first_item
 from .evaluator import EvalResult, Evaluator
 from .inference import Prediction, predict_image, protocol_dict
-from .module import model_config
 
 
-def load_model(checkpoint: Path | str, device: torch.device | str = "cpu") -> tuple[SPDNet, dict[str, Any]]:
-    """The model of a training checkpoint (built from the config saved inside it)."""
-    path = Path(checkpoint)
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: checkpoint not found")
-    try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=True)
-        hparams = ckpt["hyper_parameters"]
-        config = from_dict(hparams["config"])
-    except (KeyError, TypeError) as err:
-        raise ValueError(f"{path}: not an SPD training checkpoint (no saved config: {err})") from err
-    except Exception as err:  # torch raises several types for a foreign or broken file
-        raise ValueError(f"{path}: cannot read the checkpoint ({type(err).__name__}: {err})") from err
-    model = build_model(model_config(config, hparams["parsing_space"]))
-    state = {k.removeprefix("model."): v for k, v in ckpt["state_dict"].items() if k.startswith("model.")}
-    model.load_state_dict(state)
-    return model.to(device).eval(), hparams["config"]
+def load_model(checkpoint: Path | str, device: torch.device | str = "cpu") -> tuple[SPDNet, dict[str, Any] | None]:
+    """The model of a checkpoint or weights file, and the training config saved with it (if any)."""
+    loaded = load_checkpoint(checkpoint, device)
+    return loaded.model, loaded.experiment
 
 
 def _meta(name: str, reader: ParsingReader, protocol: dict, source: dict) -> dict[str, Any]:

@@ -102,8 +102,8 @@ class Evaluator:
             self.pckh.update(prediction.keypoints.cpu()[None], targets["keypoints"].cpu()[None])
         if self.parts is not None and prediction.dp_index is not None and bool(targets["has_densepose"]):
             gt_index = targets["dp_index"].cpu().long()
-            self.parts.update(prediction.dp_index.cpu(), gt_index)
-            self.uv.update(prediction.dp_index.cpu(), prediction.dp_uv.cpu(), gt_index, targets["dp_uv"].cpu(),
+            self.parts.update(prediction.dp_index.cpu().long(), gt_index)
+            self.uv.update(prediction.dp_index.cpu().long(), prediction.dp_uv.cpu(), gt_index, targets["dp_uv"].cpu(),
                            targets["dp_uv_valid"].cpu())
 
     def result(self, meta: dict[str, Any]) -> EvalResult:

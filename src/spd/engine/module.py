@@ -13,14 +13,10 @@ from .. import __version__
 from ..config import from_dict
 from ..config.schema import ExperimentConfig
 from ..losses import MultiTaskLoss
-from ..model import build_model, preset
-from ..model.config import ModelConfig
+from ..model import build_model
+from ..predict.checkpoint import model_config
 from .evaluator import Evaluator
 from .inference import predict_image
-
-
-def model_config(config: ExperimentConfig, parsing_space: str) -> ModelConfig:
-    return preset(config.model.preset, **config.model.overrides(), parsing_space=parsing_space)
 
 
 def poly_schedule(max_steps: int, power: float, warmup: int):

@@ -21,7 +21,8 @@ def iuv_to_rgb(index: np.ndarray, uv: np.ndarray) -> np.ndarray:
     return rgb.clip(0, 255).astype(np.uint8)
 
 
-def draw_skeleton(image: np.ndarray, keypoints: np.ndarray, space: KeypointSpace, radius: int = 3) -> np.ndarray:
+def draw_skeleton(image: np.ndarray, keypoints: np.ndarray, space: KeypointSpace, radius: int = 3,
+                  line_width: int = 2) -> np.ndarray:
     """Draws joints ([K, 2] or [K, 3] with v; nan = missing) and skeleton edges on a copy of ``image``.
     The person's left side is drawn in blue tones, the right in red, occluded joints hollow."""
     im = Image.fromarray(np.ascontiguousarray(image))
@@ -35,10 +36,10 @@ def draw_skeleton(image: np.ndarray, keypoints: np.ndarray, space: KeypointSpace
 
     for a, b in space.skeleton:
         if ok[a] and ok[b]:
-            draw.line([tuple(kp[a, :2]), tuple(kp[b, :2])], fill=colour(b), width=2)
+            draw.line([tuple(kp[a, :2]), tuple(kp[b, :2])], fill=colour(b), width=line_width)
     for j in np.nonzero(ok)[0]:
         x, y = kp[j, :2]
         hollow = kp.shape[1] > 2 and kp[j, 2] == 0
         box = [x - radius, y - radius, x + radius, y + radius]
-        draw.ellipse(box, outline=colour(j), fill=None if hollow else colour(j), width=2)
+        draw.ellipse(box, outline=colour(j), fill=None if hollow else colour(j), width=line_width)
     return np.asarray(im)

@@ -1,0 +1,126 @@
+"""``spd predict CHECKPOINT INPUT... --out DIR``: a trained model on images, folders and videos."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Any
+
+from tqdm import tqdm
+
+from ..config.schema import POSE_DECODERS, RESIZE_POLICIES
+from ..data.errors import DataError
+
+SETTINGS_HELP = "test-time settings (default: those recorded with the model)"
+
+
+def add_test_time_flags(p: argparse.ArgumentParser) -> None:
+    """Flags shared by ``evaluate`` and ``predict``; each left out keeps the model's recorded value."""
+    g = p.add_argument_group(SETTINGS_HELP)
+    g.add_argument("--flip", action=argparse.BooleanOptionalAction, default=None,
+                   help="test-time mirror (with left/right swaps)")
+    g.add_argument("--scales", type=float, nargs="+", default=None, help="test-time scales, e.g. 0.75 1 1.25")
+    g.add_argument("--input-size", type=int, nargs=2, default=None, metavar=("H", "W"))
+    g.add_argument("--stages", choices=("all", "final"), default=None)
+    g.add_argument("--resize", choices=RESIZE_POLICIES, default=None,
+                   help="squash to the input size (JPPNet) or letterbox (keeps the aspect ratio)")
+    g.add_argument("--pose-decoder", choices=POSE_DECODERS, default=None)
+
+
+def test_time_overrides(args: argparse.Namespace) -> dict[str, Any]:
+    values = {"flip": args.flip, "scales": args.scales, "input_size": args.input_size, "stages": args.stages,
+              "resize": args.resize, "pose_decoder": args.pose_decoder}
+    return {k: tuple(v) if isinstance(v, list) else v for k, v in values.items() if v is not None}
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    from ..predict.writers import KINDS
+
+    p = sub.add_parser("predict", help="run a trained model on images, folders, globs and videos",
+                       description="Writes, per image, NAME_parsing.png (class ids, LIP palette), NAME_labels.png "
+                                   "(with --labels), NAME_keypoints.json, NAME_iuv.png and NAME_overlay.jpg; per "
+                                   "video, NAME_overlay.mp4 and NAME_keypoints.json with one entry per frame.")
+    p.add_argument("checkpoint", type=Path, help="a training checkpoint (.ckpt) or exported weights (.safetensors)")
+    p.add_argument("inputs", nargs="+", help="image or video files, folders (searched recursively) or glob patterns")
+    p.add_argument("--out", type=Path, required=True, help="output folder (input folders' structure is kept)")
+    p.add_argument("--outputs", default=None, help=f"comma-separated subset of {','.join(KINDS)} "
+                                                   "(default: every one the model's tasks allow)")
+    p.add_argument("--labels", default=None, metavar="SET",
+                   help="also write NAME_labels.png relabelled to a built-in set (atr, lip) or a YAML file")
+    p.add_argument("--min-score", type=float, default=0.2, help="joints below this score are not drawn")
+    p.add_argument("--batch-size", type=int, default=4)
+    p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
+    p.add_argument("--overwrite", action="store_true", help="replace outputs that already exist")
+    add_test_time_flags(p)
+    p.set_defaults(func=cmd_predict)
+
+
+def cmd_predict(args: argparse.Namespace) -> int:
+    from ..data.image_io import read_image
+    from ..labels.relabel import load_relabel
+    from ..predict import Predictor
+    from ..predict.inputs import expand_inputs
+    from ..predict.video import VideoError, predict_video
+    from ..predict.writers import OutputSpec, choose_kinds, output_paths, write_outputs
+
+    predictor = Predictor.from_checkpoint(args.checkpoint, args.device, args.batch_size, **test_time_overrides(args))
+    config = predictor.model.config
+    relabel = load_relabel(args.labels) if args.labels else None
+    if relabel is not None and relabel.source != config.parsing_space:
+        raise ValueError(f"--labels {args.labels}: maps {relabel.source} classes, but the model predicts "
+                         f"{config.parsing_space} classes")
+    requested = [k.strip() for k in args.outputs.split(",") if k.strip()] if args.outputs else None
+    kinds = choose_kinds(requested, config.tasks, relabel)
+    spec = OutputSpec(kinds, config.parsing_space, relabel, args.min_score)
+
+    items, problems = expand_inputs(args.inputs)
+    plans = []
+    for item in items:
+        paths = ({k: args.out / f"{item.name}_{k}.{'mp4' if k == 'overlay' else 'json'}"
+                  for k in kinds if k in ("overlay", "keypoints")} if item.video
+                 else output_paths(args.out, item.name, kinds))
+        existing = [p for p in paths.values() if p.exists()]
+        if existing and not args.overwrite:
+            raise FileExistsError(f"{existing[0]} exists ({len(existing)} output(s) of {item.path}); "
+                                  "use --overwrite to replace, or another --out")
+        plans.append((item, paths))
+    for problem in problems:
+        print(f"spd predict: skipped {problem}", file=sys.stderr)
+
+    skipped = len(problems)
+    images = [(item, paths) for item, paths in plans if not item.video]
+    videos = [(item, paths) for item, paths in plans if item.video]
+    with tqdm(total=len(images), desc="predict", unit="img", disable=None) as bar:
+        batch = []
+
+        def flush() -> None:
+            results = predictor.predict_tensors([(image, str(item.path)) for item, _, image in batch])
+            for (item, paths, image), result in zip(batch, results):
+                write_outputs(result, image, paths, spec)
+            bar.update(len(batch))
+            batch.clear()
+
+        for item, paths in images:
+            try:
+                batch.append((item, paths, read_image(item.path)))
+            except DataError as err:
+                skipped += 1
+                print(f"spd predict: skipped {err}", file=sys.stderr)
+                bar.update(1)
+                continue
+            if len(batch) == args.batch_size:
+                flush()
+        if batch:
+            flush()
+    for item, paths in videos:
+        with tqdm(desc=f"video {item.path.name}", unit="frame", disable=None) as bar:
+            try:
+                predict_video(predictor, item.path, paths.get("overlay"), paths.get("keypoints"), spec, bar.update)
+            except VideoError as err:
+                skipped += 1
+                print(f"spd predict: skipped {err}", file=sys.stderr)
+    done = len(plans) - (skipped - len(problems))
+    print(f"predicted {done} of {len(plans) + len(problems)} inputs into {args.out}"
+          + (f"; {skipped} skipped (see above)" if skipped else ""))
+    return 1 if skipped else 0

@@ -1,0 +1,66 @@
+"""Test-time views of a batch: every scale, optionally mirrored, through the network; the
+outputs of the chosen stages averaged, mirrors flipped back with the label spaces' left/right
+swaps, and kept per image at the network's resolution (see :mod:`.decode` for the original size)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import torch
+
+from ..config.schema import EvalConfig
+from ..labels import keypoint_space, label_space
+from .placement import Placement, place, to_canvas
+
+MAP_TASKS = ("parsing", "pose", "dp_index")
+
+
+@dataclass
+class Views:
+    """One image's fused network outputs. ``maps[task][i]``: [C, h_i, w_i] at scale i, summed over
+    the mirrors (each the mean over the chosen stages); ``uv[i]``: [2 * 24, h_i, w_i] from the
+    un-mirrored view only (U, V have no mirror table). ``views``: terms in each scale's sum."""
+
+    placements: list[Placement]
+    views: int
+    maps: dict[str, list[torch.Tensor]] = field(default_factory=dict)
+    uv: list[torch.Tensor] = field(default_factory=list)
+
+
+def canvas_size(tta: EvalConfig, scale: float) -> tuple[int, int]:
+    return max(8, round(tta.input_size[0] * scale)), max(8, round(tta.input_size[1] * scale))
+
+
+def _unflip(x: torch.Tensor, perm: tuple[int, ...]) -> torch.Tensor:
+    return x.flip(-1).index_select(1, torch.tensor(perm, device=x.device))
+
+
+@torch.no_grad()
+def run_views(model, images: list[torch.Tensor], tta: EvalConfig) -> list[Views]:
+    """``images``: uint8 RGB [3, H_n, W_n] on the model's device, any sizes. ``model`` has
+    ``config``, ``normalise`` and ``predict_stages`` (an :class:`~spd.model.SPDNet`)."""
+    config = model.config
+    perms = {"parsing": label_space(config.parsing_space).flip_permutation,
+             "pose": keypoint_space().flip_permutation, "dp_index": label_space("densepose").flip_permutation}
+    out = [Views(placements=[], views=2 if tta.flip else 1) for _ in images]
+    n = len(images)
+    for scale in tta.scales:
+        canvas = canvas_size(tta, scale)
+        placements = [place(im.shape[-2], im.shape[-1], canvas, tta.resize) for im in images]
+        x = torch.stack([to_canvas(im, p, model.normalise) for im, p in zip(images, placements)])
+        stages = model.predict_stages(torch.cat([x, x.flip(-1)]) if tta.flip else x)
+        chosen = stages if tta.stages == "all" else stages[-1:]
+        for task in MAP_TASKS:
+            if getattr(stages[-1], task) is None:
+                continue
+            # Pose always reads the final stage: heatmaps of earlier stages are cruder.
+            mean = torch.stack([getattr(s, task) for s in (stages[-1:] if task == "pose" else chosen)]).float().mean(0)
+            total = mean[:n] + _unflip(mean[n:], perms[task]) if tta.flip else mean
+            for i, v in enumerate(out):
+                v.maps.setdefault(task, []).append(total[i])
+        uv = stages[-1].dp_uv
+        for i, v in enumerate(out):
+            v.placements.append(placements[i])
+            if uv is not None:
+                v.uv.append(uv[i].float().flatten(0, 1))
+    return out

@@ -1,0 +1,65 @@
+"""What ``spd predict`` reads: files, folders (recursively), glob patterns and videos, each with
+the output name it will get (its path relative to the folder or pattern it came from)."""
+
+from __future__ import annotations
+
+import glob
+from dataclasses import dataclass
+from pathlib import Path
+
+from PIL import Image
+
+VIDEO_SUFFIXES = frozenset({".mp4", ".m4v", ".mov", ".avi", ".mkv", ".webm", ".mpg", ".mpeg", ".wmv", ".flv"})
+
+
+def image_suffixes() -> frozenset[str]:
+    """Every file suffix Pillow can open here."""
+    Image.init()
+    return frozenset(s.lower() for s in Image.registered_extensions())
+
+
+@dataclass(frozen=True)
+class InputItem:
+    path: Path
+    name: Path       # output name without suffix, relative to --out
+    video: bool
+
+
+def _item(path: Path, relative: Path) -> InputItem:
+    return InputItem(path, relative.with_suffix(""), path.suffix.lower() in VIDEO_SUFFIXES)
+
+
+def expand_inputs(args: list[str]) -> tuple[list[InputItem], list[str]]:
+    """(items in a stable order, problems). A missing path or a pattern that matches nothing is a
+    problem; files in folders whose suffix is neither an image's nor a video's are not inputs."""
+    wanted = image_suffixes() | VIDEO_SUFFIXES
+    items, problems = [], []
+    for arg in args:
+        path = Path(arg)
+        if path.is_file():
+            items.append(_item(path, Path(path.name)))
+        elif path.is_dir():
+            found = sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in wanted)
+            if not found:
+                problems.append(f"{path}: folder has no image or video files")
+            items += [_item(p, p.relative_to(path)) for p in found]
+        elif glob.has_magic(arg):
+            found = sorted(Path(p) for p in glob.glob(arg, recursive=True) if Path(p).is_file())
+            if not found:
+                problems.append(f"{arg}: pattern matches no file")
+            base = Path(arg.split("*")[0].split("?")[0].split("[")[0])
+            base = base if base.is_dir() else base.parent
+            items += [_item(p, p.relative_to(base) if p.is_relative_to(base) else Path(p.name)) for p in found]
+        else:
+            problems.append(f"{path}: no such file or folder")
+    seen: dict[Path, Path] = {}
+    unique = []
+    for item in items:
+        if item.name in seen:
+            if seen[item.name] != item.path:
+                problems.append(f"{item.path}: its outputs would have the same name as those of {seen[item.name]} "
+                                "(predict them in separate runs or from their common folder)")
+            continue
+        seen[item.name] = item.path
+        unique.append(item)
+    return unique, problems

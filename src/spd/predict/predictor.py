@@ -1,0 +1,89 @@
+"""``Predictor``: a trained model applied to images, Lightning-free.
+
+    from spd import Predictor
+    predictor = Predictor.from_checkpoint("model.ckpt", device="auto", flip=True)
+    result = predictor("photo.jpg")          # one image -> one Prediction
+    results = predictor([img_a, img_b])      # a list -> a list, run in batches
+    labels = result.parsing.numpy()          # uint8 [H, W] at the photo's size
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from ..config.schema import EvalConfig
+from ..engine.devices import torch_device
+from ..labels import keypoint_space, label_space
+from ..model import SPDNet
+from .checkpoint import load_checkpoint
+from .decode import decode_views
+from .fusion import run_views
+from .result import Prediction
+from .sources import to_image_tensor
+
+
+class Predictor:
+    """``model``: an :class:`~spd.model.SPDNet` (or anything with its ``config``, ``normalise`` and
+    ``predict_stages``). ``settings``: the test-time protocol (``EvalConfig``: input size, scales,
+    flip, stages, resize policy, pose decoder); keyword arguments override single fields."""
+
+    def __init__(self, model: SPDNet, settings: EvalConfig = EvalConfig(), device: str | torch.device = "auto",
+                 batch_size: int = 4, **overrides: Any):
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be at least 1, got {batch_size}")
+        self.device = torch_device(device) if isinstance(device, str) else device
+        self.model = model.to(self.device).eval()
+        self.settings = replace(settings, **_typed(overrides))
+        self.batch_size = batch_size
+        self.classes = label_space(model.config.parsing_space).classes
+        self.joints = keypoint_space().joints
+
+    @classmethod
+    def from_checkpoint(cls, path: str | Path, device: str | torch.device = "auto", batch_size: int = 4,
+                        **overrides: Any) -> "Predictor":
+        """A training checkpoint (``.ckpt``) or exported weights (``.safetensors``); the test-time
+        settings recorded with the model are the defaults."""
+        loaded = load_checkpoint(path)
+        return cls(loaded.model, loaded.eval, device, batch_size, **overrides)
+
+    def __call__(self, images: Any, return_probs: bool = False) -> Prediction | list[Prediction]:
+        """One image (path, PIL image, numpy array or uint8 tensor) -> one Prediction; a list of
+        them -> a list. Raises naming the file or the list index of an input it cannot read."""
+        if isinstance(images, (list, tuple)):
+            return list(self.predict_iter(images, return_probs))
+        return next(self.predict_iter([images], return_probs))
+
+    def predict_iter(self, images: Iterable[Any], return_probs: bool = False) -> Iterator[Prediction]:
+        """Predictions in input order, computed ``batch_size`` images at a time."""
+        batch: list[tuple[torch.Tensor, str | None]] = []
+        for i, item in enumerate(images):
+            batch.append(to_image_tensor(item, i))
+            if len(batch) == self.batch_size:
+                yield from self.predict_tensors(batch, return_probs)
+                batch = []
+        if batch:
+            yield from self.predict_tensors(batch, return_probs)
+
+    def predict_tensors(self, batch: list[tuple[torch.Tensor, str | None]], return_probs: bool = False) -> list[Prediction]:
+        """``batch``: (uint8 RGB [3, H, W], source name) pairs of any sizes."""
+        views = run_views(self.model, [image.to(self.device) for image, _ in batch], self.settings)
+        out = []
+        for v, (_, source) in zip(views, batch):
+            result = decode_views(v, self.settings, self.classes, self.joints, return_probs)
+            result.source = source
+            out.append(result)
+        return out
+
+
+def _typed(overrides: dict[str, Any]) -> dict[str, Any]:
+    """Lists given for tuple fields (``scales=[1, 0.75]``) become tuples; unknown names are errors."""
+    known = set(EvalConfig.__dataclass_fields__)
+    unknown = sorted(set(overrides) - known)
+    if unknown:
+        raise TypeError(f"unknown test-time setting {unknown[0]!r} (known: {', '.join(sorted(known))})")
+    return {k: tuple(v) if isinstance(v, list) else v for k, v in overrides.items()}

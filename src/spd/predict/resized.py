@@ -1,0 +1,65 @@
+"""Network outputs resized to the original image lazily: in row bands, or at single points.
+
+A 6000 x 4000 photo would need 20 x 24M floats (1.9 GB) for the parsing logits alone at full size;
+evaluating bilinear resizing band by band (``grid_sample`` with the exact sampling positions of
+``F.interpolate(..., mode="bilinear", align_corners=False)``) keeps memory bounded and gives the
+same values.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import torch
+import torch.nn.functional as F
+
+from .placement import Placement
+
+BAND_ELEMENTS = 1 << 23  # floats per band and map (32 MB)
+
+
+class ResizedSum:
+    """The sum of ``maps[i]`` ([C, h_i, w_i], each covering the canvas of ``placements[i]``), resized
+    bilinearly to the original image and multiplied by ``factor``. ``rows`` and ``at`` evaluate it."""
+
+    def __init__(self, maps: list[torch.Tensor], placements: list[Placement], factor: float = 1.0):
+        if not maps or len(maps) != len(placements):
+            raise ValueError("one placement per map is needed")
+        self.maps, self.placements, self.factor = maps, placements, factor
+        self.channels = maps[0].shape[0]
+        self.height, self.width = placements[0].height, placements[0].width
+
+    def _sample(self, rows: torch.Tensor, cols: torch.Tensor, pointwise: bool) -> torch.Tensor:
+        """``pointwise``: rows and cols are N points -> [C, N]; else their grid -> [C, len(rows), len(cols)]."""
+        total = None
+        for m, p in zip(self.maps, self.placements):
+            y, x = p.canvas_coords(rows.to(m.device), cols.to(m.device))
+            # The map covers the canvas, so a canvas coordinate is grid_sample's [-1, 1] coordinate
+            # (align_corners=False) after scaling; border padding clamps as F.interpolate does.
+            gy, gx = 2.0 * y / p.canvas[0] - 1.0, 2.0 * x / p.canvas[1] - 1.0
+            if pointwise:
+                grid = torch.stack([gx, gy], -1)[None, None]  # [1, 1, N, 2]
+            else:
+                grid = torch.stack(torch.broadcast_tensors(gx[None, :], gy[:, None]), -1)[None]  # [1, R, W, 2]
+            v = F.grid_sample(m[None].float(), grid, mode="bilinear", padding_mode="border", align_corners=False)[0]
+            total = v if total is None else total + v
+        total = total * self.factor
+        return total[:, 0] if pointwise else total
+
+    def rows(self, start: int, stop: int) -> torch.Tensor:
+        """[C, stop - start, W]"""
+        device = self.maps[0].device
+        return self._sample(torch.arange(start, stop, device=device), torch.arange(self.width, device=device), False)
+
+    def at(self, rows: torch.Tensor, cols: torch.Tensor) -> torch.Tensor:
+        """Values at integer pixels (rows[n], cols[n]): [C, N]."""
+        return self._sample(rows, cols, True)
+
+    def bands(self, channels: int | None = None) -> Iterator[tuple[int, int]]:
+        step = max(1, BAND_ELEMENTS // max(1, (channels or self.channels) * self.width))
+        for start in range(0, self.height, step):
+            yield start, min(self.height, start + step)
+
+    def full(self) -> torch.Tensor:
+        """[C, H, W] in one piece (for callers that asked for it, such as class probabilities)."""
+        return torch.cat([self.rows(a, b) for a, b in self.bands()], dim=1)
