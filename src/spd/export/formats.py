@@ -1,0 +1,125 @@
+"""``spd export``: ONNX, TorchScript and safetensors files of a trained model, each written to a
+temporary name and renamed, each carrying the metadata needed to use it (input convention,
+normalisation, label names, output layout), each checked against PyTorch after writing."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from .. import __version__
+from ..atomic import atomic_path
+from ..config.schema import EvalConfig
+from ..labels import keypoint_space, label_space
+from ..model import SPDNet
+from ..predict.checkpoint import WEIGHTS_FORMAT
+from .wrapper import OUTPUTS, ExportWrapper
+
+FORMATS = {"onnx": ".onnx", "torchscript": ".pt", "safetensors": ".safetensors"}
+OPSET = 18
+INPUT_CONVENTION = ("image: uint8 [B, 3, H, W], RGB, 0..255 (normalisation is inside the graph); resize to the "
+                    "model's input size first (see 'eval.input_size')")
+
+
+def metadata(model: SPDNet, settings: EvalConfig, experiment: dict | None, fmt: str) -> dict[str, str]:
+    """String key -> string value, as ONNX metadata_props, TorchScript extra files and safetensors allow."""
+    from .wrapper import output_names
+
+    meta = {"format": WEIGHTS_FORMAT if fmt == "safetensors" else f"spd-{fmt}/1", "spd_version": __version__,
+            "model": json.dumps(model.metadata()), "eval": json.dumps(asdict(settings)),
+            "input": INPUT_CONVENTION, "outputs": json.dumps({n: OUTPUTS[n] for n in output_names(model)}),
+            "output_stride": str(model.config.output_stride),
+            "classes": json.dumps(label_space(model.config.parsing_space).classes),
+            "joints": json.dumps(keypoint_space().joints)}
+    if fmt == "onnx":
+        meta["opset"] = str(OPSET)
+    if experiment is not None:
+        meta["experiment"] = json.dumps(experiment)
+    return meta
+
+
+def example_input(settings: EvalConfig, batch: int = 2, seed: int = 0) -> torch.Tensor:
+    g = torch.Generator().manual_seed(seed)
+    return torch.randint(0, 256, (batch, 3, *settings.input_size), dtype=torch.uint8, generator=g)
+
+
+def _write_onnx(wrapper: ExportWrapper, example: torch.Tensor, path: Path, meta: dict[str, str]) -> None:
+    import onnx
+
+    dims = {0: torch.export.Dim("batch", min=1), 2: torch.export.Dim.AUTO, 3: torch.export.Dim.AUTO}
+    program = torch.onnx.export(wrapper, (example,), dynamo=True, opset_version=OPSET, input_names=["image"],
+                                output_names=list(wrapper.names), dynamic_shapes={"image": dims}, verbose=False)
+    proto = program.model_proto
+    for key, value in meta.items():
+        proto.metadata_props.add(key=key, value=value)
+    with atomic_path(path) as tmp:
+        onnx.save_model(proto, str(tmp))
+
+
+def _write_torchscript(wrapper: ExportWrapper, example: torch.Tensor, path: Path, meta: dict[str, str]) -> None:
+    traced = torch.jit.trace(wrapper, (example,), check_trace=False)
+    with atomic_path(path) as tmp:
+        torch.jit.save(traced, str(tmp), _extra_files={f"spd/{k}": v for k, v in meta.items()})
+
+
+def _write_safetensors(model: SPDNet, path: Path, meta: dict[str, str]) -> None:
+    from safetensors.torch import save_file
+
+    state = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
+    with atomic_path(path) as tmp:
+        save_file(state, str(tmp), metadata=meta)
+
+
+def run_exported(path: Path, fmt: str, image: torch.Tensor) -> tuple[torch.Tensor, ...]:
+    """The exported file's outputs on ``image`` (ONNX through onnxruntime on the CPU)."""
+    if fmt == "onnx":
+        import onnxruntime
+
+        session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+        return tuple(torch.from_numpy(o) for o in session.run(None, {"image": image.numpy()}))
+    if fmt == "torchscript":
+        return tuple(torch.jit.load(str(path))(image))
+    from ..predict.checkpoint import load_checkpoint
+
+    loaded = load_checkpoint(path)
+    return ExportWrapper(loaded.model, loaded.eval.stages)(image)
+
+
+def export_model(model: SPDNet, settings: EvalConfig, fmt: str, path: Path | str,
+                 experiment: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Writes ``path`` and checks it: the largest absolute difference from PyTorch on a random
+    batch at the model's input size and at another size (other batch size too, where the format
+    has dynamic shapes). Returns {"path", "format", "max_abs_diff", "checked_shapes", ...}."""
+    if fmt not in FORMATS:
+        raise ValueError(f"--format must be one of {', '.join(FORMATS)}, got {fmt!r}")
+    path = Path(path)
+    model = model.cpu().eval()
+    wrapper = ExportWrapper(model, settings.stages)
+    meta = metadata(model, settings, experiment, fmt)
+    example = example_input(settings)
+    with torch.no_grad():
+        if fmt == "onnx":
+            _write_onnx(wrapper, example, path, meta)
+        elif fmt == "torchscript":
+            _write_torchscript(wrapper, example, path, meta)
+        else:
+            _write_safetensors(model, path, meta)
+        h, w = settings.input_size
+        stride = model.config.output_stride
+        # TorchScript traces fix the shapes of the interpolations: check it at the traced size only.
+        shapes = [tuple(example.shape)] + ([] if fmt == "torchscript" else [(1, 3, h + 2 * stride, w + stride)])
+        diff = 0.0
+        for shape in shapes:
+            image = torch.randint(0, 256, shape, dtype=torch.uint8, generator=torch.Generator().manual_seed(1))
+            for a, b in zip(run_exported(path, fmt, image), wrapper(image)):
+                if a.shape != b.shape:
+                    raise RuntimeError(f"{path}: exported output shape {tuple(a.shape)} differs from PyTorch's "
+                                       f"{tuple(b.shape)} at input {shape}")
+                diff = max(diff, float((a.float() - b.float()).abs().max()))
+    return {"path": str(path), "format": fmt, "max_abs_diff": diff, "checked_shapes": [list(s) for s in shapes],
+            "outputs": list(wrapper.names), "opset": OPSET if fmt == "onnx" else None,
+            "bytes": path.stat().st_size}

@@ -1,0 +1,80 @@
+"""``spd export``: ONNX (checked with onnxruntime), TorchScript and safetensors."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from predict_helpers import TINY, write_checkpoint
+from spd import Predictor
+from spd.cli.main import main
+from spd.export import export_model, run_exported
+from spd.export.wrapper import ExportWrapper
+from spd.predict import load_checkpoint
+
+
+@pytest.fixture(scope="module")
+def checkpoint(tmp_path_factory):
+    return write_checkpoint(tmp_path_factory.mktemp("ckpt") / "m.ckpt")
+
+
+def test_onnx_matches_pytorch_with_dynamic_batch_and_size(tmp_path, checkpoint, capsys):
+    onnx = pytest.importorskip("onnx")
+    onnxruntime = pytest.importorskip("onnxruntime")
+    out = tmp_path / "m.onnx"
+    assert main(["export", str(checkpoint), "--format", "onnx", "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    report = json.loads(printed.strip().splitlines()[-1])
+    assert "max abs difference from PyTorch" in printed and report["max_abs_diff"] < 1e-4
+    meta = {p.key: p.value for p in onnx.load(str(out)).metadata_props}
+    assert meta["opset"] == "18" and "uint8 [B, 3, H, W], RGB" in meta["input"]
+    assert json.loads(meta["model"])["normalisation"]["channel_order"] == "RGB"
+    # A batch size and an image size the export did not see.
+    wrapper = ExportWrapper(load_checkpoint(checkpoint).model)
+    image = torch.randint(0, 256, (3, 3, 72, 40), dtype=torch.uint8)
+    session = onnxruntime.InferenceSession(str(out), providers=["CPUExecutionProvider"])
+    got = session.run(None, {"image": image.numpy()})
+    with torch.no_grad():
+        want = wrapper(image)
+    assert [o.name for o in session.get_outputs()] == ["parsing", "pose", "dp_index", "dp_uv"]
+    for a, b in zip(got, want):
+        assert a.shape == tuple(b.shape) and np.abs(a - b.numpy()).max() < 1e-4
+
+
+def test_safetensors_weights_load_in_the_predictor(tmp_path, checkpoint):
+    loaded = load_checkpoint(checkpoint)
+    report = export_model(loaded.model, loaded.eval, "safetensors", tmp_path / "m.safetensors", loaded.experiment)
+    assert report["max_abs_diff"] == 0.0
+    image = np.random.default_rng(0).integers(0, 256, (50, 35, 3), dtype=np.uint8)
+    a = Predictor.from_checkpoint(checkpoint, device="cpu")(image)
+    b = Predictor.from_checkpoint(tmp_path / "m.safetensors", device="cpu")(image)
+    assert b.settings == a.settings and torch.equal(a.parsing, b.parsing) and torch.equal(a.keypoints, b.keypoints)
+    # A safetensors file that SPD did not write is refused by name.
+    from safetensors.torch import save_file
+
+    save_file({"w": torch.zeros(2)}, str(tmp_path / "other.safetensors"))
+    with pytest.raises(ValueError, match="not an SPD weights file"):
+        load_checkpoint(tmp_path / "other.safetensors")
+
+
+def test_torchscript_and_a_parsing_only_model(tmp_path):
+    ckpt = write_checkpoint(tmp_path / "s.ckpt", [*TINY, "model.preset=cpu_s"])
+    loaded = load_checkpoint(ckpt)
+    report = export_model(loaded.model, loaded.eval, "torchscript", tmp_path / "s.pt")
+    assert report["outputs"] == ["parsing"] and report["max_abs_diff"] < 1e-5
+    extra = {"spd/input": ""}
+    module = torch.jit.load(str(tmp_path / "s.pt"), _extra_files=extra)
+    assert b"uint8" in extra["spd/input"]
+    (out,) = module(torch.zeros(1, 3, 64, 48, dtype=torch.uint8))
+    assert out.shape == (1, 20, 16, 12)
+    assert run_exported(tmp_path / "s.pt", "torchscript", torch.zeros(1, 3, 64, 48, dtype=torch.uint8))[0].shape == out.shape
+
+
+def test_export_refuses_to_overwrite(tmp_path, checkpoint, capsys):
+    (tmp_path / "m.safetensors").write_bytes(b"keep me")
+    assert main(["export", str(checkpoint), "--format", "safetensors", "--out", str(tmp_path / "m.safetensors")]) == 2
+    assert "exists; use --overwrite" in capsys.readouterr().err
+    assert (tmp_path / "m.safetensors").read_bytes() == b"keep me"

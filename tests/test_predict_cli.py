@@ -1,0 +1,131 @@
+"""``spd predict`` on files, folders, globs and videos."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from predict_helpers import TINY, write_checkpoint
+from spd.cli.main import main
+from spd.labels.relabel import load_relabel
+
+
+@pytest.fixture(scope="module")
+def checkpoint(tmp_path_factory):
+    return write_checkpoint(tmp_path_factory.mktemp("ckpt") / "m.ckpt")
+
+
+def _photos(root):
+    rng = np.random.default_rng(0)
+    (root / "sub").mkdir(parents=True)
+    Image.fromarray(rng.integers(0, 256, (40, 30, 3), dtype=np.uint8)).save(root / "a.jpg")
+    Image.fromarray(rng.integers(0, 256, (25, 50), dtype=np.uint8)).save(root / "sub" / "gray.png")
+    rgba = Image.fromarray(rng.integers(0, 256, (20, 20, 4), dtype=np.uint8), "RGBA")
+    rgba.save(root / "sub" / "alpha.png")
+    frames = [Image.new("P", (16, 24), i) for i in range(3)]
+    frames[0].save(root / "anim.gif", save_all=True, append_images=frames[1:])
+    exif = Image.Exif()
+    exif[0x0112] = 6  # rotated: stored 30 x 20, shown 20 x 30
+    Image.fromarray(rng.integers(0, 256, (20, 30, 3), dtype=np.uint8)).save(root / "rotated.jpg", exif=exif)
+    (root / "broken.jpg").write_bytes(b"\xff\xd8\xff not really a jpeg")
+    (root / "empty.png").write_bytes(b"")
+    (root / "notes.txt").write_text("not an input")
+
+
+def test_predict_a_folder_reports_and_skips_unreadable_files(tmp_path, checkpoint, capsys):
+    _photos(tmp_path / "in")
+    out = tmp_path / "out"
+    code = main(["predict", str(checkpoint), str(tmp_path / "in"), "--out", str(out), "--device", "cpu",
+                 "--batch-size", "2", "--labels", "atr"])
+    err = capsys.readouterr().err
+    assert code == 1  # some inputs were skipped
+    assert "broken.jpg" in err and "empty.png" in err and "notes.txt" not in err
+    for name, size in (("a", (40, 30)), ("sub/gray", (25, 50)), ("sub/alpha", (20, 20)), ("anim", (24, 16)),
+                       ("rotated", (30, 20))):
+        parsing = Image.open(out / f"{name}_parsing.png")
+        assert parsing.mode == "P" and parsing.size[::-1] == size
+        labels = np.asarray(Image.open(out / f"{name}_labels.png"))
+        lut = load_relabel("atr").lut
+        assert np.array_equal(labels, lut[np.asarray(parsing)])  # ATR ids of the LIP prediction
+        record = json.loads((out / f"{name}_keypoints.json").read_text())
+        assert len(record["keypoints"]) == 16 * 3 and (record["height"], record["width"]) == size
+        assert np.asarray(Image.open(out / f"{name}_iuv.png")).shape == (*size, 3)
+        assert Image.open(out / f"{name}_overlay.jpg").width >= 2 * size[1]
+    assert not list(out.rglob("*.tmp*"))
+
+
+def test_outputs_are_not_overwritten_unless_asked(tmp_path, checkpoint, capsys):
+    Image.new("RGB", (20, 30)).save(tmp_path / "p.png")
+    args = ["predict", str(checkpoint), str(tmp_path / "p.png"), "--out", str(tmp_path / "out"), "--device", "cpu",
+            "--outputs", "parsing,keypoints"]
+    assert main(args) == 0
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["p_keypoints.json", "p_parsing.png"]
+    before = (tmp_path / "out" / "p_parsing.png").stat().st_mtime_ns
+    assert main(args) == 2
+    assert "p_parsing.png exists" in capsys.readouterr().err
+    assert (tmp_path / "out" / "p_parsing.png").stat().st_mtime_ns == before
+    assert main([*args, "--overwrite"]) == 0
+
+
+def test_bad_requests_are_refused_before_any_work(tmp_path, checkpoint, capsys):
+    parsing_only = write_checkpoint(tmp_path / "s.ckpt", [*TINY, "model.preset=cpu_s"])
+    Image.new("RGB", (20, 30)).save(tmp_path / "p.png")
+    cases = [([str(parsing_only), str(tmp_path / "p.png"), "--outputs", "keypoints"], "the model has no pose branch"),
+             ([str(checkpoint), str(tmp_path / "p.png"), "--outputs", "mask"], "unknown output 'mask'"),
+             ([str(checkpoint), str(tmp_path / "p.png"), "--labels", "lip"], "maps atr classes"),
+             ([str(checkpoint), str(tmp_path / "p.png"), "--labels", str(tmp_path / "none.yaml")], "neither a built-in"),
+             ([str(tmp_path / "p.png"), str(tmp_path / "p.png")], "cannot read the checkpoint")]
+    for args, message in cases:
+        assert main(["predict", *args, "--out", str(tmp_path / "out"), "--device", "cpu"]) == 2
+        assert message in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()
+
+
+def test_globs_and_a_user_label_set(tmp_path, checkpoint, capsys):
+    for name in ("x1.png", "x2.png", "y.png"):
+        Image.new("RGB", (12, 12), "white").save(tmp_path / name)
+    mine = tmp_path / "mine.yaml"
+    lip = ["Background", "Hat", "Hair", "Glove", "Sunglasses", "Upper-clothes", "Dress", "Coat", "Socks", "Pants",
+           "Jumpsuits", "Scarf", "Skirt", "Face", "Left-arm", "Right-arm", "Left-leg", "Right-leg", "Left-shoe",
+           "Right-shoe"]
+    body = {c: ("person" if c != "Background" else "bg") for c in lip}
+    mine.write_text(json.dumps({"name": "mine", "source": "lip", "classes": ["bg", "person"], "map": body,
+                                "palette": [[0, 0, 0], [255, 255, 255]]}))
+    assert main(["predict", str(checkpoint), str(tmp_path / "x*.png"), "--out", str(tmp_path / "o"), "--device", "cpu",
+                 "--labels", str(mine), "--outputs", "labels"]) == 0
+    assert sorted(p.name for p in (tmp_path / "o").iterdir()) == ["x1_labels.png", "x2_labels.png"]
+    assert set(np.unique(np.asarray(Image.open(tmp_path / "o" / "x1_labels.png")))) <= {0, 1}
+    del body["Hat"]
+    mine.write_text(json.dumps({"source": "lip", "classes": ["bg", "person"], "map": body}))
+    assert main(["predict", str(checkpoint), str(tmp_path / "y.png"), "--out", str(tmp_path / "o"), "--device", "cpu",
+                 "--labels", str(mine)]) == 2
+    assert "no target for lip class 'Hat'" in capsys.readouterr().err
+
+
+def test_video_gives_an_overlay_video_and_keypoints_per_frame(tmp_path, checkpoint, capsys):
+    av = pytest.importorskip("av")
+    path = tmp_path / "clip.mp4"
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream("mpeg4", rate=12)
+        stream.width, stream.height, stream.pix_fmt = 48, 32, "yuv420p"
+        for i in range(7):
+            frame = av.VideoFrame.from_ndarray(np.full((32, 48, 3), 30 * i, np.uint8), format="rgb24")
+            for packet in stream.encode(frame):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+    (tmp_path / "bad.mp4").write_bytes(b"\x00" * 100)
+    out = tmp_path / "out"
+    code = main(["predict", str(checkpoint), str(path), str(tmp_path / "bad.mp4"), "--out", str(out), "--device", "cpu",
+                 "--batch-size", "3"])
+    assert code == 1 and "bad.mp4" in capsys.readouterr().err
+    record = json.loads((out / "clip_keypoints.json").read_text())
+    assert record["fps"] == 12 and [f["frame"] for f in record["frames"]] == list(range(7))
+    with av.open(str(out / "clip_overlay.mp4")) as video:
+        stream = video.streams.video[0]
+        frames = list(video.decode(stream))
+        assert len(frames) == 7 and stream.average_rate == 12 and frames[0].width >= 96
+    assert not (out / "bad_overlay.mp4").exists() and not list(out.glob(".*"))
