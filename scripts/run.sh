@@ -32,7 +32,21 @@ cmd="${1:-demo}"
 shift || true
 case "$cmd" in
     demo) exec "$venv/bin/spd" demo "$@" ;;
-    test) exec "$venv/bin/python" -m pytest "$@" ;;
+    test)
+        # The web page's test drives a real headless Chromium (Debian's package; Playwright cannot
+        # download its own browser here).
+        if ! command -v chromium >/dev/null 2>&1 && ! command -v chromium-browser >/dev/null 2>&1 \
+                && [ -z "${SPD_CHROMIUM:-}" ]; then
+            if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+                echo "[setup] installing Chromium from Debian's packages (for the browser test)"
+                apt-get update -qq >/dev/null
+                DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
+            else
+                echo "[setup] no Chromium found: install your system's chromium package (or set SPD_CHROMIUM)," \
+                     "or the browser test fails" >&2
+            fi
+        fi
+        exec "$venv/bin/python" -m pytest "$@" ;;
     spd)  exec "$venv/bin/spd" "$@" ;;
     *) echo "usage: bash scripts/run.sh {demo|test|spd} [ARGS...]" >&2; exit 2 ;;
 esac

@@ -121,6 +121,12 @@ def _as_uint8_hw(array: np.ndarray | torch.Tensor) -> np.ndarray:
 
 def write_label(path: Path | str, label: np.ndarray | torch.Tensor, palette: np.ndarray | None = None) -> None:
     """Writes class ids as a PNG (palettised when a uint8[N, 3] palette is given), atomically."""
+    with atomic_path(path) as tmp:
+        label_image(label, palette).save(tmp, format="PNG")
+
+
+def label_image(label: np.ndarray | torch.Tensor, palette: np.ndarray | None = None) -> Image.Image:
+    """Class ids [H, W] as a Pillow image: palettised ("P", pixel value = class id) with a palette."""
     array = _as_uint8_hw(label)
     height, width = array.shape
     im = Image.frombytes("P" if palette is not None else "L", (width, height), np.ascontiguousarray(array).tobytes())
@@ -128,8 +134,7 @@ def write_label(path: Path | str, label: np.ndarray | torch.Tensor, palette: np.
         flat = np.zeros((256, 3), dtype=np.uint8)
         flat[: len(palette)] = np.asarray(palette, dtype=np.uint8)[:256]
         im.putpalette(flat.reshape(-1).tolist())
-    with atomic_path(path) as tmp:
-        im.save(tmp, format="PNG")
+    return im
 
 
 def write_iuv(path: Path | str, index: np.ndarray | torch.Tensor, uv: np.ndarray | torch.Tensor) -> None:

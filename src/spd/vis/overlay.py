@@ -1,5 +1,6 @@
-"""The overlay a user looks at: the parsing blended over the image with the confident joints'
-skeleton, beside the DensePose colouring, over a legend of the classes."""
+"""What a user looks at: the parsing blended over the image, the confident joints' skeleton, the
+DensePose colouring; side by side over a legend of the classes (:func:`overlay`) or one by one
+(:func:`panels`, for the web page)."""
 
 from __future__ import annotations
 
@@ -10,35 +11,54 @@ from .draw import colorize, draw_skeleton, iuv_to_rgb
 from .legend import legend
 
 
-def overlay(image: np.ndarray, prediction, space: str, min_score: float = 0.2, alpha: float = 0.55,
-            all_classes: bool = False) -> np.ndarray:
-    """``image`` uint8 [H, W, 3]; ``prediction`` a :class:`~spd.predict.Prediction` at that size.
-    Joints whose score is below ``min_score`` are not drawn. The legend lists the classes present
-    (every class with ``all_classes``, so that video frames keep one size)."""
-    height, width = image.shape[:2]
-    scale = max(height, width)
-    panels, present = [], set()
-    parsing = image.astype(np.float32)
+def _blend(image: np.ndarray, colour: np.ndarray, where: np.ndarray, alpha: float) -> np.ndarray:
+    out = np.where(where[..., None], (1 - alpha) * image.astype(np.float32) + alpha * colour, image)
+    return out.round().astype(np.uint8)
+
+
+def parsing_panel(image: np.ndarray, prediction, space: str, alpha: float = 0.55) -> np.ndarray:
+    labels = prediction.parsing.cpu().numpy()
+    return _blend(image, colorize(labels, label_space(space)).astype(np.float32), labels > 0, alpha)
+
+
+def skeleton_panel(image: np.ndarray, prediction, min_score: float = 0.2) -> np.ndarray:
+    """Joints whose score is below ``min_score`` are not drawn (nor their edges)."""
+    kp = prediction.keypoints.cpu().numpy().astype(np.float64).copy()
+    kp[prediction.keypoint_scores.cpu().numpy() < min_score] = np.nan
+    scale = max(image.shape[:2])
+    return draw_skeleton(image, kp, keypoint_space(), radius=max(3, scale // 150), line_width=max(2, scale // 300))
+
+
+def densepose_panel(image: np.ndarray, prediction, alpha: float = 0.55) -> np.ndarray:
+    index = prediction.dp_index.cpu().numpy()
+    return _blend(image, iuv_to_rgb(index, prediction.dp_uv.cpu().numpy()).astype(np.float32), index > 0, alpha)
+
+
+def panels(image: np.ndarray, prediction, space: str, min_score: float = 0.2) -> dict[str, np.ndarray]:
+    """``image`` uint8 [H, W, 3] -> {"parsing", "skeleton", "densepose"}: those the model predicts."""
+    out = {}
     if prediction.parsing is not None:
-        labels = prediction.parsing.cpu().numpy()
-        colour = colorize(labels, label_space(space)).astype(np.float32)
-        parsing = np.where((labels > 0)[..., None], (1 - alpha) * parsing + alpha * colour, parsing)
-        present = set(np.unique(labels).tolist())
-    parsing = parsing.round().astype(np.uint8)
+        out["parsing"] = parsing_panel(image, prediction, space)
     if prediction.keypoints is not None:
-        kp = prediction.keypoints.cpu().numpy().astype(np.float64).copy()
-        kp[prediction.keypoint_scores.cpu().numpy() < min_score] = np.nan
-        parsing = draw_skeleton(parsing, kp, keypoint_space(), radius=max(3, scale // 150),
-                                line_width=max(2, scale // 300))
-    panels.append(parsing)
+        out["skeleton"] = skeleton_panel(image, prediction, min_score)
     if prediction.dp_index is not None:
-        index = prediction.dp_index.cpu().numpy()
-        dense = iuv_to_rgb(index, prediction.dp_uv.cpu().numpy()).astype(np.float32)
-        blend = np.where((index > 0)[..., None], (1 - alpha) * image + alpha * dense, image.astype(np.float32))
-        panels.append(blend.round().astype(np.uint8))
-    gap = np.full((height, max(2, width // 100), 3), 255, np.uint8)
-    row = np.concatenate([p for panel in panels for p in (panel, gap)][:-1], axis=1)
+        out["densepose"] = densepose_panel(image, prediction)
+    return out
+
+
+def overlay(image: np.ndarray, prediction, space: str, min_score: float = 0.2, all_classes: bool = False) -> np.ndarray:
+    """One picture: parsing blend with the skeleton on it | DensePose colouring, over a legend of
+    the classes present (every class with ``all_classes``, so that video frames keep one size)."""
+    height, width = image.shape[:2]
+    left = parsing_panel(image, prediction, space) if prediction.parsing is not None else image
+    if prediction.keypoints is not None:
+        left = skeleton_panel(left, prediction, min_score)
+    row = [left]
+    if prediction.dp_index is not None:
+        row += [np.full((height, max(2, width // 100), 3), 255, np.uint8), densepose_panel(image, prediction)]
+    row = np.concatenate(row, axis=1)
     if prediction.parsing is None:
         return row
-    key = legend(space, row.shape[1], swatch=max(14, scale // 40), only=None if all_classes else present)
+    present = None if all_classes else set(np.unique(prediction.parsing.cpu().numpy()).tolist())
+    key = legend(space, row.shape[1], swatch=max(14, max(height, width) // 40), only=present)
     return np.concatenate([row, key], axis=0)
