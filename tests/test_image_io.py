@@ -15,9 +15,13 @@ def test_read_rgb_grayscale_rgba_and_palette(tmp_path):
     Image.fromarray(rgb[..., 0]).save(tmp_path / "g.png")
     gray = read_image(tmp_path / "g.png")
     assert gray.shape == (3, 6, 5) and torch.equal(gray[0], gray[2])
-    rgba = np.concatenate([rgb, np.full((6, 5, 1), 128, np.uint8)], -1)
-    Image.fromarray(rgba).save(tmp_path / "a4.png")
-    assert torch.equal(read_image(tmp_path / "a4.png"), torch.from_numpy(rgb).permute(2, 0, 1))
+    # Transparent pixels are shown on white, as an image viewer shows them; opaque ones keep their colour.
+    alpha = np.full((6, 5, 1), 255, np.uint8)
+    alpha[0] = 0
+    Image.fromarray(np.concatenate([rgb, alpha], -1)).save(tmp_path / "a4.png")
+    expected = rgb.copy()
+    expected[0] = 255
+    assert torch.equal(read_image(tmp_path / "a4.png"), torch.from_numpy(expected).permute(2, 0, 1))
     Image.fromarray(rgb).convert("P").save(tmp_path / "p.png")
     assert read_image(tmp_path / "p.png").shape == (3, 6, 5)
 
