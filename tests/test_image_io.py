@@ -95,3 +95,17 @@ def test_sixteen_bit_gray_is_scaled_not_clipped(tmp_path):
     Image.fromarray(array).save(tmp_path / "g16.png")
     image = read_image(tmp_path / "g16.png")
     assert image[0].tolist() == [[0, 255], [128, 4]]
+
+
+def test_written_files_get_the_umask_mode_not_0600(tmp_path):
+    import os
+    import stat
+
+    from spd.data.image_io import write_label
+
+    old = os.umask(0o022)
+    try:
+        write_label(tmp_path / "l.png", np.zeros((4, 4), np.uint8))
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE((tmp_path / "l.png").stat().st_mode) == 0o644
