@@ -141,7 +141,8 @@ def train_for(model, loss_fn, config, reader, budget: float, seed: int) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--budget", type=float, default=300.0, help="CPU seconds of training per model")
-    parser.add_argument("--models", nargs="+", default=["cpu_s", "cpu_sp", "cpu_sd", "cpu_spd", "r18_fpn", "lraspp"])
+    parser.add_argument("--models", nargs="+", default=["cpu_s", "cpu_sp", "cpu_sd", "cpu_spd", "r18_fpn", "lraspp"],
+                        help="presets or references; NAME@TAG runs NAME again under its own --set overrides")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="MODEL:KEY=VALUE",
                         help="config override for one model, e.g. cpu_spd:loss.pose=0.1")
     parser.add_argument("--num", type=int, default=700, help="synthetic domain A images (train + val)")
@@ -165,16 +166,17 @@ def main() -> None:
     shared = load_mapping("shared")
 
     rows = []
-    for name in args.models:
-        overrides = [o.split(":", 1)[1] for o in args.overrides if o.split(":", 1)[0] == name]
+    for label in args.models:
+        name = label.split("@", 1)[0]  # "cpu_s@narrow": preset cpu_s with the overrides given to "cpu_s@narrow"
+        overrides = [o.split(":", 1)[1] for o in args.overrides if o.split(":", 1)[0] == label]
         model, loss_fn, config = build(name, overrides, base_doc, train_reader.label_space)
         params = sum(p.numel() for p in model.parameters())
         run = train_for(model, loss_fn, config, train_reader, args.budget, args.seed)
         model.eval()
         protocol = replace(config.eval, flip=False)
-        a = evaluate_model(model, val_reader, protocol, name=name, num_workers=0)
-        b = evaluate_model(model, b_reader, protocol, shared, name=name, num_workers=0)
-        row = {"model": name, "overrides": overrides, "params_M": round(params / 1e6, 2), **run,
+        a = evaluate_model(model, val_reader, protocol, name=label, num_workers=0)
+        b = evaluate_model(model, b_reader, protocol, shared, name=label, num_workers=0)
+        row = {"model": label, "overrides": overrides, "params_M": round(params / 1e6, 2), **run,
                "A_miou": a.parsing["miou"], "A_pixel_acc": a.parsing["pixel_accuracy"],
                "A_pckh": a.pose["pckh"]["Total"] if a.pose else None,
                "A_dp_part_miou": a.densepose["part_miou"] if a.densepose else None,

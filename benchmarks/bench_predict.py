@@ -1,0 +1,109 @@
+"""Prediction speed and memory: latency per image for each preset through ``spd.Predictor``
+(input 384 x 384, one scale, no mirror, batch 1), and the peak memory of predicting one
+6000 x 4000 photo (outputs at full size, resized band by band).
+
+    python benchmarks/bench_predict.py [--presets cpu_s cpu_spd jppnet spd] [--size 384] [--device cpu]
+        [--out benchmarks/results_predict_cpu]
+
+Weights are random: speed and memory do not depend on them. Latency is the median over
+``--repeat`` runs after one warm-up, in wall seconds and in CPU seconds of the process (all threads).
+Peak memory is measured in a fresh process (resident set size, ``ru_maxrss``) so that earlier
+models do not count. Writes ``OUT.json`` and ``OUT.md``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import resource
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # before torch: see spd/cli/__init__.py
+
+import torch
+
+from spd import Predictor
+from spd.config.schema import EvalConfig
+from spd.model import SPDNet, preset
+
+
+def latency(name: str, size: int, device: str, repeat: int) -> dict:
+    predictor = Predictor(SPDNet(preset(name)), EvalConfig(input_size=(size, size), stages="all"), device=device,
+                          batch_size=1)
+    image = torch.randint(0, 256, (3, size, size), dtype=torch.uint8)
+    predictor(image)  # warm-up
+    walls, cpus = [], []
+    for _ in range(repeat):
+        if predictor.device.type == "cuda":
+            torch.cuda.synchronize()
+        w, c = time.perf_counter(), time.process_time()
+        predictor(image)
+        if predictor.device.type == "cuda":
+            torch.cuda.synchronize()
+        walls.append(time.perf_counter() - w)
+        cpus.append(time.process_time() - c)
+    params = sum(p.numel() for p in predictor.model.parameters())
+    return {"preset": name, "params_M": round(params / 1e6, 2), "wall_s": round(statistics.median(walls), 3),
+            "cpu_s": round(statistics.median(cpus), 3)}
+
+
+def peak_memory_child(name: str, size: int, height: int, width: int, device: str) -> None:
+    predictor = Predictor(SPDNet(preset(name)), EvalConfig(input_size=(size, size)), device=device, batch_size=1)
+    image = torch.randint(0, 256, (3, height, width), dtype=torch.uint8)
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    start = time.perf_counter()
+    result = predictor(image)
+    seconds = time.perf_counter() - start
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux
+    print(json.dumps({"preset": name, "image": f"{width}x{height}", "peak_rss_MiB": round(peak / 1024),
+                      "rss_before_predict_MiB": round(before / 1024), "wall_s": round(seconds, 2),
+                      "parsing_shape": list(result.parsing.shape)}))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--presets", nargs="+", default=["cpu_s", "cpu_spd", "jppnet", "spd"])
+    parser.add_argument("--size", type=int, default=384)
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--repeat", type=int, default=5)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--memory-preset", default="cpu_spd")
+    parser.add_argument("--out", type=Path, default=Path("benchmarks/results_predict_cpu"))
+    parser.add_argument("--child", nargs=3, type=int, default=None, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    if args.child:
+        peak_memory_child(args.memory_preset, *args.child, args.device)
+        return
+    rows = [latency(name, args.size, args.device, args.repeat) for name in args.presets]
+    for row in rows:
+        print(json.dumps(row), flush=True)
+    child = subprocess.run([sys.executable, __file__, "--child", str(args.size), "4000", "6000", "--memory-preset",
+                            args.memory_preset, "--device", args.device, "--threads", str(args.threads)],
+                           capture_output=True, text=True, check=True)
+    memory = json.loads(child.stdout.strip().splitlines()[-1])
+    print(json.dumps(memory))
+    result = {"machine": f"{platform.machine()}, {os.cpu_count()} cores visible, {args.threads} threads",
+              "device": args.device, "torch": torch.__version__, "input": args.size, "batch": 1,
+              "date": time.strftime("%Y-%m-%d"), "latency": rows, "memory": memory}
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.with_suffix(".json").write_text(json.dumps(result, indent=1) + "\n")
+    lines = [f"Prediction latency per image: {args.size} x {args.size} input, batch 1, one scale, no mirror, "
+             f"outputs at the image's size; {result['machine']}, device {args.device}, torch {result['torch']}.", "",
+             "| preset | params (M) | wall s / image | CPU s / image |", "|---|---:|---:|---:|"]
+    lines += [f"| {r['preset']} | {r['params_M']} | {r['wall_s']} | {r['cpu_s']} |" for r in rows]
+    lines += ["", f"Peak memory predicting one {memory['image']} image with {memory['preset']} (all outputs at full "
+                  f"size): {memory['peak_rss_MiB']} MiB resident ({memory['rss_before_predict_MiB']} MiB before the "
+                  f"call, which holds the model and the decoded image), {memory['wall_s']} s."]
+    args.out.with_suffix(".md").write_text("\n".join(lines) + "\n")
+    print("\n".join(lines))
+
+
+if __name__ == "__main__":
+    main()
