@@ -57,3 +57,27 @@ def test_base_files_and_overrides(tmp_path):
     (tmp_path / "loop.yaml").write_text("base: loop.yaml\n")
     with pytest.raises(ConfigError, match="include each other"):
         load_config(tmp_path / "loop.yaml")
+
+
+def test_exponent_without_a_dot_is_a_number_and_words_are_not(tmp_path):
+    from spd.config import ConfigError, load_config
+
+    path = tmp_path / "c.yaml"
+    path.write_text("optim: {lr: 1e-4, weight_decay: 5E-4}\n")
+    config, _ = load_config(path)
+    assert config.optim.lr == 1e-4 and config.optim.weight_decay == 5e-4
+    for text in ("optim: {lr: fast}\n", "optim: {lr: .nan}\n", "optim: {lr: nan}\n"):
+        path.write_text(text)
+        with pytest.raises(ConfigError, match="optim.lr: expected a number"):
+            load_config(path)
+
+
+@pytest.mark.parametrize("text, message", [("optim: {lr: -1}", "optim.lr is out of range: -1.0"),
+                                           ("optim: {name: adam}", "optim.name must be 'sgd' or 'adamw'"),
+                                           ("optim: {momentum: 1.5}", "optim.momentum is out of range")])
+def test_optimiser_values_are_checked_when_the_config_loads(tmp_path, text, message):
+    from spd.config import ConfigError, load_config
+
+    (tmp_path / "c.yaml").write_text(text + "\n")
+    with pytest.raises(ConfigError, match=message):
+        load_config(tmp_path / "c.yaml")

@@ -4,6 +4,7 @@ name the key (and the file); ``base:`` inherits from another file; ``--set key=v
 from __future__ import annotations
 
 import dataclasses
+import math
 import types
 import typing
 from pathlib import Path
@@ -72,15 +73,23 @@ def _convert(value: Any, hint: Any, where: str) -> Any:
         if not isinstance(value, dict):
             raise ConfigError(f"{where}: expected a mapping, got {value!r}")
         return {str(k): tuple(v) if isinstance(v, list) else v for k, v in value.items()}
-    if hint is float and isinstance(value, (int, float)) and not isinstance(value, bool):
+    if hint is float and isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value):
         return float(value)
+    if hint is float and isinstance(value, str):
+        # YAML 1.1 reads "1e-4" (no dot) as a string; accept any finite number written that way.
+        try:
+            number = float(value)
+        except ValueError:
+            number = math.nan
+        if math.isfinite(number):
+            return number
     if hint is bool and not isinstance(value, bool):
         raise ConfigError(f"{where}: expected true or false, got {value!r}")
     if hint is int and (not isinstance(value, int) or isinstance(value, bool)):
         raise ConfigError(f"{where}: expected an integer, got {value!r}")
     if hint is str and not isinstance(value, str):
         raise ConfigError(f"{where}: expected a string, got {value!r}")
-    if hint is float and not isinstance(value, float):
+    if hint is float:
         raise ConfigError(f"{where}: expected a number, got {value!r}")
     return value
 

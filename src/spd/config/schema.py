@@ -64,6 +64,17 @@ class OptimConfig:
     poly_power: float = 0.9             # lr * (1 - step / max_steps) ** power
     warmup_steps: int = 0
 
+    def __post_init__(self) -> None:
+        if self.name not in ("sgd", "adamw"):
+            raise ValueError(f"optim.name must be 'sgd' or 'adamw', got {self.name!r}")
+        bad = [(k, v) for k, v, ok in (("lr", self.lr, self.lr > 0), ("weight_decay", self.weight_decay, self.weight_decay >= 0),
+                                        ("momentum", self.momentum, 0 <= self.momentum < 1),
+                                        ("poly_power", self.poly_power, self.poly_power >= 0),
+                                        ("warmup_steps", self.warmup_steps, self.warmup_steps >= 0)) if not ok]
+        if bad:
+            raise ValueError(f"optim.{bad[0][0]} is out of range: {bad[0][1]!r} (lr > 0, weight_decay >= 0, "
+                             "0 <= momentum < 1, poly_power >= 0, warmup_steps >= 0)")
+
 
 @dataclass(frozen=True)
 class TrainConfig:
