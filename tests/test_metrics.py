@@ -128,3 +128,19 @@ def test_metrics_sum_across_two_gloo_processes(tmp_path):
     assert not torch.equal(result["local"], single.conf)  # rank 0 alone saw only half
     assert result["miou"] == pytest.approx(single.compute().miou)
     assert result["per_image"] == pytest.approx(per_image.compute())
+
+
+def test_undefined_metrics_are_null_in_json_and_a_dash_in_markdown(tmp_path):
+    import json
+
+    from spd.engine.evaluator import EvalResult, write_result
+
+    meta = {"name": "x", "images": 1, "protocol": {}, "data": {"root": "r", "split": "val", "label_space": "lip"}}
+    result = EvalResult(meta=meta, parsing={"pixel_accuracy": 90.0, "mean_accuracy": None, "miou": float("nan"),
+                                            "fwiou": 1.0, "per_image_miou_nonstandard": None,
+                                            "iou": {"Hat": None}, "accuracy": {"Hat": float("nan")}})
+    paths = write_result(result, tmp_path)
+    doc = json.loads(paths["json"].read_text())  # strict JSON: no bare NaN
+    assert doc["parsing"]["miou"] is None and doc["parsing"]["accuracy"]["Hat"] is None
+    text = paths["markdown"].read_text()
+    assert "None" not in text and "nan" not in text and "| Hat | – | – |" in text

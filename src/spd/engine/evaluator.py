@@ -17,6 +17,11 @@ from ..metrics import PCKh, ConfusionMatrix, PerImageIoU, UVError
 from .inference import Prediction
 
 
+def _cell(x) -> str:
+    """A table cell: "–" for a metric that is undefined here (a class absent from both sides)."""
+    return "–" if x is None or (isinstance(x, float) and not math.isfinite(x)) else str(x)
+
+
 def _round(x: float) -> float | None:
     return None if x is None or (isinstance(x, float) and math.isnan(x)) else round(100.0 * x, 2)
 
@@ -44,17 +49,17 @@ class EvalResult:
         if self.parsing:
             p = self.parsing
             lines += ["", "| pixel acc | mean acc | mIoU | fwIoU | per-image mIoU (non-standard) |", "|---:|---:|---:|---:|---:|",
-                      f"| {p['pixel_accuracy']} | {p['mean_accuracy']} | {p['miou']} | {p['fwiou']} | "
-                      f"{p['per_image_miou_nonstandard']} |", "", "| class | IoU | accuracy |", "|---|---:|---:|"]
-            lines += [f"| {c} | {p['iou'][c]} | {p['accuracy'][c]} |" for c in p["iou"]]
+                      f"| {_cell(p['pixel_accuracy'])} | {_cell(p['mean_accuracy'])} | {_cell(p['miou'])} | {_cell(p['fwiou'])} | "
+                      f"{_cell(p['per_image_miou_nonstandard'])} |", "", "| class | IoU | accuracy |", "|---|---:|---:|"]
+            lines += [f"| {c} | {_cell(p['iou'][c])} | {_cell(p['accuracy'][c])} |" for c in p["iou"]]
         if self.pose:
             names = list(self.pose["pckh"])
             lines += ["", "PCKh@0.5", "", "| " + " | ".join(names) + " |", "|" + "---:|" * len(names),
-                      "| " + " | ".join(str(self.pose["pckh"][n]) for n in names) + " |"]
+                      "| " + " | ".join(str(_cell(self.pose["pckh"][n])) for n in names) + " |"]
         if self.densepose:
             d = self.densepose
-            lines += ["", f"DensePose ({d['ground_truth']}): part mIoU {d['part_miou']}, mean |U,V| error "
-                          f"{d['uv_error']} (on pixels whose part is right)"]
+            lines += ["", f"DensePose ({d['ground_truth']}): part mIoU {_cell(d['part_miou'])}, mean |U,V| error "
+                          f"{_cell(d['uv_error'])} (on pixels whose part is right)"]
         return "\n".join(lines) + "\n"
 
 
@@ -158,10 +163,21 @@ def bar_chart(result: EvalResult, path: Path | str, space: str | None = None) ->
     return Path(path)
 
 
+def _finite(value):
+    """NaN / inf (a metric undefined on this data) -> null: bare NaN is not valid JSON."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite(v) for v in value]
+    return value
+
+
 def write_result(result: EvalResult, out_dir: Path | str, space: str | None = None) -> dict[str, Path]:
     out_dir = Path(out_dir)
     paths = {"json": out_dir / "metrics.json", "markdown": out_dir / "metrics.md"}
-    write_text(paths["json"], json.dumps(result.to_json(), indent=2))
+    write_text(paths["json"], json.dumps(_finite(result.to_json()), indent=2, allow_nan=False))
     write_text(paths["markdown"], result.markdown())
     if result.parsing:
         paths["chart"] = bar_chart(result, out_dir / "per_class_iou.png", space)
