@@ -7,8 +7,10 @@ import subprocess
 import sys
 
 import lightning as L
+import numpy as np
 import pytest
 import torch
+from PIL import Image
 
 from spd.cli.main import main
 from spd.config import load_config
@@ -181,6 +183,14 @@ def test_evaluate_saved_predictions_and_cross_dataset(tmp_path, data_root, capsy
     doc = json.loads((tmp_path / "eval" / "metrics.json").read_text())
     assert doc["parsing"]["miou"] == 100.0 and doc["meta"]["mapping"]["name"] == "lip-atr-super9"
     assert (tmp_path / "eval" / "per_class_iou.png").is_file() and (tmp_path / "eval" / "metrics.md").is_file()
+    # A class value outside the label space (or 255) is an error naming the file, not a silent score.
+    first = sorted(preds.iterdir())[0]
+    original = first.read_bytes()
+    Image.fromarray(np.full((8, 8), 255, np.uint8)).save(first)
+    assert main(["evaluate", "--predictions", str(preds), "--data", str(data_root)]) == 2
+    err = capsys.readouterr().err
+    assert first.name in err and "outside 0..19" in err
+    first.write_bytes(original)
     # A missing prediction is an error naming it, not a silent skip.
     next(preds.iterdir()).unlink()
     assert main(["evaluate", "--predictions", str(preds), "--data", str(data_root)]) == 2

@@ -13,7 +13,8 @@ from .sample import Record, Sample, load_record
 
 log = logging.getLogger(__name__)
 
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".JPG", ".JPEG", ".PNG", ".bmp", ".webp")
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".JPG", ".JPEG", ".PNG", ".bmp", ".webp", ".gif", ".GIF", ".tif", ".tiff",
+                  ".BMP", ".WEBP", ".TIF", ".TIFF")
 
 
 def index_files(folder: Path, suffixes: Sequence[str]) -> dict[str, Path]:

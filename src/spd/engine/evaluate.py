@@ -14,7 +14,7 @@ from ..data.errors import DataError
 from ..data.image_io import read_label
 from ..data.pose_csv import read_pose_csv
 from ..data.reader import ParsingReader
-from ..labels import LabelMapping
+from ..labels import LabelMapping, label_space
 from ..model import SPDNet
 from ..predict.checkpoint import load_checkpoint
 from .datamodule import first_item
@@ -66,10 +66,17 @@ def evaluate_predictions(pred_dir: Path | str, reader: ParsingReader, pred_space
     evaluator = Evaluator(pred_space or reader.label_space, reader.label_space, mapping,
                           pose=keypoints is not None and reader.has_pose, densepose=False)
     dataset = ParsingDataset(reader)
+    space = pred_space or reader.label_space
+    num_classes = label_space(space).num_classes
     for i, record in enumerate(reader.records):
         item = dataset[i]
         path = pred_dir / f"{record.id}.png"
         parsing = read_label(path).long()
+        bad = parsing >= num_classes
+        if bool(bad.any()):
+            raise DataError(path, f"{int(bad.sum())} pixels have class values outside 0..{num_classes - 1} of the "
+                                  f"{space} label space (first: {int(parsing[bad][0])}); a prediction assigns a "
+                                  "class to every pixel")
         if tuple(parsing.shape) != tuple(item["parsing"].shape):
             raise DataError(path, f"prediction is {parsing.shape[1]}x{parsing.shape[0]} but the ground truth is "
                                   f"{item['parsing'].shape[1]}x{item['parsing'].shape[0]} (predictions must be at the "

@@ -34,6 +34,14 @@ class SynthSpec:
     format: str | None = None       # lip | atr; default: the domain's
     val_fraction: float = 0.2       # LIP: train / val; ATR: val and test get half of it each
 
+    def __post_init__(self) -> None:
+        if self.num < 1:
+            raise ValueError(f"synthetic num must be at least 1, got {self.num}")
+        if not 0.0 <= self.val_fraction <= 1.0:
+            raise ValueError(f"synthetic val_fraction must be in [0, 1], got {self.val_fraction}")
+        if self.size < 16:
+            raise ValueError(f"synthetic size must be at least 16 px, got {self.size}")
+
     def resolved_format(self, domain: Domain) -> str:
         fmt = self.format or domain.default_format
         if fmt not in FORMATS:
