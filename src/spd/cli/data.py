@@ -66,6 +66,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def cmd_synth(args: argparse.Namespace) -> int:
+    for flag, value, ok, rule in (("--num", args.num, args.num >= 1, "at least 1"),
+                                  ("--size", args.size, args.size >= 16, "at least 16"),
+                                  ("--val-fraction", args.val_fraction, 0 <= args.val_fraction <= 1, "in [0, 1]")):
+        if not ok:
+            raise ValueError(f"{flag} must be {rule}, got {value}")
     spec = SynthSpec(num=args.num, domain=args.domain, seed=args.seed, size=args.size, format=args.format,
                      val_fraction=args.val_fraction)
     with tqdm(total=spec.num, desc=f"synth domain {spec.domain}", unit="img", disable=None) as bar:

@@ -68,8 +68,6 @@ def _paths(out: Path, fmt: str, split: str, key: str) -> tuple[Path, Path]:
 def generate(out: Path | str, spec: SynthSpec, progress: Callable[[int], None] | None = None) -> Path:
     """Generates ``spec.num`` people into ``out``; returns the manifest path."""
     out = Path(out)
-    if spec.num < 1:
-        raise ValueError(f"--num must be at least 1, got {spec.num}")
     if not 32 <= spec.size <= 4096:
         raise ValueError(f"--size must be within 32..4096 pixels, got {spec.size}")
     domain = get_domain(spec.domain)
