@@ -81,3 +81,17 @@ def test_optimiser_values_are_checked_when_the_config_loads(tmp_path, text, mess
     (tmp_path / "c.yaml").write_text(text + "\n")
     with pytest.raises(ConfigError, match=message):
         load_config(tmp_path / "c.yaml")
+
+
+@pytest.mark.parametrize("key, value, message", [("scales", [0], "eval.scales positive"),
+                                                 ("input_size", [-8, 64], "at least 8 px"),
+                                                 ("resize", "crop", "eval.resize must be one of"),
+                                                 ("stages", "some", "eval.stages must be one of")])
+def test_test_time_settings_are_checked(tmp_path, key, value, message):
+    import json
+
+    from spd.config import ConfigError, load_config
+
+    (tmp_path / "c.yaml").write_text(f"eval: {{{key}: {json.dumps(value)}}}\n")
+    with pytest.raises(ConfigError, match=message):
+        load_config(tmp_path / "c.yaml")

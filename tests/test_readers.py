@@ -94,3 +94,14 @@ def test_every_generated_parsing_class_is_in_range_and_images_match(synth_lip):
         s = reader[i]
         assert s.image.shape[-2:] == s.parsing.shape == s.dp_index.shape
         assert np.isin(s.parsing.numpy(), np.arange(20)).all()
+
+
+def test_gif_and_tiff_images_are_indexed(tmp_path):
+    from PIL import Image
+
+    from spd.data.reader import IMAGE_SUFFIXES, index_files
+
+    for name in ("a.gif", "b.tiff"):
+        Image.new("RGB", (4, 4)).save(tmp_path / name)
+    (tmp_path / "c.txt").write_text("not an image")
+    assert sorted(index_files(tmp_path, IMAGE_SUFFIXES)) == ["a", "b"]
