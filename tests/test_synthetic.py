@@ -166,3 +166,29 @@ def test_densepose_left_parts_lie_on_the_persons_left():
                 out.append(float((l_c - r_c) @ axis) > 0)
     assert len(head_votes) > 20 and np.mean(head_votes) > 0.95
     assert np.mean(votes) > 0.9
+
+
+def test_generation_never_overwrites_or_mixes_data(tmp_path):
+    from spd.data.errors import DataError
+    from spd.data.synthetic import SynthSpec, generate
+
+    user = tmp_path / "mine"
+    user.mkdir()
+    (user / "train_id.txt").write_text("my ids\n")
+    with pytest.raises(DataError, match="not empty and has no synthetic.yaml"):
+        generate(user, SynthSpec(num=2, size=32))
+    assert sorted(p.name for p in user.iterdir()) == ["train_id.txt"]
+
+    root = tmp_path / "synth"
+    manifest = generate(root, SynthSpec(num=3, size=32, seed=1))
+    stamp = manifest.stat().st_mtime_ns
+    assert generate(root, SynthSpec(num=3, size=32, seed=1)) == manifest and manifest.stat().st_mtime_ns == stamp
+    with pytest.raises(DataError, match=r"another spec: num 3 \(wanted 4\)"):
+        generate(root, SynthSpec(num=4, size=32, seed=1))
+
+    def interrupted(n):
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        generate(tmp_path / "cut", SynthSpec(num=3, size=32), progress=interrupted)
+    assert not (tmp_path / "cut").exists() and not [p for p in tmp_path.iterdir() if ".partial-" in p.name]

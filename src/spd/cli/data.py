@@ -67,7 +67,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 def cmd_synth(args: argparse.Namespace) -> int:
     for flag, value, ok, rule in (("--num", args.num, args.num >= 1, "at least 1"),
-                                  ("--size", args.size, args.size >= 16, "at least 16"),
+                                  ("--size", args.size, 32 <= args.size <= 4096, "within 32..4096"),
                                   ("--val-fraction", args.val_fraction, 0 <= args.val_fraction <= 1, "in [0, 1]")):
         if not ok:
             raise ValueError(f"{flag} must be {rule}, got {value}")

@@ -30,8 +30,10 @@ def ensure_data(config: ExperimentConfig) -> Path:
     """The dataset folder; generated first when the config says it is synthetic and it is absent."""
     root = Path(config.data.root)
     synth = config.data.synthetic
-    if synth is not None and not (root / MANIFEST).is_file():
-        log.info("generating the synthetic dataset (domain %s, %d images) in %s", synth.domain, synth.num, root)
+    if synth is not None:
+        # Reuses data of the same spec; refuses (DataError) a folder holding anything else.
+        if not (root / MANIFEST).is_file():
+            log.info("generating the synthetic dataset (domain %s, %d images) in %s", synth.domain, synth.num, root)
         generate(root, SynthSpec(num=synth.num, domain=synth.domain, seed=synth.seed, size=synth.size,
                                  val_fraction=synth.val_fraction))
     return root

@@ -4,6 +4,9 @@ folder of full-image IUV PNGs, and a manifest written last (its absence marks an
 
 from __future__ import annotations
 
+import os
+import shutil
+import tempfile
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -15,6 +18,7 @@ from ... import __version__
 from ...atomic import write_text
 from ...labels import label_space
 from ..atr import write_split
+from ..errors import DataError
 from ..image_io import write_iuv, write_image, write_label
 from ..pose_csv import write_pose_csv
 from .classes import synthetic_classes
@@ -39,8 +43,8 @@ class SynthSpec:
             raise ValueError(f"synthetic num must be at least 1, got {self.num}")
         if not 0.0 <= self.val_fraction <= 1.0:
             raise ValueError(f"synthetic val_fraction must be in [0, 1], got {self.val_fraction}")
-        if self.size < 16:
-            raise ValueError(f"synthetic size must be at least 16 px, got {self.size}")
+        if not 32 <= self.size <= 4096:
+            raise ValueError(f"synthetic size must be within 32..4096 pixels, got {self.size}")
 
     def resolved_format(self, domain: Domain) -> str:
         fmt = self.format or domain.default_format
@@ -65,13 +69,60 @@ def _paths(out: Path, fmt: str, split: str, key: str) -> tuple[Path, Path]:
     return out / "humanparsing" / "JPEGImages" / f"{key}.jpg", out / "humanparsing" / "SegmentationClassAug" / f"{key}.png"
 
 
+def _same_spec(manifest: Path, spec: SynthSpec, fmt: str) -> list[str]:
+    """The fields in which the data described by ``manifest`` differs from ``spec``."""
+    try:
+        doc = yaml.safe_load(manifest.read_text(encoding="utf-8")) or {}
+    except (OSError, yaml.YAMLError) as err:
+        raise DataError(manifest, f"unreadable synthetic manifest ({err})") from err
+    want = {**asdict(spec), "format": fmt}
+    # A spec without a format takes either layout; manifests before 0.1.1 recorded the format only
+    # when it was given.
+    if spec.format is None or doc.get("format") is None:
+        want.pop("format")
+    return [f"{k} {doc.get(k)!r} (wanted {v!r})" for k, v in want.items() if doc.get(k) != v]
+
+
 def generate(out: Path | str, spec: SynthSpec, progress: Callable[[int], None] | None = None) -> Path:
-    """Generates ``spec.num`` people into ``out``; returns the manifest path."""
+    """Generates ``spec.num`` people into ``out``; returns the manifest path.
+
+    ``out`` must be missing or empty, or hold synthetic data of exactly this spec (then it is reused
+    as it is). Anything else is an error: nothing that is there is overwritten or mixed. The data
+    are written into a hidden sibling folder and renamed to ``out`` when complete, so an interrupted
+    run never leaves a half-written dataset under the final name."""
     out = Path(out)
-    if not 32 <= spec.size <= 4096:
-        raise ValueError(f"--size must be within 32..4096 pixels, got {spec.size}")
     domain = get_domain(spec.domain)
     fmt = spec.resolved_format(domain)
+    if out.exists() and not out.is_dir():
+        raise DataError(out, "exists and is not a folder")
+    if out.is_dir() and any(out.iterdir()):
+        manifest = out / MANIFEST
+        if not manifest.is_file():
+            raise DataError(out, f"folder is not empty and has no {MANIFEST}: synthetic data are generated only "
+                                 "into a new or empty folder (choose another one, or delete this one if it is an "
+                                 "interrupted generation)")
+        different = _same_spec(manifest, spec, fmt)
+        if different:
+            raise DataError(out, "holds synthetic data of another spec: " + "; ".join(different) +
+                                 " (delete the folder or choose another one)")
+        if progress is not None:
+            progress(spec.num)
+        return manifest
+    out.parent.mkdir(parents=True, exist_ok=True)
+    work = Path(tempfile.mkdtemp(prefix=f".{out.name}.partial-", dir=out.parent))
+    try:
+        _write_dataset(work, spec, domain, fmt, progress)
+        if out.is_dir():
+            out.rmdir()  # empty, checked above
+        os.replace(work, out)
+    finally:
+        if work.exists():
+            shutil.rmtree(work, ignore_errors=True)
+    return out / MANIFEST
+
+
+def _write_dataset(out: Path, spec: SynthSpec, domain: Domain, fmt: str,
+                   progress: Callable[[int], None] | None) -> None:
     hw = (spec.size, max(16, round(spec.size * domain.aspect)))
     space = label_space(fmt)
     classes = synthetic_classes()
@@ -98,7 +149,5 @@ def generate(out: Path | str, spec: SynthSpec, progress: Callable[[int], None] |
     else:
         half = int(round(spec.num * spec.val_fraction / 2))
         write_split(out, out / "humanparsing" / "splits", val=half, test=half)
-    manifest = out / MANIFEST
-    write_text(manifest, yaml.safe_dump({"spd_version": __version__, "format": fmt, "size_hw": list(hw),
-                                         "views": views, **asdict(spec)}, sort_keys=False))
-    return manifest
+    write_text(out / MANIFEST, yaml.safe_dump({"spd_version": __version__, "size_hw": list(hw), "views": views,
+                                               **asdict(spec), "format": fmt}, sort_keys=False))
