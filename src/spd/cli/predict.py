@@ -77,9 +77,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
     items, problems = expand_inputs(args.inputs)
     plans = []
     for item in items:
-        paths = ({k: args.out / f"{item.name}_{k}.{'mp4' if k == 'overlay' else 'json'}"
-                  for k in kinds if k in ("overlay", "keypoints")} if item.video
-                 else output_paths(args.out, item.name, kinds))
+        paths = output_paths(args.out, item.name, kinds, item.video)
         existing = [p for p in paths.values() if p.exists()]
         if existing and not args.overwrite:
             raise FileExistsError(f"{existing[0]} exists ({len(existing)} output(s) of {item.path}); "

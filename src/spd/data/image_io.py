@@ -139,12 +139,16 @@ def label_image(label: np.ndarray | torch.Tensor, palette: np.ndarray | None = N
 
 def write_iuv(path: Path | str, index: np.ndarray | torch.Tensor, uv: np.ndarray | torch.Tensor) -> None:
     """Writes (I, 255*U, 255*V) as an 8-bit RGB PNG, atomically. ``uv`` is float [2, H, W] in [0, 1]."""
+    with atomic_path(path) as tmp:
+        iuv_image(index, uv).save(tmp, format="PNG")
+
+
+def iuv_image(index: np.ndarray | torch.Tensor, uv: np.ndarray | torch.Tensor) -> Image.Image:
+    """DensePose as an RGB Pillow image (I, 255*U, 255*V); ``uv`` float [2, H, W] in [0, 1]."""
     index = _as_uint8_hw(index)
     uv = uv.numpy() if isinstance(uv, torch.Tensor) else np.asarray(uv)
     scaled = np.clip(np.nan_to_num(uv) * 255.0 + 0.5, 0, 255).astype(np.uint8)
-    rgb = np.stack([index, scaled[0], scaled[1]], axis=-1)
-    with atomic_path(path) as tmp:
-        Image.fromarray(rgb).save(tmp, format="PNG")
+    return Image.fromarray(np.stack([index, scaled[0], scaled[1]], axis=-1))
 
 
 def write_image(path: Path | str, image: np.ndarray | torch.Tensor, quality: int = 92) -> None:

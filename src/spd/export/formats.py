@@ -17,7 +17,7 @@ from ..config.schema import EvalConfig
 from ..labels import keypoint_space, label_space
 from ..model import SPDNet
 from ..predict.checkpoint import WEIGHTS_FORMAT
-from .wrapper import OUTPUTS, ExportWrapper
+from .wrapper import OUTPUTS, ExportWrapper, output_names
 
 FORMATS = {"onnx": ".onnx", "torchscript": ".pt", "safetensors": ".safetensors"}
 OPSET = 18
@@ -27,8 +27,6 @@ INPUT_CONVENTION = ("image: uint8 [B, 3, H, W], RGB, 0..255 (normalisation is in
 
 def metadata(model: SPDNet, settings: EvalConfig, experiment: dict | None, fmt: str) -> dict[str, str]:
     """String key -> string value, as ONNX metadata_props, TorchScript extra files and safetensors allow."""
-    from .wrapper import output_names
-
     meta = {"format": WEIGHTS_FORMAT if fmt == "safetensors" else f"spd-{fmt}/1", "spd_version": __version__,
             "model": json.dumps(model.metadata()), "eval": json.dumps(asdict(settings)),
             "input": INPUT_CONVENTION, "outputs": json.dumps({n: OUTPUTS[n] for n in output_names(model)}),

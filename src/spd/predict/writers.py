@@ -28,6 +28,7 @@ from .result import Prediction
 KINDS = ("parsing", "labels", "keypoints", "iuv", "overlay")
 SUFFIX = {"parsing": "_parsing.png", "labels": "_labels.png", "keypoints": "_keypoints.json",
           "iuv": "_iuv.png", "overlay": "_overlay.jpg"}
+VIDEO_SUFFIX = {"keypoints": "_keypoints.json", "overlay": "_overlay.mp4"}  # a video's outputs
 TASK_OF = {"parsing": "parsing", "labels": "parsing", "keypoints": "pose", "iuv": "densepose"}
 
 
@@ -55,8 +56,10 @@ def choose_kinds(requested: list[str] | None, tasks: tuple[str, ...], relabel: R
     return tuple(dict.fromkeys(requested))
 
 
-def output_paths(out_dir: Path, name: Path, kinds: tuple[str, ...]) -> dict[str, Path]:
-    return {k: out_dir / f"{name}{SUFFIX[k]}" for k in kinds}
+def output_paths(out_dir: Path, name: Path, kinds: tuple[str, ...], video: bool = False) -> dict[str, Path]:
+    """The files of one input; a video has only an overlay video and a keypoints JSON."""
+    suffix = VIDEO_SUFFIX if video else SUFFIX
+    return {k: out_dir / f"{name}{suffix[k]}" for k in kinds if k in suffix}
 
 
 def keypoints_record(prediction: Prediction) -> dict[str, Any]:
@@ -66,6 +69,13 @@ def keypoints_record(prediction: Prediction) -> dict[str, Any]:
     triplets = np.concatenate([xy, scores[:, None]], axis=1)
     return {"joints": list(prediction.joints), "keypoints": [round(float(v), 2) for v in triplets.reshape(-1)],
             "score": round(float(scores.mean()), 4)}
+
+
+def keypoints_document(prediction: Prediction) -> dict[str, Any]:
+    """The keypoints JSON of one image: its name and size, the joints, the settings used."""
+    height, width = prediction.size
+    return {"image": prediction.source, "width": width, "height": height, **keypoints_record(prediction),
+            "settings": prediction.settings}
 
 
 def _shrunk(image: np.ndarray, prediction: Prediction, max_side: int) -> tuple[np.ndarray, Prediction]:
@@ -87,8 +97,7 @@ def _shrunk(image: np.ndarray, prediction: Prediction, max_side: int) -> tuple[n
                              dp_index=labels(prediction.dp_index), dp_uv=uv)
 
 
-def write_outputs(prediction: Prediction, image: torch.Tensor, paths: dict[str, Path], spec: OutputSpec,
-                  extra: dict[str, Any] | None = None) -> None:
+def write_outputs(prediction: Prediction, image: torch.Tensor, paths: dict[str, Path], spec: OutputSpec) -> None:
     """``image``: the uint8 RGB [3, H, W] input the prediction was made on."""
     for kind, path in paths.items():
         if kind == "parsing":
@@ -96,10 +105,7 @@ def write_outputs(prediction: Prediction, image: torch.Tensor, paths: dict[str, 
         elif kind == "labels":
             write_label(path, spec.relabel.apply(prediction.parsing.cpu().numpy()), spec.relabel.palette)
         elif kind == "keypoints":
-            height, width = prediction.size
-            record = {"image": prediction.source, "width": width, "height": height, **keypoints_record(prediction),
-                      "settings": prediction.settings, **(extra or {})}
-            write_text(path, json.dumps(record, indent=1) + "\n")
+            write_text(path, json.dumps(keypoints_document(prediction), indent=1) + "\n")
         elif kind == "iuv":
             write_iuv(path, prediction.dp_index.cpu(), prediction.dp_uv.cpu())
         elif kind == "overlay":

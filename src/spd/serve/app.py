@@ -25,10 +25,10 @@ from urllib.parse import unquote
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
-from ..data.image_io import label_image, pil_to_tensor
+from ..data.image_io import iuv_image, label_image, pil_to_tensor
 from ..labels import label_space
 from ..predict import Predictor
-from ..predict.writers import keypoints_record
+from ..predict.writers import keypoints_document
 from ..vis.legend import legend
 from ..vis.overlay import panels
 
@@ -41,12 +41,15 @@ class RequestError(Exception):
         self.status = status
 
 
-def _png(array: np.ndarray, palette: np.ndarray | None = None) -> bytes:
-    """An RGB [H, W, 3] array, or class ids [H, W] with their palette, as PNG bytes."""
-    im = label_image(array, palette) if palette is not None else Image.fromarray(np.ascontiguousarray(array))
+def _png_bytes(im: Image.Image) -> bytes:
     out = io.BytesIO()
     im.save(out, format="PNG")
     return out.getvalue()
+
+
+def _png(array: np.ndarray, palette: np.ndarray | None = None) -> bytes:
+    """An RGB [H, W, 3] array, or class ids [H, W] with their palette, as PNG bytes."""
+    return _png_bytes(label_image(array, palette) if palette is not None else Image.fromarray(np.ascontiguousarray(array)))
 
 
 def example_image(size: tuple[int, int] = (384, 256), seed: int = 7) -> bytes:
@@ -97,7 +100,8 @@ class DemoApp:
             result = self.predictor.predict_tensors([(image, filename)])[0]
         rgb = image.permute(1, 2, 0).numpy()
         space = self.predictor.model.config.parsing_space
-        files = {f"{kind}.png": ("image/png", _png(panel)) for kind, panel in panels(rgb, result, space, self.min_score).items()}
+        views = panels(rgb, result, space, self.min_score)
+        files = {f"{kind}.png": ("image/png", _png(panel)) for kind, panel in views.items()}
         downloads = {}
         if result.parsing is not None:
             present = np.unique(result.parsing.numpy()).tolist()
@@ -105,12 +109,10 @@ class DemoApp:
             files["parsing_labels.png"] = ("image/png", _png(result.parsing.numpy(), label_space(space).palette_array()))
             downloads["parsing (class ids)"] = "parsing_labels.png"
         if result.keypoints is not None:
-            files["keypoints.json"] = ("application/json", json.dumps(
-                {"image": filename, "width": image.shape[2], "height": image.shape[1], **keypoints_record(result)}).encode())
+            files["keypoints.json"] = ("application/json", json.dumps(keypoints_document(result)).encode())
             downloads["keypoints (JSON)"] = "keypoints.json"
         if result.dp_index is not None:
-            uv = np.clip(result.dp_uv.numpy() * 255.0 + 0.5, 0, 255).astype(np.uint8)
-            files["iuv.png"] = ("image/png", _png(np.stack([result.dp_index.numpy(), uv[0], uv[1]], -1)))
+            files["iuv.png"] = ("image/png", _png_bytes(iuv_image(result.dp_index, result.dp_uv)))
             downloads["DensePose (IUV PNG)"] = "iuv.png"
         key = uuid.uuid4().hex
         with self.lock:
@@ -120,8 +122,7 @@ class DemoApp:
         url = f"result/{key}/"
         return {"id": key, "width": image.shape[2], "height": image.shape[1],
                 "seconds": round(time.perf_counter() - start, 2),
-                "panels": {k.removesuffix(".png"): url + k for k in files if k.removesuffix(".png") in
-                           ("parsing", "skeleton", "densepose")},
+                "panels": {kind: f"{url}{kind}.png" for kind in views},
                 "legend": url + "legend.png" if "legend.png" in files else None,
                 "downloads": {label: url + name for label, name in downloads.items()}}
 
