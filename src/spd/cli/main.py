@@ -10,7 +10,7 @@ from .. import __version__
 from ..data.errors import DataError
 from ..config import ConfigError
 from ..model.weights import WeightsError
-from . import data, demo, export, model, predict, serve, train
+from . import convert, data, demo, export, model, predict, serve, train
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -18,7 +18,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"spd {__version__}")
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for module in (demo, train, predict, export, serve, data, model):
+    for module in (demo, train, predict, export, convert, serve, data, model):
         module.add_parser(sub)
     return parser
 

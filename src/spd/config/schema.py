@@ -41,6 +41,7 @@ class ModelSection:
     decoder_width: int | None = None
     head_width: int | None = None
     depth: int | None = None
+    layout: str | None = None             # dilated family: "caffe" (official JPPNet graph) or "torchvision"
     output_stride: int | None = None
     width: float | None = None
     refine_stages: int | None = None
@@ -50,7 +51,7 @@ class ModelSection:
     backbone_weights: str | None = None  # None, "imagenet" or a state-dict path
 
     def overrides(self) -> dict:
-        keys = ("family", "backbone", "decoder_width", "head_width", "depth", "output_stride", "width",
+        keys = ("family", "backbone", "decoder_width", "head_width", "depth", "layout", "output_stride", "width",
                 "refine_stages", "scales", "frozen_bn", "head_init")
         return {k: getattr(self, k) for k in keys if getattr(self, k) is not None}
 
@@ -102,7 +103,8 @@ class TrainConfig:
 
 
 RESIZE_POLICIES = ("squash", "letterbox")
-POSE_DECODERS = ("subpixel", "argmax")
+# "jppnet": the official evaluation (heatmaps nearest-resized to the original size, integer argmax).
+POSE_DECODERS = ("subpixel", "argmax", "jppnet")
 
 
 @dataclass(frozen=True)
@@ -112,7 +114,7 @@ class EvalConfig:
     flip: bool = False
     stages: str = "all"                 # "all": mean of every stage's logits (JPPNet); "final"
     resize: str = "squash"              # "squash" to input_size (JPPNet) or "letterbox" (keeps the aspect ratio)
-    pose_decoder: str = "subpixel"      # heatmap argmax refined by a parabola fit, or plain integer "argmax"
+    pose_decoder: str = "subpixel"      # bilinear heatmaps, argmax refined by a parabola fit; "argmax"; "jppnet"
 
     def __post_init__(self) -> None:
         choices = {"stages": ("all", "final"), "resize": RESIZE_POLICIES, "pose_decoder": POSE_DECODERS}

@@ -64,7 +64,7 @@ def _write_torchscript(wrapper: ExportWrapper, example: torch.Tensor, path: Path
         torch.jit.save(traced, str(tmp), _extra_files={f"spd/{k}": v for k, v in meta.items()})
 
 
-def _write_safetensors(model: SPDNet, path: Path, meta: dict[str, str]) -> None:
+def write_safetensors(model: SPDNet, path: Path, meta: dict[str, str]) -> None:
     from safetensors.torch import save_file
 
     state = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
@@ -105,7 +105,7 @@ def export_model(model: SPDNet, settings: EvalConfig, fmt: str, path: Path | str
         elif fmt == "torchscript":
             _write_torchscript(wrapper, example, path, meta)
         else:
-            _write_safetensors(model, path, meta)
+            write_safetensors(model, path, meta)
         h, w = settings.input_size
         stride = model.config.output_stride
         # TorchScript traces fix the shapes of the interpolations: check it at the traced size only.

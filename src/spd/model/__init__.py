@@ -3,6 +3,6 @@
 from .build import build_model
 from .config import PRESETS, TASKS, ModelConfig, preset
 from .outputs import ModelOutput, StageOutput
-from .spd_net import InputNormalisation, SPDNet
+from .spd_net import CAFFE_BGR, InputNormalisation, SPDNet
 
-__all__ = ["InputNormalisation", "build_model", "ModelConfig", "ModelOutput", "PRESETS", "SPDNet", "StageOutput", "TASKS", "preset"]
+__all__ = ["CAFFE_BGR", "InputNormalisation", "build_model", "ModelConfig", "ModelOutput", "PRESETS", "SPDNet", "StageOutput", "TASKS", "preset"]

@@ -30,9 +30,9 @@ def scaled(spec: Sequence[tuple[int, int]], width: float) -> list[tuple[int, int
 class OutputHead(nn.Module):
     """Parsing ends in the summed dilated convs; pose and DensePose in a 1x1 conv (no ReLU)."""
 
-    def __init__(self, task: str, cin: int, cout: int):
+    def __init__(self, task: str, cin: int, cout: int, init: str = "jppnet"):
         super().__init__()
-        self.head = DilatedSum(cin, cout) if task == "parsing" else conv(cin, cout, 1, relu=False)
+        self.head = DilatedSum(cin, cout, init=init) if task == "parsing" else conv(cin, cout, 1, relu=False, init=init)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.head(x)
@@ -43,14 +43,16 @@ class InitialBranch(nn.Module):
 
     parsing:         output = fc1_human(res5) (summed dilated convs), feature = 3x3 512, 3x3 256 on res5
     pose, densepose: pose_net on res4: six 3x3 convs (feature = the 6th), 1x1 512, 1x1 -> outputs
+
+    The parsing convs belong to JPPNet's backbone graph (kaffe layers) and start from Glorot.
     """
 
     def __init__(self, task: str, res4: int, res5: int, out_channels: int, width: float):
         super().__init__()
         self.task = task
         if task == "parsing":
-            self.out = OutputHead(task, res5, out_channels)
-            self.feature = ConvStack(res5, scaled(HEADS["parsing_feature"], width))
+            self.out = OutputHead(task, res5, out_channels, init="glorot")
+            self.feature = ConvStack(res5, scaled(HEADS["parsing_feature"], width), init="glorot")
         else:
             self.feature = ConvStack(res4, scaled(HEADS["pose_trunk"], width))
             mid = ConvStack(self.feature.out_channels, scaled(HEADS["pose_out"], width))

@@ -25,6 +25,9 @@ class ModelConfig:
     # ``decoder_width`` channels to the encoder's finest stride, compact heads of ``head_width``).
     family: str = "dilated"
     depth: int = 101               # ResNet depth: 18, 34, 50 or 101 (dilated family)
+    # Dilated family: "caffe" is the official JPPNet graph (DeepLab-v2 ResNet, TensorFlow padding
+    # and resizes); "torchvision" is torchvision's ResNet v1.5, which its ImageNet files fit.
+    layout: str = "caffe"
     output_stride: int = 8         # input pixels per output cell
     backbone: str = "resnet18"     # a name of spd.model.encoders.ENCODERS (fpn family)
     decoder_width: int = 64
@@ -32,9 +35,11 @@ class ModelConfig:
     frozen_bn: bool = True
     scales: tuple[float, ...] = (1.0, 0.75, 0.5)  # the whole network runs at each; outputs are fused
     width: float = 1.0             # head channel multiplier (1.0 = JPPNet's widths)
-    # Head convs have no batch norm. JPPNet draws their weights from N(0, 0.01), which suits
-    # fine-tuning from ImageNet; from scratch the signal fades through the ~10 convs of a pose or
-    # refinement branch, and "kaiming" (He, fan-in) keeps its scale.
+    # Head convs have no batch norm. JPPNet draws their weights from a normal of std 0.01
+    # truncated at 2 std (Glorot uniform for fc1_human and the parsing feature convs, which have
+    # no initialiser in its code), which suits fine-tuning from ImageNet; from scratch the signal
+    # fades through the ~10 convs of a pose or refinement branch, and "kaiming" (He, fan-in) keeps
+    # its scale.
     head_init: str = "jppnet"      # "jppnet" or "kaiming"
     parsing_space: str = "lip"     # label space of the parsing head: "lip" (20 classes) or "atr" (18)
     num_joints: int = 16
@@ -54,6 +59,10 @@ class ModelConfig:
             raise ValueError(f"head_init must be 'jppnet' or 'kaiming', got {self.head_init!r}")
         if self.parsing_space not in ("lip", "atr"):
             raise ValueError(f"parsing_space must be 'lip' or 'atr', got {self.parsing_space!r}")
+        from .backbone import LAYOUTS
+
+        if self.layout not in LAYOUTS:
+            raise ValueError(f"model layout must be one of {LAYOUTS}, got {self.layout!r}")
         if self.family not in FAMILIES:
             raise ValueError(f"model family must be one of {FAMILIES}, got {self.family!r}")
         if self.family == "fpn":

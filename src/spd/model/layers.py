@@ -1,4 +1,9 @@
-"""Convolution building blocks of the heads (stride 1, "same" padding, bias, no batch norm)."""
+"""Convolution building blocks of the heads (stride 1, "same" padding, bias, no batch norm).
+
+Initialisation as JPPNet's code: ``"jppnet"`` convs (its ``conv2d`` helper) draw weights from a
+normal of std 0.01 truncated at 2 std, biases 0; ``"glorot"`` convs (its kaffe layers, which pass
+no initialiser) take TensorFlow's default, Glorot uniform, for weights and biases alike.
+"""
 
 from __future__ import annotations
 
@@ -7,21 +12,29 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
+from .tf_ops import glorot_uniform_, truncated_normal_
 
-def conv(cin: int, cout: int, kernel: int, dilation: int = 1, relu: bool = True) -> nn.Module:
+INITS = ("jppnet", "glorot")
+
+
+def conv(cin: int, cout: int, kernel: int, dilation: int = 1, relu: bool = True, init: str = "jppnet") -> nn.Module:
     layer = nn.Conv2d(cin, cout, kernel, padding=dilation * (kernel // 2), dilation=dilation)
-    nn.init.normal_(layer.weight, std=0.01)  # JPPNet's initialisation
-    nn.init.zeros_(layer.bias)
+    if init == "glorot":
+        glorot_uniform_(layer.weight)
+        glorot_uniform_(layer.bias)
+    else:
+        truncated_normal_(layer.weight, std=0.01)
+        nn.init.zeros_(layer.bias)
     return nn.Sequential(layer, nn.ReLU(inplace=True)) if relu else layer
 
 
 class ConvStack(nn.Sequential):
     """Convs with ReLU from a spec of (kernel, out_channels); ``out_channels`` is the last width."""
 
-    def __init__(self, cin: int, spec: Sequence[tuple[int, int]]):
+    def __init__(self, cin: int, spec: Sequence[tuple[int, int]], init: str = "jppnet"):
         layers = []
         for kernel, cout in spec:
-            layers.append(conv(cin, cout, kernel))
+            layers.append(conv(cin, cout, kernel, init=init))
             cin = cout
         super().__init__(*layers)
         self.out_channels = cin
@@ -30,9 +43,9 @@ class ConvStack(nn.Sequential):
 class DilatedSum(nn.Module):
     """DeepLab-v2 ASPP as JPPNet uses it: parallel 3x3 convs at several rates, summed, no ReLU."""
 
-    def __init__(self, cin: int, cout: int, rates: Sequence[int] = (6, 12, 18, 24)):
+    def __init__(self, cin: int, cout: int, rates: Sequence[int] = (6, 12, 18, 24), init: str = "jppnet"):
         super().__init__()
-        self.branches = nn.ModuleList(conv(cin, cout, 3, dilation=r, relu=False) for r in rates)
+        self.branches = nn.ModuleList(conv(cin, cout, 3, dilation=r, relu=False, init=init) for r in rates)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return torch.stack([b(x) for b in self.branches]).sum(0)

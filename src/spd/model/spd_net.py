@@ -7,7 +7,6 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from .backbone import Backbone
@@ -17,6 +16,7 @@ from .decoder import TopDownDecoder
 from .encoders import Encoder
 from .config import NUM_DP_PARTS, ModelConfig
 from .outputs import ModelOutput, StageOutput
+from .tf_ops import legacy_bilinear_resize, legacy_nearest_resize
 
 # torchvision's ImageNet statistics (RGB, inputs scaled to [0, 1]); recorded in every model.
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -25,10 +25,22 @@ IMAGENET_STD = (0.229, 0.224, 0.225)
 
 @dataclass(frozen=True)
 class InputNormalisation:
+    """``(pixel * scale - mean) / std`` per channel, channels in ``channel_order`` (mean and std
+    listed in that order). The default suits torchvision's ImageNet weights; :data:`CAFFE_BGR` is
+    the official JPPNet weights' input."""
+
     channel_order: str = "RGB"
     scale: float = 1.0 / 255.0   # uint8 -> [0, 1] before mean / std
     mean: tuple[float, float, float] = IMAGENET_MEAN
     std: tuple[float, float, float] = IMAGENET_STD
+
+    def __post_init__(self) -> None:
+        if self.channel_order not in ("RGB", "BGR"):
+            raise ValueError(f"normalisation channel_order must be 'RGB' or 'BGR', got {self.channel_order!r}")
+
+
+# JPPNet / DeepLab-v2 (Caffe): BGR 0..255 less the Caffe ImageNet mean, no division.
+CAFFE_BGR = InputNormalisation("BGR", 1.0, (104.00698793, 116.66876762, 122.67891434), (1.0, 1.0, 1.0))
 
 
 def task_channels(config: ModelConfig) -> dict[str, int]:
@@ -52,7 +64,7 @@ class SPDNet(nn.Module):
             initial = lambda t: CompactInitialBranch(self.decoder.out_channels, channels[t], config.head_width)
             refine = lambda t, inputs, feature: CompactRefineBranch(inputs, feature, channels[t], config.head_width, remap)
         else:
-            self.backbone = Backbone(config.depth, config.output_stride, config.frozen_bn)
+            self.backbone = Backbone(config.depth, config.output_stride, config.frozen_bn, config.layout)
             self.decoder = None
             res4, res5 = self.backbone.channels
             initial = lambda t: InitialBranch(t, res4, res5, channels[t], config.width)
@@ -76,6 +88,8 @@ class SPDNet(nn.Module):
 
     def normalise(self, images: torch.Tensor) -> torch.Tensor:
         """uint8 (or 0..255 float) RGB [B, 3, H, W] -> the network's input."""
+        if self.normalisation.channel_order == "BGR":
+            images = images.flip(1)
         return (images.float() * self.normalisation.scale - self.mean) / self.std
 
     def metadata(self) -> dict:
@@ -103,19 +117,24 @@ class SPDNet(nn.Module):
         return [StageOutput.from_raw(s) for s in self.forward_single(x)]
 
     def forward(self, x: torch.Tensor) -> ModelOutput:
+        """Multi-scale as JPPNet trains: the network runs on the input and on copies of
+        int(size * s) made with TF1's legacy bilinear resize; each stage's fused output is the mean
+        over scales resized to the full-scale output (heatmaps nearest, the rest legacy bilinear)."""
         if len(self.config.scales) == 1:
             return ModelOutput([StageOutput.from_raw(s) for s in self.forward_single(x)])
         h, w = x.shape[-2:]
-        per_scale = {}
-        for s in self.config.scales:
-            xs = x if s == 1.0 else F.interpolate(x, size=(round(h * s), round(w * s)), mode="bilinear",
-                                                  align_corners=False)
-            per_scale[s] = self.forward_single(xs)
+        per_scale = {s: self.forward_single(x if s == 1.0 else legacy_bilinear_resize(x, (int(h * s), int(w * s))))
+                     for s in self.config.scales}
         size = next(iter(per_scale[1.0][0].values())).shape[-2:]
         fused = []
         for i, stage in enumerate(per_scale[1.0]):
-            fused.append({task: torch.stack([F.interpolate(per_scale[s][i][task], size=size, mode="bilinear",
-                                                           align_corners=False) for s in self.config.scales]).mean(0)
-                          for task in stage})
+            fused.append({task: torch.stack([_resize_output(task, per_scale[s][i][task], size)
+                                             for s in self.config.scales]).mean(0) for task in stage})
         return ModelOutput([StageOutput.from_raw(s) for s in fused],
                            {s: [StageOutput.from_raw(st) for st in stages] for s, stages in per_scale.items()})
+
+
+def _resize_output(task: str, output: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    if tuple(output.shape[-2:]) == tuple(size):
+        return output
+    return legacy_nearest_resize(output, size) if task == "pose" else legacy_bilinear_resize(output, size)

@@ -45,6 +45,10 @@ def load_backbone_weights(backbone: Backbone, source: str | Path, allow_download
     when ``allow_download`` (and the network) allows, else a WeightsError says where to put them.
     """
     if str(source) == "imagenet":
+        if backbone.layout != "torchvision":
+            raise WeightsError(f"torchvision's ImageNet weights fit the torchvision layout (stride in the 3x3 convs); "
+                               f"this backbone has the {backbone.layout} layout. Set model.layout: torchvision, or "
+                               "pass a state dict trained in the caffe layout")
         path = imagenet_cache_path(backbone.depth)
         if not path.is_file():
             url = IMAGENET[backbone.depth].url

@@ -41,7 +41,8 @@ class LoadedModel:
 
 def _model_from_record(record: dict, path: Path) -> SPDNet:
     try:
-        config = build(ModelConfig, record["config"], "model")
+        # Models recorded before the backbone had a choice of layout have torchvision's.
+        config = build(ModelConfig, {"layout": "torchvision", **record["config"]}, "model")
         normalisation = build(InputNormalisation, record["normalisation"], "normalisation")
     except (KeyError, ConfigError) as err:
         raise ValueError(f"{path}: the recorded model description is invalid ({err})") from err

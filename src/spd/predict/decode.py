@@ -3,7 +3,9 @@
 Parsing and part index: the mean of the views' logits resized bilinearly to the original size,
 then argmax (the evaluation protocol). Pose: the mean heatmap at the original size, its argmax per
 joint, refined to sub-pixel by a parabola through the neighbours (``subpixel``) or not
-(``argmax``). U, V: resized the same way, read at the predicted part.
+(``argmax``); ``jppnet`` resizes the heatmaps as JPPNet's evaluation does (nearest neighbour, the
+mirror view resized before it is flipped back) and takes the integer argmax. U, V: resized
+bilinearly, read at the predicted part.
 """
 
 from __future__ import annotations
@@ -63,6 +65,11 @@ def decode_views(v: Views, tta: EvalConfig, classes: tuple[str, ...], joints: tu
         out.parsing = _argmax_map(fused["parsing"])
         if return_probs:
             out.parsing_probs = _probabilities(fused["parsing"])
+    if "pose" in v.mirrored:
+        fused["pose"] = ResizedSum(v.maps["pose"] + v.mirrored["pose"], v.placements * 2, factor, nearest=True,
+                                   mirrored=[False] * len(v.placements) + [True] * len(v.placements))
+    elif "pose" in fused and tta.pose_decoder == "jppnet":
+        fused["pose"] = ResizedSum(v.maps["pose"], v.placements, factor, nearest=True)
     if "pose" in fused:
         out.keypoints, out.keypoint_scores = _peaks(fused["pose"], tta.pose_decoder)
     if "dp_index" in fused:

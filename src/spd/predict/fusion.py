@@ -19,11 +19,14 @@ MAP_TASKS = ("parsing", "pose", "dp_index")
 class Views:
     """One image's fused network outputs. ``maps[task][i]``: [C, h_i, w_i] at scale i, summed over
     the mirrors (each the mean over the chosen stages); ``uv[i]``: [2 * 24, h_i, w_i] from the
-    un-mirrored view only (U, V have no mirror table). ``views``: terms in each scale's sum."""
+    un-mirrored view only (U, V have no mirror table). ``views``: terms in each scale's sum.
+    ``mirrored[task][i]``: the mirror view's map, kept apart from ``maps`` (which then hold the
+    direct view only) where it must be resized before it is added: JPPNet's pose evaluation."""
 
     placements: list[Placement]
     views: int
     maps: dict[str, list[torch.Tensor]] = field(default_factory=dict)
+    mirrored: dict[str, list[torch.Tensor]] = field(default_factory=dict)
     uv: list[torch.Tensor] = field(default_factory=list)
 
 
@@ -55,9 +58,12 @@ def run_views(model, images: list[torch.Tensor], tta: EvalConfig) -> list[Views]
                 continue
             # Pose always reads the final stage: heatmaps of earlier stages are cruder.
             mean = torch.stack([getattr(s, task) for s in (stages[-1:] if task == "pose" else chosen)]).float().mean(0)
-            total = mean[:n] + _unflip(mean[n:], perms[task]) if tta.flip else mean
+            apart = tta.flip and task == "pose" and tta.pose_decoder == "jppnet"
+            total = mean[:n] + _unflip(mean[n:], perms[task]) if tta.flip and not apart else mean[:n]
             for i, v in enumerate(out):
                 v.maps.setdefault(task, []).append(total[i])
+                if apart:
+                    v.mirrored.setdefault(task, []).append(_unflip(mean[n + i:n + i + 1], perms[task])[0])
         uv = stages[-1].dp_uv
         for i, v in enumerate(out):
             v.placements.append(placements[i])

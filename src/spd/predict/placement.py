@@ -32,6 +32,27 @@ class Placement:
         x = self.left + (cols.float() + 0.5) * (self.inner[1] / self.width)
         return y, x
 
+    def nearest_cells(self, rows: torch.Tensor, cols: torch.Tensor, size: tuple[int, int],
+                      mirrored: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+        """Cells of a map of ``size`` covering the canvas that TF1's ``resize_nearest_neighbor``
+        (JPPNet's evaluation) gives original pixels ``rows`` and ``cols``: the cell under each
+        pixel's top-left corner. ``mirrored``: the map is the mirror view's, already flipped back at
+        map resolution, as JPPNet resizes the mirror's output first and flips it at full size."""
+        iy = _corner_cells(rows, self.height, size[0], self.top, self.inner[0], self.canvas[0])
+        if mirrored:
+            return iy, size[1] - 1 - _corner_cells(self.width - 1 - cols, self.width, size[1], self.left,
+                                                   self.inner[1], self.canvas[1])
+        return iy, _corner_cells(cols, self.width, size[1], self.left, self.inner[1], self.canvas[1])
+
+
+def _corner_cells(index: torch.Tensor, n_image: int, n_map: int, offset: int, inner: int, canvas: int) -> torch.Tensor:
+    if offset == 0 and inner == canvas:  # the map covers the image: TensorFlow's float32 arithmetic, exactly
+        scale = torch.tensor(n_map / n_image, dtype=torch.float32, device=index.device)
+        cells = (index.float() * scale).floor()
+    else:
+        cells = ((offset + index.double() * (inner / n_image)) * (n_map / canvas)).floor()
+    return cells.long().clamp(0, n_map - 1)
+
 
 def place(height: int, width: int, canvas: tuple[int, int], policy: str) -> Placement:
     if policy == "squash":

@@ -20,17 +20,25 @@ BAND_ELEMENTS = 1 << 23  # floats per band and map (32 MB)
 
 class ResizedSum:
     """The sum of ``maps[i]`` ([C, h_i, w_i], each covering the canvas of ``placements[i]``), resized
-    bilinearly to the original image and multiplied by ``factor``. ``rows`` and ``at`` evaluate it."""
+    to the original image and multiplied by ``factor``. ``rows`` and ``at`` evaluate it.
 
-    def __init__(self, maps: list[torch.Tensor], placements: list[Placement], factor: float = 1.0):
+    ``nearest``: resized as TF1's nearest neighbour (JPPNet's pose evaluation) instead of
+    bilinearly; ``mirrored[i]`` marks maps of mirror views (see :meth:`Placement.nearest_cells`).
+    """
+
+    def __init__(self, maps: list[torch.Tensor], placements: list[Placement], factor: float = 1.0,
+                 nearest: bool = False, mirrored: list[bool] | None = None):
         if not maps or len(maps) != len(placements):
             raise ValueError("one placement per map is needed")
         self.maps, self.placements, self.factor = maps, placements, factor
+        self.nearest, self.mirrored = nearest, mirrored or [False] * len(maps)
         self.channels = maps[0].shape[0]
         self.height, self.width = placements[0].height, placements[0].width
 
     def _sample(self, rows: torch.Tensor, cols: torch.Tensor, pointwise: bool) -> torch.Tensor:
         """``pointwise``: rows and cols are N points -> [C, N]; else their grid -> [C, len(rows), len(cols)]."""
+        if self.nearest:
+            return self._sample_nearest(rows, cols, pointwise)
         total = None
         for m, p in zip(self.maps, self.placements):
             y, x = p.canvas_coords(rows.to(m.device), cols.to(m.device))
@@ -45,6 +53,14 @@ class ResizedSum:
             total = v if total is None else total + v
         total = total * self.factor
         return total[:, 0] if pointwise else total
+
+    def _sample_nearest(self, rows: torch.Tensor, cols: torch.Tensor, pointwise: bool) -> torch.Tensor:
+        total = None
+        for m, p, mirrored in zip(self.maps, self.placements, self.mirrored):
+            iy, ix = p.nearest_cells(rows.to(m.device), cols.to(m.device), tuple(m.shape[-2:]), mirrored)
+            v = m.float()[:, iy, ix] if pointwise else m.float()[:, iy][:, :, ix]
+            total = v if total is None else total + v
+        return total * self.factor
 
     def rows(self, start: int, stop: int) -> torch.Tensor:
         """[C, stop - start, W]"""
