@@ -258,3 +258,48 @@ def test_converted_official_checkpoint_reproduces_the_tensorflow_graph(tmp_path)
             assert _compare_with_golden(other.eval()) < 1e-2
     finally:
         out.unlink(missing_ok=True)
+
+
+# --- the official test protocol ----------------------------------------------------------------
+
+def test_jppnet_pose_decoder_is_the_official_nearest_resize_and_integer_argmax():
+    """As evaluate_pose_JPPNet-s2.py: each scale's heatmaps (of the image and of its mirror)
+    nearest-resized to the original size and averaged, the mirror's flipped back at full size with
+    its joint pairs swapped, then numpy's argmax per joint."""
+    from spd.config.schema import EvalConfig
+    from spd.labels import keypoint_space
+    from spd.predict.decode import decode_views
+    from spd.predict.fusion import Views, _unflip
+    from spd.predict.placement import place
+
+    g = torch.Generator().manual_seed(3)
+    height, width, joints = 37, 29, keypoint_space()
+    perm = joints.flip_permutation
+    shapes = [(4, 4), (6, 5)]  # the network's output at two scales
+    placements = [place(height, width, (8 * h, 8 * w), "squash") for h, w in shapes]
+    direct = [torch.randn(16, h, w, generator=g, dtype=torch.float64) for h, w in shapes]
+    of_mirror = [torch.randn(16, h, w, generator=g, dtype=torch.float64) for h, w in shapes]  # mirror image's outputs
+    views = Views(placements=placements, views=2, maps={"pose": direct},
+                  mirrored={"pose": [_unflip(m[None], perm)[0] for m in of_mirror]})
+    tta = EvalConfig(input_size=(32, 32), scales=(1.0, 1.25), flip=True, pose_decoder="jppnet")
+    ours = decode_views(views, tta, ("background",), joints.joints).keypoints
+
+    full = lambda maps: torch.stack([legacy_nearest_resize(m[None], (height, width))[0] for m in maps]).mean(0)
+    mirror = full(of_mirror)[list(perm)].flip(-1)
+    official = ((full(direct) + mirror) / 2).flatten(1).numpy()
+    expected = [(int(i) % width, int(i) // width) for i in np.argmax(official, axis=1)]
+    assert [tuple(map(int, p)) for p in ours.tolist()] == expected
+
+
+def test_heads_start_as_the_official_code_initialises_them():
+    model = SPDNet(jppnet_model_config())
+    pose_conv = model.initial["pose"].feature[0][0]  # conv2d helper: truncated normal, std 0.01, bias 0
+    w = pose_conv.weight.detach()
+    assert float(w.abs().max()) <= 0.02 and abs(float(w.std()) - 0.0088) < 0.001  # std of N(0, .01) cut at 2 std
+    assert float(pose_conv.bias.abs().max()) == 0.0
+    fc1 = model.initial["parsing"].out.head.branches[0]  # no initialiser: Glorot uniform, biases too
+    limit = math.sqrt(6 / (2048 * 9 + 20 * 9))
+    assert float(fc1.weight.abs().max()) <= limit and float(fc1.weight.abs().max()) > 0.9 * limit
+    assert 0 < float(fc1.bias.abs().max()) <= math.sqrt(3 / 20)
+    conv = model.backbone.layer1[0].conv2  # kaffe conv without an initialiser: Glorot uniform
+    assert float(conv.weight.abs().max()) <= math.sqrt(6 / (64 * 9 * 2))

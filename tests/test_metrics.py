@@ -77,6 +77,26 @@ def test_pckh_by_hand():
     assert scores["Total"] == pytest.approx(100 * 3 / 5) and math.isnan(scores["Knee"])
 
 
+def test_pckh_groups_average_their_joints_and_negative_coordinates_are_missing():
+    """LIP's evaluation: Wrist = (PCKh(r_wrist) + PCKh(l_wrist)) / 2, not the pooled count."""
+    space = keypoint_space()
+    gt = torch.full((3, 16, 2), float("nan"))
+    gt[:, 9], gt[:, 8] = torch.tensor([0.0, 0.0]), torch.tensor([0.0, 10.0])
+    pred = gt.clone()
+    gt[:, 10] = torch.tensor([20.0, 20.0])
+    pred[:, 10] = gt[:, 10]                           # r_wrist: 3 of 3
+    gt[0, 15] = torch.tensor([40.0, 40.0])
+    pred[0, 15] = torch.tensor([40.0, 48.0])          # l_wrist: 0 of 1
+    gt[1, 15] = torch.tensor([-1.0, 30.0])            # negative: missing, not counted
+    pred[1, 15] = torch.tensor([100.0, 100.0])
+    gt[2, 9] = torch.tensor([-5.0, 0.0])              # head top negative: image 3 left out
+    correct, counted = pckh_update(pred, gt, space)
+    assert counted[10] == 2 and counted[15] == 1 and correct[10] == 2
+    scores = pckh_scores(correct, counted, space)
+    assert scores["Wrist"] == pytest.approx(50.0)      # pooled would say 2 / 3
+    assert scores["Total"] == pytest.approx(100 * 6 / 7)
+
+
 @settings(max_examples=30, deadline=None)
 @given(st.integers(2, 6), st.integers(1, 200), st.integers(0, 10_000))
 def test_accumulating_in_parts_equals_one_matrix(k, n, seed):

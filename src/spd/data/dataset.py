@@ -12,18 +12,20 @@ from torchvision import tv_tensors
 
 from ..labels import IGNORE_INDEX
 from .errors import DataError
-from .heatmaps import HeatmapCodec
+from ..model.tf_ops import legacy_nearest_resize
+from .heatmaps import HeatmapCodec, jppnet_heatmaps
 from .reader import ParsingReader
 from .sample import Sample
-from .transforms import ParsingMask, PartIndexMask, UVMap
+from .transforms import HeatmapStack, ParsingMask, PartIndexMask, UVMap
 
 log = logging.getLogger(__name__)
 NUM_JOINTS = 16
 
 
-def to_tv_tensors(sample: Sample, num_joints: int = NUM_JOINTS) -> dict[str, Any]:
+def to_tv_tensors(sample: Sample, num_joints: int = NUM_JOINTS, dense_heatmaps: bool = False) -> dict[str, Any]:
     """Wraps a sample's targets as tv_tensors; a missing target becomes an ignore-filled one, so
-    that every sample has the same keys and the flags tell what is real."""
+    that every sample has the same keys and the flags tell what is real. ``dense_heatmaps``: also
+    JPPNet's heatmaps at the original size (to be transformed with the image)."""
     image = tv_tensors.Image(sample.image)
     hw = tuple(sample.image.shape[-2:])
     parsing = sample.parsing if sample.has_parsing else torch.full(hw, IGNORE_INDEX, dtype=torch.uint8)
@@ -31,13 +33,16 @@ def to_tv_tensors(sample: Sample, num_joints: int = NUM_JOINTS) -> dict[str, Any
     dp_index = sample.dp_index if sample.has_densepose else torch.full(hw, IGNORE_INDEX, dtype=torch.uint8)
     valid = torch.full((1, *hw), 1.0 if sample.has_densepose else 0.0)
     dp_uv = torch.cat([sample.dp_uv if sample.has_densepose else torch.zeros((2, *hw)), valid])
-    return {
+    data = {
         "image": image,
         "parsing": ParsingMask(parsing),
         "keypoints": tv_tensors.KeyPoints(keypoints, canvas_size=hw),
         "dp_index": PartIndexMask(dp_index),
         "dp_uv": UVMap(dp_uv),
     }
+    if dense_heatmaps:
+        data["heatmaps"] = HeatmapStack(jppnet_heatmaps(keypoints, *hw))
+    return data
 
 
 def build_targets(data: dict[str, Any], flags: dict[str, bool], codec: HeatmapCodec) -> dict[str, Any]:
@@ -45,6 +50,8 @@ def build_targets(data: dict[str, Any], flags: dict[str, bool], codec: HeatmapCo
 
     image [3, H, W] uint8; parsing [H, W] int64 (255 ignore); heatmaps [K, h, w] float32;
     joint_weight [K] (1 = joint present in the crop); keypoints [K, 2] (nan missing);
+    (with JPPNet's dense heatmaps in ``data``: those, nearest-resized to the output grid, and
+    weight 1 for every joint of an annotated image: a missing joint's all-zero map is a target);
     dp_index [H, W] int64 (255 ignore); dp_uv [2, H, W] float32 (0 where invalid);
     dp_uv_valid [H, W] bool (U, V may be trained on: not mirrored, not padding);
     has_parsing, has_pose, has_densepose, has_dp_uv: bool scalars.
@@ -52,7 +59,12 @@ def build_targets(data: dict[str, Any], flags: dict[str, bool], codec: HeatmapCo
     image = data["image"].as_subclass(torch.Tensor)
     hw = tuple(image.shape[-2:])
     keypoints = data["keypoints"].as_subclass(torch.Tensor).float()
-    heatmaps, weight = codec.encode(keypoints, hw)
+    if "heatmaps" in data:
+        dense = data["heatmaps"].as_subclass(torch.Tensor).float()[None] / 255.0
+        heatmaps = legacy_nearest_resize(dense, codec.grid_hw(hw))[0]
+        weight = torch.ones(heatmaps.shape[0])
+    else:
+        heatmaps, weight = codec.encode(keypoints, hw)
     uv = data["dp_uv"].as_subclass(torch.Tensor).float()
     # Bilinear resampling blends validity at its edges: only fully valid pixels count.
     uv_valid = (uv[2] > 0.999) & flags["has_densepose"]
@@ -80,8 +92,10 @@ class ParsingDataset(torch.utils.data.Dataset):
     """
 
     def __init__(self, reader: ParsingReader, transform: Callable | None = None,
-                 codec: HeatmapCodec | None = None, skip_corrupt: bool = False, seed: int = 0):
+                 codec: HeatmapCodec | None = None, skip_corrupt: bool = False, seed: int = 0,
+                 dense_heatmaps: bool = False):
         self.reader = reader
+        self.dense_heatmaps = dense_heatmaps
         self.seed = seed
         self.transform = transform
         self.codec = codec or HeatmapCodec()
@@ -114,7 +128,7 @@ class ParsingDataset(torch.utils.data.Dataset):
     def _item(self, index: int) -> dict[str, Any]:
         sample = self.load(index)
         flags = {"has_parsing": sample.has_parsing, "has_pose": sample.has_pose, "has_densepose": sample.has_densepose}
-        data = to_tv_tensors(sample)
+        data = to_tv_tensors(sample, dense_heatmaps=self.dense_heatmaps and sample.has_pose)
         if self.transform is not None:
             data = self.transform(data)
         targets = build_targets(data, flags, self.codec)

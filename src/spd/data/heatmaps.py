@@ -9,9 +9,15 @@ geometry.py). A missing joint (nan) or one outside the input gets an all-zero ma
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import torch
+
+# JPPNet's heatmap files (datasets/lip/create_heatmaps.py): a Gaussian of variance 64 px^2 in
+# original image pixels, within a +-25 px window, saved as 8-bit images scaled to peak 255.
+JPPNET_VARIANCE = 64.0
+JPPNET_WINDOW = 25
 
 
 @dataclass(frozen=True)
@@ -65,3 +71,31 @@ def parabola_offset(lo: torch.Tensor, mid: torch.Tensor, hi: torch.Tensor, inner
     ok = inner & (curvature < -1e-6) & (lo > 1e-10) & (hi > 1e-10)
     delta = torch.where(ok, 0.5 * (llo - lhi) / torch.where(ok, curvature, -1.0), 0.0)
     return delta.clamp(-0.5, 0.5)
+
+
+def jppnet_heatmaps(keypoints: torch.Tensor, height: int, width: int) -> torch.Tensor:
+    """JPPNet's training heatmaps at the original image size, as its preprocessing writes them:
+    keypoints [K, 2] (x, y; nan = missing) -> uint8 [K, H, W].
+
+    Coordinates are truncated to integers and clamped into the image; a missing joint (and, as in
+    the official script, one at (0, 0)) gets an all-zero map. The Gaussian covers rows
+    ``y - 25 .. min(y + 25, H - 1) - 1`` (the script's half-open ranges) and likewise columns, and is
+    scaled so that its largest pixel is 255, rounded."""
+    k = keypoints.shape[0]
+    out = torch.zeros(k, height, width, dtype=torch.uint8)
+    rows, cols = torch.arange(height, dtype=torch.float64), torch.arange(width, dtype=torch.float64)
+    for j in range(k):
+        x, y = (float(v) for v in keypoints[j, :2])
+        if math.isnan(x) or math.isnan(y):
+            continue
+        c, r = min(max(int(x), 0), width - 1), min(max(int(y), 0), height - 1)
+        if c + r == 0:
+            continue
+        r0, r1 = max(r - JPPNET_WINDOW, 0), min(r + JPPNET_WINDOW, height - 1)
+        c0, c1 = max(c - JPPNET_WINDOW, 0), min(c + JPPNET_WINDOW, width - 1)
+        if r1 <= r0 or c1 <= c0:
+            continue
+        d2 = (rows[r0:r1, None] - r) ** 2 + (cols[None, c0:c1] - c) ** 2
+        g = torch.exp(-d2 / (2 * JPPNET_VARIANCE))
+        out[j, r0:r1, c0:c1] = torch.floor(g / g.max() * 255 + 0.5).to(torch.uint8)
+    return out

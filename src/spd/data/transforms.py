@@ -5,6 +5,8 @@
 - parsing:   :class:`ParsingMask`  (nearest, fill 255 = ignore; flip swaps left/right classes)
 - keypoints: ``tv_tensors.KeyPoints`` [K, 2] (flip swaps left/right joints; nan = missing)
 - dp_index:  :class:`PartIndexMask` (nearest, fill 255; flip permutes DensePose parts)
+- heatmaps:  :class:`HeatmapStack` [K, H, W] uint8, JPPNet's dense pose targets (only with the
+             ``jppnet`` recipe; nearest, fill 0; flip swaps left/right joints)
 - dp_uv:     :class:`UVMap` [3, H, W] = U, V and a validity channel (bilinear, fill 0). A flip
              zeroes the validity, because the U, V symmetry table of DensePose is not available
              offline and flipped U, V must not be trained on. (Validity is a channel rather than
@@ -23,6 +25,7 @@ from torchvision.transforms.v2 import functional as TF
 from torchvision.transforms.v2._utils import query_size
 
 from ..labels import IGNORE_INDEX, keypoint_space, label_space
+from ..model.tf_ops import legacy_bilinear_resize, legacy_nearest_resize
 from .geometry import affine_matrix, transform_points, transformed_extent, warp
 
 
@@ -38,10 +41,27 @@ class UVMap(tv_tensors.Image):
     """DensePose U, V in [0, 1] and their validity (1 = may be trained on), [3, H, W]."""
 
 
+class HeatmapStack(tv_tensors.Mask):
+    """One heatmap per joint, [K, H, W] uint8 (255 = peak), made at the original image size."""
+
+
+RECIPES = ("affine", "jppnet")
+# The colour that is zero after the default (ImageNet) normalisation: JPPNet pads with its mean.
+MEAN_COLOUR = (0.485 * 255, 0.456 * 255, 0.406 * 255)
+
+
 @dataclass(frozen=True)
 class AugmentConfig:
-    """Training augmentation. Defaults follow JPPNet (scale 0.75-1.25 without keeping the aspect
-    ratio, mirror, pad and random crop); rotation is off unless asked for."""
+    """Training augmentation, one of two recipes:
+
+    * ``affine``: random scale (per axis unless ``keep_aspect``), rotation and crop / pad as one
+      affine warp around the image centre; pose targets rendered after it at the output grid.
+    * ``jppnet``: JPPNet's own (utils/lip_reader.py): mirror; ONE factor s in ``scale`` and a
+      resize of everything to int(size * s) whatever the image's aspect (TF1's legacy resizes);
+      padding on the right and bottom to ``size`` (image: the mean colour, labels 255, heatmaps 0);
+      a random crop. Pose targets are JPPNet's dense heatmaps made at the original size, resized
+      with the image. ``keep_aspect``, ``rotation``, ``fit`` and ``random_crop`` do not apply.
+    """
 
     size: tuple[int, int] = (384, 384)       # output height, width
     scale: tuple[float, float] = (0.75, 1.25)
@@ -50,6 +70,11 @@ class AugmentConfig:
     flip: float = 0.5                        # probability of a mirror
     fit: bool = False                        # first scale the image so its longer side fits ``size``
     random_crop: bool = True                 # False: the crop is centred
+    recipe: str = "affine"                   # "affine" or "jppnet" (see above)
+
+    def __post_init__(self) -> None:
+        if self.recipe not in RECIPES:
+            raise ValueError(f"augment.recipe must be one of {', '.join(RECIPES)}, got {self.recipe!r}")
 
 
 class RandomAffineCrop(v2.Transform):
@@ -84,7 +109,8 @@ class RandomAffineCrop(v2.Transform):
             return tv_tensors.wrap(transform_points(inpt.as_subclass(torch.Tensor), matrix), like=inpt,
                                    canvas_size=size)
         if isinstance(inpt, tv_tensors.Mask):
-            return tv_tensors.wrap(warp(inpt.as_subclass(torch.Tensor), matrix, size, "nearest", IGNORE_INDEX), like=inpt)
+            fill = 0 if isinstance(inpt, HeatmapStack) else IGNORE_INDEX
+            return tv_tensors.wrap(warp(inpt.as_subclass(torch.Tensor), matrix, size, "nearest", fill), like=inpt)
         if isinstance(inpt, tv_tensors.Image):
             return tv_tensors.wrap(warp(inpt.as_subclass(torch.Tensor), matrix, size, "bilinear", 0.0), like=inpt)
         return inpt
@@ -120,10 +146,63 @@ def flip_target(inpt: torch.Tensor, parsing_lut: torch.Tensor, part_lut: torch.T
     lut = part_lut if isinstance(inpt, PartIndexMask) else parsing_lut if isinstance(inpt, ParsingMask) else None
     if lut is not None:
         return tv_tensors.wrap(lut[out.as_subclass(torch.Tensor).long()].to(inpt.dtype), like=inpt)
-    if isinstance(inpt, tv_tensors.KeyPoints):
+    if isinstance(inpt, (tv_tensors.KeyPoints, HeatmapStack)):
         return tv_tensors.wrap(out.as_subclass(torch.Tensor)[joint_perm], like=out)
     return out
 
 
+class JPPNetScaleCrop(v2.Transform):
+    """JPPNet's random scale, pad and crop (see :class:`AugmentConfig`, recipe ``jppnet``).
+
+    The image is resized by TF1's legacy bilinear and rounded back to 8 bits (the official
+    pipeline keeps floats: at most half a grey level apart); labels, part indices, heatmaps and
+    U, V by TF1's legacy nearest neighbour (the top-left source pixel).
+    """
+
+    def __init__(self, config: AugmentConfig, fill: tuple[float, float, float] = MEAN_COLOUR):
+        super().__init__()
+        self.config, self.fill = config, fill
+
+    def make_params(self, flat_inputs: list[Any]) -> dict[str, Any]:
+        s = float(torch.empty(1).uniform_(*self.config.scale))
+        resized = tuple(int(n * s) for n in self.config.size)  # a square for JPPNet's 384 x 384
+        offset = tuple(int(torch.randint(0, max(r, n) - n + 1, ())) for r, n in zip(resized, self.config.size))
+        return {"resized": resized, "offset": offset, "in_hw": query_size(flat_inputs)}
+
+    def transform(self, inpt: Any, params: dict[str, Any]) -> Any:
+        resized, (top, left), (h, w) = params["resized"], params["offset"], params["in_hw"]
+        if isinstance(inpt, tv_tensors.KeyPoints):
+            xy = inpt.as_subclass(torch.Tensor) * torch.tensor([resized[1] / w, resized[0] / h]) - torch.tensor([left, top])
+            return tv_tensors.wrap(xy, like=inpt, canvas_size=self.config.size)
+        if not isinstance(inpt, tv_tensors.Image | tv_tensors.Mask):
+            return inpt
+        x = inpt.as_subclass(torch.Tensor)
+        squeeze = x.ndim == 2
+        x = x[None, None] if squeeze else x[None]
+        if isinstance(inpt, tv_tensors.Mask):
+            fill = 0 if isinstance(inpt, HeatmapStack) else IGNORE_INDEX
+            x = legacy_nearest_resize(x, resized)
+            fills = [fill] * x.shape[1]
+        else:
+            x = legacy_bilinear_resize(x.float(), resized)
+            fills = list(self.fill) if not isinstance(inpt, UVMap) else [0.0] * x.shape[1]
+            if x.dtype != inpt.dtype:
+                x = x.round().clamp(0, 255).to(inpt.dtype) if inpt.dtype == torch.uint8 else x.to(inpt.dtype)
+        out = _pad_crop(x[0], fills, top, left, self.config.size)
+        return tv_tensors.wrap(out[0] if squeeze else out, like=inpt)
+
+
+def _pad_crop(x: torch.Tensor, fills: list[float], top: int, left: int, size: tuple[int, int]) -> torch.Tensor:
+    """[C, h, w] padded on the right and bottom with ``fills`` (per channel) to at least ``size``,
+    then cropped at (top, left) to ``size``."""
+    c, h, w = x.shape
+    values = torch.tensor(fills, dtype=torch.float64)
+    values = values if x.dtype.is_floating_point else values.round()
+    canvas = values.to(x.dtype).view(c, 1, 1).expand(c, max(h, size[0]), max(w, size[1])).clone()
+    canvas[:, :h, :w] = x
+    return canvas[:, top:top + size[0], left:left + size[1]]
+
+
 def train_transform(config: AugmentConfig, parsing_space: str = "lip") -> v2.Compose:
-    return v2.Compose([RandomHorizontalFlipSwap(config.flip, parsing_space), RandomAffineCrop(config)])
+    crop = JPPNetScaleCrop(config) if config.recipe == "jppnet" else RandomAffineCrop(config)
+    return v2.Compose([RandomHorizontalFlipSwap(config.flip, parsing_space), crop])

@@ -83,7 +83,8 @@ class SPDDataModule(L.LightningDataModule):
     def train_dataloader(self) -> torch.utils.data.DataLoader:
         reader, _ = self.readers()
         transform = train_transform(self.config.augment, reader.label_space)
-        dataset = ParsingDataset(reader, transform, self.codec, self.config.data.skip_corrupt, self.config.train.seed)
+        dataset = ParsingDataset(reader, transform, self.codec, self.config.data.skip_corrupt, self.config.train.seed,
+                                 dense_heatmaps=self.config.augment.recipe == "jppnet")
         sampler = EpochSampler(len(dataset), self.config.train.seed)
         batches = ResumableBatchSampler(sampler, self.config.data.batch_size, drop_last=True, skip=self.skip_batches)
         return self._loader(dataset, batch_sampler=batches)

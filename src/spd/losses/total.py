@@ -12,7 +12,7 @@ from ..model.outputs import ModelOutput, StageOutput
 from .densepose import dp_index_loss, dp_uv_loss
 from .parsing import DENSE_AT, parsing_loss
 from .pose import POSE_MODES, pose_loss
-from .targets import resize_bilinear
+from .targets import TARGET_RESIZES, resize_heatmaps
 
 
 @dataclass(frozen=True)
@@ -25,8 +25,13 @@ class LossConfig:
     # Resolution of the parsing and part-index cross-entropy: "output" (labels resized to the
     # logits, JPPNet) or "input" (logits upsampled to the labels).
     dense_at: str = "output"
+    # How labels and heatmaps reach a smaller grid: "centred" (the pixel under each cell's centre;
+    # heatmaps bilinear) or "tf_legacy" (JPPNet: TF1's nearest neighbour, the top-left pixel).
+    resize: str = "centred"
 
     def __post_init__(self) -> None:
+        if self.resize not in TARGET_RESIZES:
+            raise ValueError(f"loss.resize must be one of {TARGET_RESIZES}, got {self.resize!r}")
         if self.dense_at not in DENSE_AT:
             raise ValueError(f"loss.dense_at must be one of {DENSE_AT}, got {self.dense_at!r}")
         if self.pose_mode not in POSE_MODES:
@@ -42,14 +47,16 @@ class LossOutput:
 def stage_terms(out: StageOutput, batch: dict[str, torch.Tensor], config: LossConfig) -> dict[str, torch.Tensor]:
     terms = {}
     if out.parsing is not None:
-        terms["parsing"] = parsing_loss(out.parsing, batch["parsing"], batch["has_parsing"], config.dense_at)
+        terms["parsing"] = parsing_loss(out.parsing, batch["parsing"], batch["has_parsing"], config.dense_at,
+                                        config.resize)
     if out.pose is not None:
         # Heatmaps are made at the full-scale grid; smaller input scales give smaller grids.
-        heatmaps = resize_bilinear(batch["heatmaps"], out.pose.shape[-2:])
+        heatmaps = resize_heatmaps(batch["heatmaps"], out.pose.shape[-2:], config.resize)
         terms["pose"] = pose_loss(out.pose, heatmaps, batch["joint_weight"] * batch["has_pose"][:, None],
                                    config.pose_mode)
     if out.dp_index is not None:
-        terms["dp_index"] = dp_index_loss(out.dp_index, batch["dp_index"], batch["has_densepose"], config.dense_at)
+        terms["dp_index"] = dp_index_loss(out.dp_index, batch["dp_index"], batch["has_densepose"], config.dense_at,
+                                          config.resize)
         terms["dp_uv"] = dp_uv_loss(out.dp_uv, batch["dp_index"], batch["dp_uv"],
                                     batch["dp_uv_valid"] & batch["has_densepose"][:, None, None])
     return terms

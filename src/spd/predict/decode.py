@@ -39,7 +39,9 @@ def _peaks(heatmaps: ResizedSum, decoder: str) -> tuple[torch.Tensor, torch.Tens
     best = torch.full((k,), -torch.inf, device=device)
     index = torch.zeros(k, dtype=torch.long, device=device)
     for a, b in heatmaps.bands():
-        value, where = heatmaps.rows(a, b).flatten(1).max(1)
+        band = heatmaps.rows(a, b).flatten(1)
+        where = band.argmax(1)  # the first maximum in raster order, as numpy's argmax in JPPNet's evaluation
+        value = band.gather(1, where[:, None])[:, 0]
         better = value > best  # strict: the first maximum in raster order wins, as a full argmax
         best, index = torch.where(better, value, best), torch.where(better, where + a * width, index)
     iy, ix = index // width, index % width
