@@ -16,7 +16,7 @@ def conv(k, cin, cout):
 
 
 def jppnet_head_parameters():
-    """Every head layer of jppnet.md, counted by hand."""
+    """Every head layer of the official JPPNet graph, counted by hand."""
     fc1_human = 4 * conv(3, 2048, 20)
     parsing_features = conv(3, 2048, 512) + conv(3, 512, 256)
     pose_net = (conv(3, 1024, 512) + conv(3, 512, 512) + conv(3, 512, 256) + 3 * conv(3, 256, 256)

@@ -1,4 +1,4 @@
-"""LIP reader for both layouts found in the wild (datasets.md):
+"""LIP reader for both layouts found in the wild:
 
 official  TrainVal_images/{train,val}_images/<id>.jpg, TrainVal_parsing_annotations/
           {train,val}_segmentations/<id>.png, TrainVal_pose_annotations/lip_{train,val}_set.csv,

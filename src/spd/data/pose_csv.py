@@ -1,5 +1,5 @@
 """The LIP pose CSV: ``<id>.jpg, x0, y0, v0, ..., x15, y15, v15`` per line, no header, ``nan`` for a
-missing joint (datasets.md)."""
+missing joint."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
 """Parsing metrics from one confusion matrix accumulated over the whole set (the official LIP
-protocol, evaluation.md).
+protocol).
 
 The matrix is [K, K + 1]: rows are ground-truth classes, columns predicted classes, and the last
 column counts predictions outside 0..K-1 (a class with no counterpart in a cross-dataset

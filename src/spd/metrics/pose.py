@@ -1,4 +1,4 @@
-"""PCKh@0.5 as used on LIP (evaluation.md): per image, the normaliser is the Head_top - Neck
+"""PCKh@0.5 as used on LIP: per image, the normaliser is the Head_top - Neck
 distance of the ground truth (images lacking either are left out); a joint is correct when its
 error is at most 0.5 x normaliser; joints missing from the ground truth are excluded. No MPII
 head-box 0.6 factor. As the de-facto LIP implementation, a ground-truth joint with a negative

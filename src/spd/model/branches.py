@@ -1,5 +1,5 @@
 """Task branches: an initial prediction from backbone features, and refinement stages that take
-the previous outputs of the task itself and of its feeders (jppnet.md, spd.md).
+the previous outputs of the task itself and of its feeders (docs/jppnet.md).
 
 Head shapes are data (HEADS), scaled by the model's ``width``; JPPNet's are width 1.0.
 """

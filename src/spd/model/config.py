@@ -1,6 +1,6 @@
 """One configurable model: which tasks exist, which branch feeds which refinement, how many
 refinement stages, input scales, backbone, output stride, head width. Named presets make JPPNet,
-S, SP, SD and SPD the same code with different settings (spd.md)."""
+S, SP, SD and SPD the same code with different settings."""
 
 from __future__ import annotations
 
@@ -93,7 +93,7 @@ _PAIR = {"parsing": ("pose",), "pose": ("parsing",)}
 PRESETS: dict[str, ModelConfig] = {
     # The JPPNet graph as its official code builds it: parsing and pose refine each other.
     "jppnet": ModelConfig(name="jppnet", tasks=("parsing", "pose"), feeds=_PAIR),
-    # SPD ablations (spd.md): segmentation only, + pose, + dense pose, all three.
+    # The SPD paper's ablations: segmentation only, + pose, + dense pose, all three.
     "s": ModelConfig(name="s", tasks=("parsing",), feeds={}),
     "sp": ModelConfig(name="sp", tasks=("parsing", "pose"), feeds=_PAIR),
     "sd": ModelConfig(name="sd", tasks=("parsing", "densepose"),

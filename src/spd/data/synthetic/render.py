@@ -20,7 +20,7 @@ from .domains import Domain
 from .raster import Patch, capsule, clip_along, ellipse, polygon
 from .skeleton import (ARMS, HEAD_TOP, LEGS, NECK, PELVIS, SPINE, Skeleton, sample_skeleton)
 
-# DensePose part of each body piece: (front view, back view) per datasets.md's groups.
+# DensePose part of each body piece: (front view, back view) per DensePose's part groups.
 DP_PARTS = {
     ("torso", None): (1, 2),
     ("hand", "right"): (3, 3), ("hand", "left"): (4, 4),
