@@ -303,3 +303,40 @@ def test_heads_start_as_the_official_code_initialises_them():
     assert 0 < float(fc1.bias.abs().max()) <= math.sqrt(3 / 20)
     conv = model.backbone.layer1[0].conv2  # kaffe conv without an initialiser: Glorot uniform
     assert float(conv.weight.abs().max()) <= math.sqrt(6 / (64 * 9 * 2))
+
+
+def test_official_test_protocol_end_to_end_on_a_stub_network():
+    """JPPNet's evaluation written out with TF1's legacy resizes, against the Predictor with
+    interpolation tf_legacy and the jppnet pose decoder: the image and its mirror resized to each
+    scale, every stage's parsing logits (stage 3's heatmaps) resized to the original size and
+    averaged over scales, the mirror's swapped and flipped at full size, then the argmax."""
+    from predict_helpers import StubNet
+
+    from spd.config.schema import EvalConfig
+    from spd.labels import keypoint_space, label_space
+    from spd.predict.predictor import Predictor
+
+    stub = StubNet(seed=5)
+    image = torch.randint(0, 256, (3, 37, 29), dtype=torch.uint8, generator=torch.Generator().manual_seed(2))
+    tta = EvalConfig(input_size=(32, 24), scales=(0.75, 1.0, 1.25), flip=True, stages="all", resize="squash",
+                     pose_decoder="jppnet", interpolation="tf_legacy")
+    ours = Predictor(stub, tta, device="cpu")(image)
+
+    size = tuple(image.shape[-2:])
+    parsing = {False: 0.0, True: 0.0}
+    pose = {False: 0.0, True: 0.0}
+    with torch.no_grad():
+        for s in tta.scales:
+            canvas = (int(32 * s), int(24 * s))
+            for mirrored in (False, True):
+                x = legacy_bilinear_resize(stub.normalise((image.flip(-1) if mirrored else image)[None]), canvas)
+                stages = stub.predict_stages(x)
+                logits = torch.stack([st.parsing for st in stages]).mean(0)
+                parsing[mirrored] = parsing[mirrored] + legacy_bilinear_resize(logits, size)[0]
+                pose[mirrored] = pose[mirrored] + legacy_nearest_resize(stages[-1].pose, size)[0]
+    classes, joints = label_space("lip").flip_permutation, keypoint_space().flip_permutation
+    expected_parsing = (parsing[False] + parsing[True][list(classes)].flip(-1)).argmax(0)
+    heat = (pose[False] + pose[True][list(joints)].flip(-1)).flatten(1).numpy()
+    expected_keypoints = [(int(i) % size[1], int(i) // size[1]) for i in np.argmax(heat, axis=1)]
+    assert (ours.parsing.long() == expected_parsing).float().mean().item() == 1.0
+    assert [tuple(map(int, p)) for p in ours.keypoints.tolist()] == expected_keypoints

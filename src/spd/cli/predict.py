@@ -9,7 +9,7 @@ from typing import Any
 
 from tqdm import tqdm
 
-from ..config.schema import POSE_DECODERS, RESIZE_POLICIES
+from ..config.schema import INTERPOLATIONS, POSE_DECODERS, RESIZE_POLICIES
 from ..data.errors import DataError
 
 SETTINGS_HELP = "test-time settings (default: those recorded with the model)"
@@ -25,12 +25,15 @@ def add_test_time_flags(p: argparse.ArgumentParser) -> None:
     g.add_argument("--stages", choices=("all", "final"), default=None)
     g.add_argument("--resize", choices=RESIZE_POLICIES, default=None,
                    help="squash to the input size (JPPNet) or letterbox (keeps the aspect ratio)")
-    g.add_argument("--pose-decoder", choices=POSE_DECODERS, default=None)
+    g.add_argument("--pose-decoder", choices=POSE_DECODERS, default=None,
+                   help="subpixel (bilinear heatmaps, refined peak), argmax, or jppnet (the official evaluation)")
+    g.add_argument("--interpolation", choices=INTERPOLATIONS, default=None,
+                   help="resizes to the network and back: half_pixel, or tf_legacy (as JPPNet's evaluation)")
 
 
 def test_time_overrides(args: argparse.Namespace) -> dict[str, Any]:
     values = {"flip": args.flip, "scales": args.scales, "input_size": args.input_size, "stages": args.stages,
-              "resize": args.resize, "pose_decoder": args.pose_decoder}
+              "resize": args.resize, "pose_decoder": args.pose_decoder, "interpolation": args.interpolation}
     return {k: tuple(v) if isinstance(v, list) else v for k, v in values.items() if v is not None}
 
 

@@ -105,6 +105,7 @@ class TrainConfig:
 RESIZE_POLICIES = ("squash", "letterbox")
 # "jppnet": the official evaluation (heatmaps nearest-resized to the original size, integer argmax).
 POSE_DECODERS = ("subpixel", "argmax", "jppnet")
+INTERPOLATIONS = ("half_pixel", "tf_legacy")
 
 
 @dataclass(frozen=True)
@@ -115,9 +116,13 @@ class EvalConfig:
     stages: str = "all"                 # "all": mean of every stage's logits (JPPNet); "final"
     resize: str = "squash"              # "squash" to input_size (JPPNet) or "letterbox" (keeps the aspect ratio)
     pose_decoder: str = "subpixel"      # bilinear heatmaps, argmax refined by a parabola fit; "argmax"; "jppnet"
+    # Resizes of the image to the network and of its outputs back: "half_pixel" (F.interpolate,
+    # align_corners=False) or "tf_legacy" (TF1's resize_images, as JPPNet's evaluation).
+    interpolation: str = "half_pixel"
 
     def __post_init__(self) -> None:
-        choices = {"stages": ("all", "final"), "resize": RESIZE_POLICIES, "pose_decoder": POSE_DECODERS}
+        choices = {"stages": ("all", "final"), "resize": RESIZE_POLICIES, "pose_decoder": POSE_DECODERS,
+                   "interpolation": INTERPOLATIONS}
         for key, allowed in choices.items():
             if getattr(self, key) not in allowed:
                 raise ValueError(f"eval.{key} must be one of {', '.join(allowed)}, got {getattr(self, key)!r}")

@@ -151,10 +151,11 @@ def convert_checkpoint(prefix: Path | str) -> SPDNet:
 
 
 def official_protocol() -> EvalConfig:
-    """JPPNet's test protocol: 384 x 384 (aspect not kept) at scales 0.75, 1, 1.25 with mirror; parsing
-    averages the stages' logits; pose reads stage 3, nearest-resized, integer argmax."""
+    """JPPNet's test protocol: 384 x 384 (aspect not kept) at scales 0.75, 1, 1.25 with mirror, TF1's
+    legacy resizes; parsing averages the stages' logits; pose reads stage 3, nearest-resized,
+    integer argmax."""
     return EvalConfig(input_size=(384, 384), scales=(0.75, 1.0, 1.25), flip=True, stages="all", resize="squash",
-                      pose_decoder="jppnet")
+                      pose_decoder="jppnet", interpolation="tf_legacy")
 
 
 def write_converted(model: SPDNet, out: Path | str, source: str) -> Path:

@@ -3,9 +3,10 @@
 Parsing and part index: the mean of the views' logits resized bilinearly to the original size,
 then argmax (the evaluation protocol). Pose: the mean heatmap at the original size, its argmax per
 joint, refined to sub-pixel by a parabola through the neighbours (``subpixel``) or not
-(``argmax``); ``jppnet`` resizes the heatmaps as JPPNet's evaluation does (nearest neighbour, the
-mirror view resized before it is flipped back) and takes the integer argmax. U, V: resized
-bilinearly, read at the predicted part.
+(``argmax``); ``jppnet`` resizes the heatmaps as JPPNet's evaluation does (TF1's nearest
+neighbour, the mirror view resized before it is flipped back) and takes the integer argmax. With
+``interpolation: tf_legacy`` the other maps are resized with TF1's legacy bilinear, mirrors apart
+likewise. U, V: resized bilinearly, read at the predicted part.
 """
 
 from __future__ import annotations
@@ -58,20 +59,30 @@ def _peaks(heatmaps: ResizedSum, decoder: str) -> tuple[torch.Tensor, torch.Tens
     return xy, best
 
 
+def _kernel(task: str, tta: EvalConfig) -> str:
+    if task == "pose" and tta.pose_decoder == "jppnet":
+        return "tf_nearest"
+    return "tf_bilinear" if tta.interpolation == "tf_legacy" else "bilinear"
+
+
+def _fused(v: Views, task: str, kernel: str, factor: float) -> ResizedSum:
+    """The views' maps of ``task`` at the original size; mirror views kept apart (see
+    :func:`~spd.predict.fusion.kept_apart`) are resized as mirrors."""
+    if task not in v.mirrored:
+        return ResizedSum(v.maps[task], v.placements, factor, kernel)
+    n = len(v.placements)
+    return ResizedSum(v.maps[task] + v.mirrored[task], v.placements * 2, factor, kernel, [False] * n + [True] * n)
+
+
 def decode_views(v: Views, tta: EvalConfig, classes: tuple[str, ...], joints: tuple[str, ...],
                  return_probs: bool = False) -> Prediction:
     out = Prediction(classes=classes, joints=joints, settings=asdict(tta))
     factor = 1.0 / (v.views * len(v.placements))
-    fused = {task: ResizedSum(maps, v.placements, factor) for task, maps in v.maps.items()}
+    fused = {task: _fused(v, task, _kernel(task, tta), factor) for task in v.maps}
     if "parsing" in fused:
         out.parsing = _argmax_map(fused["parsing"])
         if return_probs:
             out.parsing_probs = _probabilities(fused["parsing"])
-    if "pose" in v.mirrored:
-        fused["pose"] = ResizedSum(v.maps["pose"] + v.mirrored["pose"], v.placements * 2, factor, nearest=True,
-                                   mirrored=[False] * len(v.placements) + [True] * len(v.placements))
-    elif "pose" in fused and tta.pose_decoder == "jppnet":
-        fused["pose"] = ResizedSum(v.maps["pose"], v.placements, factor, nearest=True)
     if "pose" in fused:
         out.keypoints, out.keypoint_scores = _peaks(fused["pose"], tta.pose_decoder)
     if "dp_index" in fused:

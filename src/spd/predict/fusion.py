@@ -31,7 +31,14 @@ class Views:
 
 
 def canvas_size(tta: EvalConfig, scale: float) -> tuple[int, int]:
-    return max(8, round(tta.input_size[0] * scale)), max(8, round(tta.input_size[1] * scale))
+    size = (int if tta.interpolation == "tf_legacy" else round)  # JPPNet truncates
+    return max(8, size(tta.input_size[0] * scale)), max(8, size(tta.input_size[1] * scale))
+
+
+def kept_apart(task: str, tta: EvalConfig) -> bool:
+    """Whether the mirror view's map of ``task`` must be resized before it is added: TF1's legacy
+    resizes are not mirror-symmetric, and JPPNet flips the mirror's output back at full size."""
+    return tta.flip and (tta.interpolation == "tf_legacy" or (task == "pose" and tta.pose_decoder == "jppnet"))
 
 
 def _unflip(x: torch.Tensor, perm: tuple[int, ...]) -> torch.Tensor:
@@ -50,15 +57,21 @@ def run_views(model, images: list[torch.Tensor], tta: EvalConfig) -> list[Views]
     for scale in tta.scales:
         canvas = canvas_size(tta, scale)
         placements = [place(im.shape[-2], im.shape[-1], canvas, tta.resize) for im in images]
-        x = torch.stack([to_canvas(im, p, model.normalise) for im, p in zip(images, placements)])
-        stages = model.predict_stages(torch.cat([x, x.flip(-1)]) if tta.flip else x)
+        legacy = tta.interpolation == "tf_legacy"
+        x = torch.stack([to_canvas(im, p, model.normalise, legacy) for im, p in zip(images, placements)])
+        if tta.flip:
+            # The mirror of the canvas is the canvas of the mirror, except under TF1's resize.
+            mirror = (torch.stack([to_canvas(im.flip(-1), p, model.normalise, legacy) for im, p in zip(images, placements)])
+                      if legacy else x.flip(-1))
+            x = torch.cat([x, mirror])
+        stages = model.predict_stages(x)
         chosen = stages if tta.stages == "all" else stages[-1:]
         for task in MAP_TASKS:
             if getattr(stages[-1], task) is None:
                 continue
             # Pose always reads the final stage: heatmaps of earlier stages are cruder.
             mean = torch.stack([getattr(s, task) for s in (stages[-1:] if task == "pose" else chosen)]).float().mean(0)
-            apart = tta.flip and task == "pose" and tta.pose_decoder == "jppnet"
+            apart = kept_apart(task, tta)
             total = mean[:n] + _unflip(mean[n:], perms[task]) if tta.flip and not apart else mean[:n]
             for i, v in enumerate(out):
                 v.maps.setdefault(task, []).append(total[i])

@@ -13,6 +13,8 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
+from ..model.tf_ops import legacy_bilinear_resize
+
 
 @dataclass(frozen=True)
 class Placement:
@@ -32,26 +34,30 @@ class Placement:
         x = self.left + (cols.float() + 0.5) * (self.inner[1] / self.width)
         return y, x
 
-    def nearest_cells(self, rows: torch.Tensor, cols: torch.Tensor, size: tuple[int, int],
-                      mirrored: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
-        """Cells of a map of ``size`` covering the canvas that TF1's ``resize_nearest_neighbor``
-        (JPPNet's evaluation) gives original pixels ``rows`` and ``cols``: the cell under each
-        pixel's top-left corner. ``mirrored``: the map is the mirror view's, already flipped back at
-        map resolution, as JPPNet resizes the mirror's output first and flips it at full size."""
-        iy = _corner_cells(rows, self.height, size[0], self.top, self.inner[0], self.canvas[0])
-        if mirrored:
-            return iy, size[1] - 1 - _corner_cells(self.width - 1 - cols, self.width, size[1], self.left,
-                                                   self.inner[1], self.canvas[1])
-        return iy, _corner_cells(cols, self.width, size[1], self.left, self.inner[1], self.canvas[1])
+    def legacy_taps(self, rows: torch.Tensor, cols: torch.Tensor, size: tuple[int, int], mirrored: bool = False
+                    ) -> tuple[tuple[torch.Tensor, torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
+        """Where TF1's legacy resizes (JPPNet's evaluation) read a map of ``size`` covering the
+        canvas for original pixels ``rows`` and ``cols``: per axis (low cell, high cell, weight of
+        the high cell), pixel ``i`` sampling map coordinate ``i * map / image`` (no half-pixel
+        centres). The nearest neighbour is the low cell. ``mirrored``: the map is the mirror view's,
+        already flipped back at map resolution, as JPPNet resizes the mirror's output first and
+        flips it at full size."""
+        ys = _legacy_axis(rows, self.height, size[0], self.top, self.inner[0], self.canvas[0])
+        if not mirrored:
+            return ys, _legacy_axis(cols, self.width, size[1], self.left, self.inner[1], self.canvas[1])
+        lo, hi, frac = _legacy_axis(self.width - 1 - cols, self.width, size[1], self.left, self.inner[1], self.canvas[1])
+        return ys, (size[1] - 1 - lo, size[1] - 1 - hi, frac)
 
 
-def _corner_cells(index: torch.Tensor, n_image: int, n_map: int, offset: int, inner: int, canvas: int) -> torch.Tensor:
+def _legacy_axis(index: torch.Tensor, n_image: int, n_map: int, offset: int, inner: int, canvas: int
+                 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     if offset == 0 and inner == canvas:  # the map covers the image: TensorFlow's float32 arithmetic, exactly
         scale = torch.tensor(n_map / n_image, dtype=torch.float32, device=index.device)
-        cells = (index.float() * scale).floor()
+        coord = index.float() * scale
     else:
-        cells = ((offset + index.double() * (inner / n_image)) * (n_map / canvas)).floor()
-    return cells.long().clamp(0, n_map - 1)
+        coord = ((offset + index.double() * (inner / n_image)) * (n_map / canvas)).float()
+    lo = coord.floor().long().clamp(0, n_map - 1)
+    return lo, (lo + 1).clamp_max(n_map - 1), (coord - lo.float()).clamp(0, 1)
 
 
 def place(height: int, width: int, canvas: tuple[int, int], policy: str) -> Placement:
@@ -66,12 +72,14 @@ def place(height: int, width: int, canvas: tuple[int, int], policy: str) -> Plac
     return Placement(height, width, canvas, (canvas[0] - inner[0]) // 2, (canvas[1] - inner[1]) // 2, inner)
 
 
-def to_canvas(image: torch.Tensor, placement: Placement, normalise) -> torch.Tensor:
-    """uint8 RGB [3, H, W] -> the network's input [3, *canvas]: resized bilinearly (no antialias,
-    as the evaluation protocol), normalised by ``normalise`` ([B, 3, h, w] uint8 -> float), padded."""
+def to_canvas(image: torch.Tensor, placement: Placement, normalise, legacy: bool = False) -> torch.Tensor:
+    """uint8 RGB [3, H, W] -> the network's input [3, *canvas]: normalised by ``normalise``
+    ([B, 3, h, w] uint8 -> float), resized bilinearly (no antialias, as the evaluation protocol;
+    ``legacy``: TF1's legacy bilinear, as JPPNet's), padded."""
     x = normalise(image[None])
     if tuple(x.shape[-2:]) != placement.inner:
-        x = F.interpolate(x, size=placement.inner, mode="bilinear", align_corners=False)
+        x = (legacy_bilinear_resize(x, placement.inner) if legacy
+             else F.interpolate(x, size=placement.inner, mode="bilinear", align_corners=False))
     if placement.inner != placement.canvas:
         bottom = placement.canvas[0] - placement.inner[0] - placement.top
         right = placement.canvas[1] - placement.inner[1] - placement.left

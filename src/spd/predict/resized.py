@@ -22,23 +22,28 @@ class ResizedSum:
     """The sum of ``maps[i]`` ([C, h_i, w_i], each covering the canvas of ``placements[i]``), resized
     to the original image and multiplied by ``factor``. ``rows`` and ``at`` evaluate it.
 
-    ``nearest``: resized as TF1's nearest neighbour (JPPNet's pose evaluation) instead of
-    bilinearly; ``mirrored[i]`` marks maps of mirror views (see :meth:`Placement.nearest_cells`).
+    ``kernel``: ``bilinear`` (half-pixel centres, as ``F.interpolate``), or TF1's legacy
+    ``tf_bilinear`` / ``tf_nearest`` (JPPNet's evaluation), for which ``mirrored[i]`` marks the
+    maps of mirror views (see :meth:`Placement.legacy_taps`).
     """
 
+    KERNELS = ("bilinear", "tf_bilinear", "tf_nearest")
+
     def __init__(self, maps: list[torch.Tensor], placements: list[Placement], factor: float = 1.0,
-                 nearest: bool = False, mirrored: list[bool] | None = None):
+                 kernel: str = "bilinear", mirrored: list[bool] | None = None):
         if not maps or len(maps) != len(placements):
             raise ValueError("one placement per map is needed")
+        if kernel not in self.KERNELS:
+            raise ValueError(f"kernel must be one of {self.KERNELS}, got {kernel!r}")
         self.maps, self.placements, self.factor = maps, placements, factor
-        self.nearest, self.mirrored = nearest, mirrored or [False] * len(maps)
+        self.kernel, self.mirrored = kernel, mirrored or [False] * len(maps)
         self.channels = maps[0].shape[0]
         self.height, self.width = placements[0].height, placements[0].width
 
     def _sample(self, rows: torch.Tensor, cols: torch.Tensor, pointwise: bool) -> torch.Tensor:
         """``pointwise``: rows and cols are N points -> [C, N]; else their grid -> [C, len(rows), len(cols)]."""
-        if self.nearest:
-            return self._sample_nearest(rows, cols, pointwise)
+        if self.kernel != "bilinear":
+            return self._sample_legacy(rows, cols, pointwise)
         total = None
         for m, p in zip(self.maps, self.placements):
             y, x = p.canvas_coords(rows.to(m.device), cols.to(m.device))
@@ -54,11 +59,19 @@ class ResizedSum:
         total = total * self.factor
         return total[:, 0] if pointwise else total
 
-    def _sample_nearest(self, rows: torch.Tensor, cols: torch.Tensor, pointwise: bool) -> torch.Tensor:
+    def _sample_legacy(self, rows: torch.Tensor, cols: torch.Tensor, pointwise: bool) -> torch.Tensor:
         total = None
         for m, p, mirrored in zip(self.maps, self.placements, self.mirrored):
-            iy, ix = p.nearest_cells(rows.to(m.device), cols.to(m.device), tuple(m.shape[-2:]), mirrored)
-            v = m.float()[:, iy, ix] if pointwise else m.float()[:, iy][:, :, ix]
+            (y0, y1, wy), (x0, x1, wx) = p.legacy_taps(rows.to(m.device), cols.to(m.device), tuple(m.shape[-2:]), mirrored)
+            m = m.float()
+            if self.kernel == "tf_nearest":
+                v = m[:, y0, x0] if pointwise else m[:, y0][:, :, x0]
+            elif pointwise:
+                top = m[:, y0, x0] + (m[:, y0, x1] - m[:, y0, x0]) * wx
+                v = top + (m[:, y1, x0] + (m[:, y1, x1] - m[:, y1, x0]) * wx - top) * wy
+            else:
+                band = m[:, y0] + (m[:, y1] - m[:, y0]) * wy[:, None]
+                v = band[:, :, x0] + (band[:, :, x1] - band[:, :, x0]) * wx
             total = v if total is None else total + v
         return total * self.factor
 
