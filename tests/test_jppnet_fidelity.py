@@ -340,3 +340,33 @@ def test_official_test_protocol_end_to_end_on_a_stub_network():
     expected_keypoints = [(int(i) % size[1], int(i) // size[1]) for i in np.argmax(heat, axis=1)]
     assert (ours.parsing.long() == expected_parsing).float().mean().item() == 1.0
     assert [tuple(map(int, p)) for p in ours.keypoints.tolist()] == expected_keypoints
+
+
+def test_backbone_initialises_from_a_deeplab_tensorflow_checkpoint(tmp_path):
+    """model.backbone_weights may name a TensorFlow checkpoint of a Caffe ResNet (DeepLab-v2's
+    ImageNet initialisation, as JPPNet trained from): its other variables are left alone."""
+    from spd.convert.jppnet_tf import backbone_names
+    from spd.model.weights import WeightsError, load_backbone_weights
+
+    torch.manual_seed(0)
+    source = Backbone(50, 8, layout="caffe")
+    for m in source.modules():
+        if isinstance(m, torch.nn.BatchNorm2d):
+            m.running_mean.uniform_(-1, 1)
+            m.running_var.uniform_(0.5, 2)
+    names = backbone_names(source, prefix="")
+    assert "res4f_branch2c/weights" in names.values() and "res3d_branch2a/weights" in names.values()  # ResNet-50 letters
+    state = source.state_dict()
+    variables = {name: (state[key].permute(2, 3, 1, 0) if state[key].dim() == 4 else state[key]).numpy()
+                 for key, name in names.items()}
+    write_checkpoint(tmp_path / "init.ckpt", {**variables, "fc1_voc12_c0/weights": np.zeros((3, 3, 8, 2), np.float32)})
+    target = Backbone(50, 8, layout="caffe")
+    assert "TensorFlow checkpoint" in load_backbone_weights(target, tmp_path / "init.ckpt")
+    for key, value in target.state_dict().items():
+        assert torch.equal(value, state[key]) or key.endswith("num_batches_tracked"), key
+    with pytest.raises(WeightsError, match="caffe layout"):
+        load_backbone_weights(Backbone(50, 8, layout="torchvision"), tmp_path / "init.ckpt")
+    del variables["bn5c_branch2b/moving_variance"]
+    write_checkpoint(tmp_path / "short.ckpt", variables)
+    with pytest.raises(WeightsError, match="missing variable.*bn5c_branch2b/moving_variance"):
+        load_backbone_weights(Backbone(50, 8, layout="caffe"), tmp_path / "short.ckpt")

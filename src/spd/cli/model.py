@@ -22,7 +22,7 @@ def cmd_summary(args: argparse.Namespace) -> int:
     config = preset(args.preset)
     model = SPDNet(config)
     trunk = (f"{config.backbone} + top-down decoder ({config.decoder_width} ch), heads {config.head_width} ch"
-             if config.family == "fpn" else f"dilated ResNet-{config.depth}, head width x{config.width}")
+             if config.family == "fpn" else f"dilated ResNet-{config.depth} ({config.layout} layout), head width x{config.width}")
     print(f"preset {config.name}: tasks {', '.join(config.tasks)}; {trunk}, output stride "
           f"{config.output_stride}, {config.refine_stages} refinement stages, scales {list(config.scales)}")
     for task in config.tasks:

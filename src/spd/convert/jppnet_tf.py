@@ -19,6 +19,7 @@ import torch
 
 from ..config.schema import EvalConfig
 from ..model import CAFFE_BGR, SPDNet, preset
+from ..model.backbone import Backbone
 from ..model.config import ModelConfig
 from .tf_checkpoint import read_checkpoint
 
@@ -32,10 +33,11 @@ class ConversionError(ValueError):
     pass
 
 
-def block_names(stage: int, blocks: int) -> list[str]:
-    """Caffe ResNet-101 block names: res2a..c, res3a, res3b1..b3, res4a, res4b1..b22, res5a..c."""
-    if blocks <= 3:
-        return [f"{stage}{c}" for c in "abc"[:blocks]]
+def block_names(stage: int, blocks: int, depth: int = 101) -> list[str]:
+    """Caffe ResNet block names: ResNet-101 (DeepLab-v2, JPPNet) has res2a..c, res3a, res3b1..b3,
+    res4a, res4b1..b22, res5a..c; ResNet-50 lettered blocks throughout (res3a..d, res4a..f)."""
+    if blocks <= 3 or depth == 50:
+        return [f"{stage}{chr(ord('a') + i)}" for i in range(blocks)]
     return [f"{stage}a"] + [f"{stage}b{i}" for i in range(1, blocks)]
 
 
@@ -50,12 +52,15 @@ def _bn(prefix: str, scope: str) -> dict[str, str]:
     return {f"{prefix}.{ours}": f"{scope}/{theirs}" for ours, theirs in BN.items()}
 
 
-def _backbone(model: SPDNet) -> dict[str, str]:
-    names = {**_conv("backbone.conv1", "conv1", bias=None), **_bn("backbone.bn1", "bn_conv1")}
+def backbone_names(backbone: Backbone, prefix: str = "backbone.") -> dict[str, str]:
+    """State-dict key -> Caffe / DeepLab-v2 TensorFlow variable name of a bottleneck ResNet."""
+    if backbone.depth < 50:
+        raise ConversionError(f"Caffe ResNet checkpoints hold bottleneck ResNets (50, 101), not ResNet-{backbone.depth}")
+    names = {**_conv(f"{prefix}conv1", "conv1", bias=None), **_bn(f"{prefix}bn1", "bn_conv1")}
     for index in range(4):
-        stage = getattr(model.backbone, f"layer{index + 1}")
-        for block, name in zip(range(len(stage)), block_names(index + 2, len(stage))):
-            at = f"backbone.layer{index + 1}.{block}"
+        stage = getattr(backbone, f"layer{index + 1}")
+        for block, name in enumerate(block_names(index + 2, len(stage), backbone.depth)):
+            at = f"{prefix}layer{index + 1}.{block}"
             for conv, branch in (("1", "2a"), ("2", "2b"), ("3", "2c")):
                 names |= _conv(f"{at}.conv{conv}", f"res{name}_branch{branch}", bias=None)
                 names |= _bn(f"{at}.bn{conv}", f"bn{name}_branch{branch}")
@@ -100,7 +105,7 @@ def _heads(model: SPDNet) -> dict[str, str]:
 def official_names(model: SPDNet) -> dict[str, str]:
     """PyTorch state-dict key -> official TensorFlow variable name, for every parameter and
     batch-norm statistic of a ``jppnet``-structured model."""
-    return _backbone(model) | _heads(model)
+    return backbone_names(model.backbone) | _heads(model)
 
 
 def jppnet_model_config() -> ModelConfig:
@@ -108,22 +113,25 @@ def jppnet_model_config() -> ModelConfig:
     return replace(preset("jppnet"), layout="caffe", parsing_space="lip")
 
 
-def convert_variables(variables: dict[str, np.ndarray], source: str = "checkpoint",
-                      config: ModelConfig | None = None) -> SPDNet:
-    """Official variables -> a model in the official normalisation (BGR, Caffe mean). Raises
-    ConversionError naming every unknown, missing or wrongly shaped variable."""
-    model = SPDNet(config or jppnet_model_config(), CAFFE_BGR)
-    names = official_names(model)
-    state = model.state_dict()
+def _listed(kind: str, names: list[str]) -> str:
+    return f"{len(names)} {kind} variable(s): {', '.join(names[:8])}{' …' if len(names) > 8 else ''}"
+
+
+def map_variables(variables: dict[str, np.ndarray], names: dict[str, str], state: dict[str, torch.Tensor],
+                  source: str, what: str, others_allowed: bool = False) -> dict[str, torch.Tensor]:
+    """TensorFlow variables -> tensors for the state-dict keys of ``names`` (key -> variable), conv
+    kernels transposed. Raises ConversionError naming every missing or wrongly shaped variable and,
+    unless ``others_allowed``, every unknown one."""
     wanted = set(names.values())
-    unknown = sorted(n for n in variables if n not in wanted and n not in IGNORED_NAMES
-                     and not n.endswith(IGNORED_SUFFIXES))
-    missing = sorted(wanted - set(variables))
     problems = []
-    if unknown:
-        problems.append(f"{len(unknown)} unknown variable(s): {', '.join(unknown[:8])}{' …' if len(unknown) > 8 else ''}")
+    if not others_allowed:
+        unknown = sorted(n for n in variables if n not in wanted and n not in IGNORED_NAMES
+                         and not n.endswith(IGNORED_SUFFIXES))
+        if unknown:
+            problems.append(_listed("unknown", unknown))
+    missing = sorted(wanted - set(variables))
     if missing:
-        problems.append(f"{len(missing)} missing variable(s): {', '.join(missing[:8])}{' …' if len(missing) > 8 else ''}")
+        problems.append(_listed("missing", missing))
     converted = {}
     for key, name in names.items():
         if name not in variables:
@@ -139,10 +147,30 @@ def convert_variables(variables: dict[str, np.ndarray], source: str = "checkpoin
             continue
         converted[key] = value
     if problems:
-        raise ConversionError(f"{source}: not the official JPPNet checkpoint: " + "; ".join(problems))
+        raise ConversionError(f"{source}: not {what}: " + "; ".join(problems))
+    return converted
+
+
+def convert_variables(variables: dict[str, np.ndarray], source: str = "checkpoint",
+                      config: ModelConfig | None = None) -> SPDNet:
+    """Official variables -> a model in the official normalisation (BGR, Caffe mean). Raises
+    ConversionError naming every unknown, missing or wrongly shaped variable."""
+    model = SPDNet(config or jppnet_model_config(), CAFFE_BGR)
+    state = model.state_dict()
+    converted = map_variables(variables, official_names(model), state, source, "the official JPPNet checkpoint")
     # Keys without a TensorFlow counterpart (batch norm's num_batches_tracked) keep their values.
     model.load_state_dict({**state, **converted})
     return model.eval()
+
+
+def backbone_state(backbone: Backbone, prefix: Path | str) -> dict[str, torch.Tensor]:
+    """A Caffe-layout ResNet's weights from a TensorFlow checkpoint with DeepLab-v2's variable
+    names (DeepLab-ResNet-TensorFlow's ImageNet initialisation, or JPPNet's own checkpoint): the
+    backbone's state dict. Other variables in the checkpoint (heads) are left alone."""
+    state = backbone.state_dict()
+    converted = map_variables(read_checkpoint(prefix), backbone_names(backbone, prefix=""), state, str(prefix),
+                              f"a Caffe ResNet-{backbone.depth} checkpoint", others_allowed=True)
+    return {**state, **converted}
 
 
 def convert_checkpoint(prefix: Path | str) -> SPDNet:

@@ -1,5 +1,6 @@
 """Backbone weights: torchvision's ImageNet weights (from the torch cache, or downloaded when the
-user is online) or a local state-dict file, verified against the backbone's keys and shapes."""
+user is online), a local state-dict file, or a TensorFlow checkpoint of a Caffe / DeepLab-v2 ResNet
+(the prefix of ``PREFIX.index``), verified against the backbone's keys and shapes."""
 
 from __future__ import annotations
 
@@ -60,10 +61,12 @@ def load_backbone_weights(backbone: Backbone, source: str | Path, allow_download
             except Exception as err:  # URLError, HTTPError, OSError: all mean "not here"
                 raise WeightsError(f"could not download the ImageNet weights ({err}). Download {url} on a "
                                    f"machine with network access and copy it to {path}, or pass its path.") from err
+    elif Path(f"{source}.index").is_file():
+        return _load_tf_checkpoint(backbone, Path(source))
     else:
         path = Path(source)
         if not path.is_file():
-            raise WeightsError(f"{path}: backbone weights file not found")
+            raise WeightsError(f"{path}: backbone weights file not found (nor a TensorFlow checkpoint {path}.index)")
     state = {k: v for k, v in _read_state_dict(path).items() if not k.startswith("fc.")}
     own = backbone.state_dict()
     missing = sorted(set(own) - set(state))
@@ -75,3 +78,17 @@ def load_backbone_weights(backbone: Backbone, source: str | Path, allow_download
         raise WeightsError(f"{path}: does not fit a ResNet-{backbone.depth} backbone ({detail})")
     backbone.load_state_dict(state)
     return str(path)
+
+
+def _load_tf_checkpoint(backbone: Backbone, prefix: Path) -> str:
+    from ..convert.jppnet_tf import ConversionError, backbone_state
+    from ..convert.tf_checkpoint import CheckpointFormatError
+
+    if backbone.layout != "caffe":
+        raise WeightsError(f"{prefix}: a TensorFlow (DeepLab / Caffe) ResNet fits the caffe layout; this backbone "
+                           f"has the {backbone.layout} layout. Set model.layout: caffe")
+    try:
+        backbone.load_state_dict(backbone_state(backbone, prefix))
+    except (ConversionError, CheckpointFormatError) as err:
+        raise WeightsError(str(err)) from err
+    return f"{prefix} (TensorFlow checkpoint)"
