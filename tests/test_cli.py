@@ -67,3 +67,16 @@ def test_model_summary_names_each_familys_trunk(capsys):
     assert "resnet18 + top-down decoder (64 ch)" in first and "output stride 4" in first
     assert main(["model", "summary", "light"]) == 0
     assert "dilated ResNet-18" in capsys.readouterr().out.splitlines()[0]
+
+
+def test_a_closed_output_pipe_ends_quietly():
+    """`spd model summary s | head -1`: the reader leaving early is no traceback."""
+    import subprocess
+    import sys
+
+    proc = subprocess.Popen([sys.executable, "-m", "spd", "model", "summary", "cpu_s"], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE)
+    proc.stdout.close()  # before anything is written: every write meets a closed pipe
+    err = proc.stderr.read().decode()
+    assert proc.wait(timeout=120) == 141
+    assert "Traceback" not in err and "Exception ignored" not in err, err
