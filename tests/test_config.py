@@ -39,7 +39,7 @@ def test_unknown_keys_and_bad_values_name_the_key_and_file(tmp_path):
         load_config(None, ["loss.pose_mode=l1"])
     with pytest.raises(ConfigError, match="loss.dense_at must be one of"):
         load_config(None, ["loss.dense_at=full"])
-    with pytest.raises(ConfigError, match="train.keep_checkpoints must be -1"):
+    with pytest.raises(ConfigError, match="train.keep_checkpoints is out of range: -2"):
         load_config(None, ["train.keep_checkpoints=-2"])
     # A union takes either form; a value fitting neither names both.
     assert load_config(None, ["train.devices=4"])[0].train.devices == 4

@@ -6,6 +6,7 @@ import argparse
 import logging
 import os
 import sys
+import traceback
 
 from .. import __version__
 from ..data.errors import DataError
@@ -37,6 +38,8 @@ def main(argv: list[str] | None = None) -> int:
         return 141
     except (DataError, ConfigError, WeightsError, ValueError, KeyError, FileNotFoundError, FileExistsError,
             FloatingPointError) as err:
+        if args.verbose:
+            traceback.print_exc()
         print(f"spd: error: {err}", file=sys.stderr)
         return 2
 

@@ -67,7 +67,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     result = train(config, name=args.config.stem, device=args.device, resume=args.resume,
                    overwrite=args.overwrite)
     print(f"run: {result.run_dir}  last checkpoint: {result.last_checkpoint}  steps: {result.global_step}")
-    print(json.dumps({k: round(v, 4) for k, v in result.metrics.items()}, indent=1))
+    if result.metrics:  # none when a resumed run had nothing left to do (a warning said so)
+        print(json.dumps({k: round(v, 4) for k, v in result.metrics.items()}, indent=1))
     return 0
 
 

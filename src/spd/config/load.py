@@ -106,7 +106,9 @@ def build(cls: type, doc: dict, where: str = "") -> Any:
     try:
         return cls(**kwargs)
     except (TypeError, ValueError) as err:
-        raise ConfigError(f"{where or 'config'}: {err}") from err
+        # Messages that already name the key (``train.max_epochs is ...``) need no section prefix.
+        named = bool(where) and str(err).startswith(f"{where}.")
+        raise ConfigError(str(err) if named else f"{where or 'config'}: {err}") from err
 
 
 def apply_overrides(doc: dict, overrides: list[str]) -> dict:
@@ -116,11 +118,17 @@ def apply_overrides(doc: dict, overrides: list[str]) -> dict:
         key, sep, text = item.partition("=")
         if not sep or not key:
             raise ConfigError(f"--set {item!r}: expected key=value")
-        value = yaml.safe_load(text)
+        try:
+            value = yaml.safe_load(text)
+        except yaml.YAMLError as err:
+            raise ConfigError(f"--set {item!r}: the value is not valid YAML ({getattr(err, 'problem', None) or err})") from None
         parts = key.split(".")
         node = doc
-        for part in parts[:-1]:
-            node[part] = dict(node.get(part) or {})
+        for depth, part in enumerate(parts[:-1]):
+            child = node.get(part)
+            if child is not None and not isinstance(child, dict):
+                raise ConfigError(f"--set {item!r}: {'.'.join(parts[:depth + 1])} is a value ({child!r}), not a section")
+            node[part] = dict(child or {})
             node = node[part]
         node[parts[-1]] = value
     return doc

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from ..data.transforms import AugmentConfig
+from ..validation import require
 from ..losses import LossConfig
 
 
@@ -32,6 +33,10 @@ class DataConfig:
     persistent_workers: bool = True
     skip_corrupt: bool = False
 
+    def __post_init__(self) -> None:
+        require("data", [("batch_size", self.batch_size, self.batch_size >= 1, ">= 1"),
+                         ("num_workers", self.num_workers, self.num_workers >= 0, ">= 0 (0: load in the main process)")])
+
 
 @dataclass(frozen=True)
 class ModelSection:
@@ -49,6 +54,14 @@ class ModelSection:
     frozen_bn: bool | None = None
     head_init: str | None = None          # "jppnet" (N(0, 0.01)) or "kaiming" (for training from scratch)
     backbone_weights: str | None = None  # None, "imagenet" or a state-dict path
+
+    def __post_init__(self) -> None:
+        from ..model.config import preset  # every model setting is checked when the config loads
+
+        try:
+            preset(self.preset, **self.overrides())
+        except KeyError as err:
+            raise ValueError(err.args[0]) from None
 
     def overrides(self) -> dict:
         keys = ("family", "backbone", "decoder_width", "head_width", "depth", "layout", "output_stride", "width",
@@ -68,13 +81,11 @@ class OptimConfig:
     def __post_init__(self) -> None:
         if self.name not in ("sgd", "adamw"):
             raise ValueError(f"optim.name must be 'sgd' or 'adamw', got {self.name!r}")
-        bad = [(k, v) for k, v, ok in (("lr", self.lr, self.lr > 0), ("weight_decay", self.weight_decay, self.weight_decay >= 0),
-                                        ("momentum", self.momentum, 0 <= self.momentum < 1),
-                                        ("poly_power", self.poly_power, self.poly_power >= 0),
-                                        ("warmup_steps", self.warmup_steps, self.warmup_steps >= 0)) if not ok]
-        if bad:
-            raise ValueError(f"optim.{bad[0][0]} is out of range: {bad[0][1]!r} (lr > 0, weight_decay >= 0, "
-                             "0 <= momentum < 1, poly_power >= 0, warmup_steps >= 0)")
+        require("optim", [("lr", self.lr, self.lr > 0, "> 0"),
+                          ("weight_decay", self.weight_decay, self.weight_decay >= 0, ">= 0"),
+                          ("momentum", self.momentum, 0 <= self.momentum < 1, "in [0, 1)"),
+                          ("poly_power", self.poly_power, self.poly_power >= 0, ">= 0"),
+                          ("warmup_steps", self.warmup_steps, self.warmup_steps >= 0, ">= 0")])
 
 
 @dataclass(frozen=True)
@@ -98,8 +109,19 @@ class TrainConfig:
     deterministic: bool = False
 
     def __post_init__(self) -> None:
-        if self.keep_checkpoints < -1:
-            raise ValueError(f"train.keep_checkpoints must be -1 (all), 0 or a count, got {self.keep_checkpoints}")
+        devices_ok = self.devices == "auto" if isinstance(self.devices, str) else self.devices >= 1
+        require("train", [
+            ("max_epochs", self.max_epochs, self.max_epochs >= 1 or (self.max_epochs == -1 and self.max_steps >= 1),
+             ">= 1 (or -1 with max_steps set)"),
+            ("max_steps", self.max_steps, self.max_steps == -1 or self.max_steps >= 1, ">= 1, or -1 (no limit)"),
+            ("accumulate_grad_batches", self.accumulate_grad_batches, self.accumulate_grad_batches >= 1, ">= 1"),
+            ("devices", self.devices, devices_ok, "a count >= 1 or 'auto'"),
+            ("num_nodes", self.num_nodes, self.num_nodes >= 1, ">= 1"),
+            ("val_every_n_epochs", self.val_every_n_epochs, self.val_every_n_epochs >= 1, ">= 1"),
+            ("checkpoint_every_n_steps", self.checkpoint_every_n_steps, self.checkpoint_every_n_steps >= 0,
+             ">= 0 (0: at the end of every epoch only)"),
+            ("keep_checkpoints", self.keep_checkpoints, self.keep_checkpoints >= -1, "-1 (all), 0 or a count"),
+            ("log_every_n_steps", self.log_every_n_steps, self.log_every_n_steps >= 1, ">= 1")])
 
 
 RESIZE_POLICIES = ("squash", "letterbox")

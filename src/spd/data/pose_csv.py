@@ -48,11 +48,12 @@ def read_pose_csv(path: Path | str, problems: list[Problem] | None = None) -> di
     path = Path(path)
     table: dict[str, np.ndarray] = {}
     first_line: dict[str, int] = {}
-    with open(path, encoding="utf-8-sig") as f:
-        for lineno, line in enumerate(f, start=1):
-            if not line.strip():
-                continue
+    with open(path, "rb") as f:
+        for lineno, raw in enumerate(f, start=1):
             try:
+                line = _decode(raw, path, lineno)
+                if not line.strip():
+                    continue
                 key, joints = parse_pose_line(line, path, lineno)
                 if key in table:
                     raise DataError(path, f"id {key!r} appears again (first on line {first_line[key]})", lineno)
@@ -63,7 +64,20 @@ def read_pose_csv(path: Path | str, problems: list[Problem] | None = None) -> di
                 continue
             table[key] = joints
             first_line[key] = lineno
+    if not table and not (problems and any(p.path == path for p in problems)):
+        empty = DataError(path, "no pose rows (the file is empty); remove it to train without pose")
+        if problems is None:
+            raise empty
+        problems.append(Problem.from_error(empty))
     return table
+
+
+def _decode(raw: bytes, path: Path, lineno: int) -> str:
+    try:
+        return raw.decode("utf-8-sig" if lineno == 1 else "utf-8")
+    except UnicodeDecodeError as err:
+        raise DataError(path, f"not UTF-8 text (byte 0x{raw[err.start]:02x} at column {err.start + 1}); "
+                              "save the file as UTF-8", lineno) from None
 
 
 def format_pose_line(image_name: str, joints: np.ndarray) -> str:

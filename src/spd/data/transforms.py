@@ -25,6 +25,7 @@ from torchvision.transforms.v2 import functional as TF
 from torchvision.transforms.v2._utils import query_size
 
 from ..labels import IGNORE_INDEX, keypoint_space, label_space
+from ..validation import require
 from ..model.tf_ops import legacy_bilinear_resize, legacy_nearest_resize
 from .geometry import affine_matrix, transform_points, transformed_extent, warp
 
@@ -75,6 +76,11 @@ class AugmentConfig:
     def __post_init__(self) -> None:
         if self.recipe not in RECIPES:
             raise ValueError(f"augment.recipe must be one of {', '.join(RECIPES)}, got {self.recipe!r}")
+        require("augment", [("size", list(self.size), len(self.size) == 2 and min(self.size) >= 8, "[H, W], each >= 8"),
+                            ("scale", list(self.scale), len(self.scale) == 2 and 0 < self.scale[0] <= self.scale[1],
+                             "[low, high] with 0 < low <= high"),
+                            ("rotation", self.rotation, 0 <= self.rotation <= 180, "in [0, 180] degrees"),
+                            ("flip", self.flip, 0 <= self.flip <= 1, "a probability in [0, 1]")])
 
 
 class RandomAffineCrop(v2.Transform):

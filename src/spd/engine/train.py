@@ -6,15 +6,18 @@ from __future__ import annotations
 import logging
 import shutil
 import warnings
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import lightning as L
+import torch
 import yaml
 from lightning.pytorch.callbacks import LearningRateMonitor, ModelCheckpoint
 from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 
 from ..atomic import write_text
+from ..data.errors import DataError
 from ..config import ExperimentConfig, to_dict
 from .checkpoint_io import AtomicCheckpointIO
 from .datamodule import SPDDataModule
@@ -42,7 +45,9 @@ def train(config: ExperimentConfig, name: str = "run", device: str = "auto", res
     claim_run_dir(run_dir, resume=bool(resume), overwrite=overwrite)
     L.seed_everything(t.seed, workers=True, verbose=False)
     data = SPDDataModule(config)
-    parsing_space = data.readers()[0].label_space
+    train_reader, val_reader = data.readers()
+    check_split_sizes(train_reader, val_reader, config.data.batch_size)
+    parsing_space = train_reader.label_space
     resolved = to_dict(config)
     write_text(run_dir / "config.yaml", yaml.safe_dump(resolved, sort_keys=False))
 
@@ -62,18 +67,58 @@ def train(config: ExperimentConfig, name: str = "run", device: str = "auto", res
         callbacks=[checkpoint, LearningRateMonitor("step"), *(callbacks or [])], plugins=[AtomicCheckpointIO()],
         enable_progress_bar=progress, enable_model_summary=False,
     )
-    ckpt_path = None
+    ckpt_path, start_step = None, 0
     if resume:
         ckpt_path = str(run_dir / "checkpoints" / "last.ckpt") if resume is True else str(resume)
-        if not Path(ckpt_path).is_file():
-            raise FileNotFoundError(f"{ckpt_path}: no checkpoint to resume from")
+        start_step = check_resumable(ckpt_path, model)
     with warnings.catch_warnings():
         # The data module makes the loader resume mid-epoch (SPDDataModule.state_dict); Lightning
         # only knows of loaders that do it themselves and would warn that it is not resumable.
         warnings.filterwarnings("ignore", message="You're resuming from a checkpoint that ended before the epoch ended")
         trainer.fit(model, datamodule=data, ckpt_path=ckpt_path)
     metrics = {k: float(v) for k, v in trainer.callback_metrics.items()}
+    if resume and trainer.global_step == start_step:
+        log.warning("nothing to train: %s had already reached train.max_epochs=%d / max_steps=%d (step %d); raise "
+                    "them to continue", ckpt_path, t.max_epochs, t.max_steps, start_step)
     return TrainResult(run_dir, run_dir / "checkpoints" / "last.ckpt", trainer.global_step, metrics)
+
+
+def check_resumable(path: str, model: SPDModule) -> int:
+    """The global step of a run's checkpoint that ``model`` can resume from; otherwise an error
+    naming the file and what is wrong, before Lightning would fail deep inside."""
+    if not Path(path).is_file():
+        raise FileNotFoundError(f"{path}: no checkpoint to resume from")
+    if Path(path).stat().st_size == 0:
+        raise ValueError(f"{path}: the checkpoint is empty (0 bytes)")
+    if not zipfile.is_zipfile(path):  # what torch.save writes
+        raise ValueError(f"{path}: not a PyTorch checkpoint (no zip archive: truncated, or another kind of file)")
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+    except Exception as err:  # torch raises several types for a truncated, empty or foreign file
+        raise ValueError(f"{path}: cannot read the checkpoint ({type(err).__name__}: {err})") from None
+    if not isinstance(ckpt, dict) or not {"state_dict", "loops", "optimizer_states"} <= ckpt.keys():
+        raise ValueError(f"{path}: not a checkpoint of `spd train` (a bare state dict or exported weights?); --resume "
+                         "needs a run's .ckpt. To start from weights, use model.backbone_weights or `spd predict`")
+    own, theirs = model.state_dict(), ckpt["state_dict"]
+    missing, unexpected = sorted(own.keys() - theirs.keys()), sorted(theirs.keys() - own.keys())
+    wrong = sorted(k for k in own.keys() & theirs.keys() if tuple(own[k].shape) != tuple(theirs[k].shape))
+    if missing or unexpected or wrong:
+        first = (f"missing {missing[0]!r}" if missing else f"unexpected {unexpected[0]!r}" if unexpected
+                 else f"{wrong[0]!r} has shape {tuple(theirs[wrong[0]].shape)}, this model {tuple(own[wrong[0]].shape)}")
+        raise ValueError(f"{path}: written by another model than this config builds ({len(missing)} missing, "
+                         f"{len(unexpected)} unexpected, {len(wrong)} misshapen weights; {first}); resume with the "
+                         "config the run was trained with")
+    return int(ckpt.get("global_step", 0))
+
+
+def check_split_sizes(train_reader, val_reader, batch_size: int) -> None:
+    """Training drops the last incomplete batch: a split smaller than one batch would train zero
+    steps and still exit successfully."""
+    if len(train_reader) < batch_size:
+        raise DataError(train_reader.root, f"split {train_reader.split!r} has {len(train_reader)} images, fewer than "
+                                           f"one batch of {batch_size}: add images or lower data.batch_size")
+    if len(val_reader) == 0:
+        raise DataError(val_reader.root, f"split {val_reader.split!r} has no images to validate on")
 
 
 def keep_newest(k: int) -> dict:
