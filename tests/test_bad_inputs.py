@@ -147,3 +147,54 @@ def test_resume_accepts_its_own_checkpoint(tmp_path):
     assert check_resumable(str(path), _Model()) == 17
     with pytest.raises(FileNotFoundError, match="no checkpoint to resume from"):
         check_resumable(str(tmp_path / "absent.ckpt"), _Model())
+
+
+# --- run folders: one train at a time, nothing a killed run leaves behind blocks the next ------
+
+def test_a_run_folder_in_use_is_refused_and_freed_when_its_holder_dies(tmp_path):
+    import subprocess
+    import sys
+
+    from spd.engine.run_lock import RunInUse, run_dir_lock
+
+    run = tmp_path / "run"
+    with run_dir_lock(run):
+        with pytest.raises(RunInUse, match=r"run is in use by another spd train \(pid \d+"):
+            with run_dir_lock(run):
+                pass
+    holder = subprocess.Popen([sys.executable, "-c", "import sys, time; from pathlib import Path; "
+                               "from spd.engine.run_lock import run_dir_lock\n"
+                               f"with run_dir_lock(Path({str(run)!r})):\n print('held', flush=True); time.sleep(60)"],
+                              stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        with pytest.raises(RunInUse, match=f"pid {holder.pid}"):
+            with run_dir_lock(run):
+                pass
+    finally:
+        holder.kill()  # SIGKILL: no cleanup code runs
+        holder.wait()
+    with run_dir_lock(run):  # the system dropped the dead holder's lock
+        pass
+
+
+def test_what_a_killed_run_leaves_is_cleaned_and_does_not_block(tmp_path):
+    from spd.engine.checkpoint_io import AtomicCheckpointIO, checkpoints_in, clean_checkpoint_folder
+    from spd.engine.train import claim_run_dir
+
+    folder = tmp_path / "run" / "checkpoints"
+    folder.mkdir(parents=True)
+    leftovers = [folder / ".last.k3j2.partial", folder / ".epoch000-step000010.x9.tmp.ckpt"]
+    for p in leftovers:
+        p.write_bytes(b"half")
+    claim_run_dir(tmp_path / "run", resume=False, overwrite=False)  # temporaries are no earlier run
+    assert checkpoints_in(folder) == []
+    kept = [folder / "epoch000-step000010.ckpt", folder / "last.ckpt"]
+    orphan = folder / "epoch001-step000020.ckpt"  # saved just before the kill, ahead of last.ckpt
+    for p in kept + [orphan]:
+        p.write_bytes(b"ckpt")
+    assert sorted(clean_checkpoint_folder(folder, resume_step=10)) == sorted(leftovers + [orphan])
+    assert checkpoints_in(folder) == sorted(kept)
+    # and the writer's own temporaries never look like checkpoints
+    AtomicCheckpointIO().save_checkpoint({"x": torch.zeros(1)}, folder / "epoch002-step000030.ckpt")
+    assert not list(folder.glob(".*")) and (folder / "epoch002-step000030.ckpt").is_file()

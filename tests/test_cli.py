@@ -80,3 +80,13 @@ def test_a_closed_output_pipe_ends_quietly():
     err = proc.stderr.read().decode()
     assert proc.wait(timeout=120) == 141
     assert "Traceback" not in err and "Exception ignored" not in err, err
+
+
+def test_lightning_messages_print_once():
+    import subprocess
+    import sys
+
+    code = ("import logging; from spd.cli.main import setup_logging; setup_logging(False); import lightning.pytorch; "
+            "logging.getLogger('lightning.pytorch.trainer').info('GPU available: probe')")
+    err = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120).stderr
+    assert err.count("GPU available: probe") == 1, err

@@ -11,14 +11,17 @@ from pathlib import Path
 
 
 @contextlib.contextmanager
-def atomic_path(path: Path | str) -> Iterator[Path]:
+def atomic_path(path: Path | str, temp_suffix: str | None = None) -> Iterator[Path]:
     """Yields a temporary path beside ``path``; renames it onto ``path`` if the block succeeds.
 
-    The temporary name keeps the final suffix, so writers that pick a format from it still work.
+    The temporary name keeps the final suffix, so writers that pick a format from it still work;
+    ``temp_suffix`` replaces it where a temporary must not look like a finished file (checkpoints,
+    which a killed process may leave behind and a later run would otherwise take for its own).
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=f".tmp{path.suffix}", dir=path.parent)
+    suffix = temp_suffix if temp_suffix is not None else f".tmp{path.suffix}"
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=suffix, dir=path.parent)
     os.close(fd)
     tmp_path = Path(tmp)
     # mkstemp creates 0600; a finished file gets the mode any other new file would (0666 less the umask).

@@ -25,9 +25,16 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def setup_logging(verbose: bool) -> None:
+    logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO, format="%(levelname)s: %(message)s")
+    # The lightning package gives its logger a console handler of its own (same format); passed on
+    # to the root handler as well, every Lightning message would print twice.
+    logging.getLogger("lightning").propagate = False
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, format="%(levelname)s: %(message)s")
+    setup_logging(args.verbose)
     try:
         code = int(args.func(args) or 0)
         sys.stdout.flush()  # here, so that a closed pipe is caught below rather than at exit

@@ -19,10 +19,11 @@ from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 from ..atomic import write_text
 from ..data.errors import DataError
 from ..config import ExperimentConfig, to_dict
-from .checkpoint_io import AtomicCheckpointIO
+from .checkpoint_io import AtomicCheckpointIO, checkpoints_in, clean_checkpoint_folder
 from .datamodule import SPDDataModule
 from .devices import parse_device
 from .module import SPDModule
+from .run_lock import run_dir_lock
 
 log = logging.getLogger(__name__)
 
@@ -39,9 +40,16 @@ def train(config: ExperimentConfig, name: str = "run", device: str = "auto", res
           progress: bool = True, callbacks: list | None = None, overwrite: bool = False) -> TrainResult:
     """Trains; ``resume=True`` continues from the run's last checkpoint, a path from that file.
     Logs of a resumed run go to a new version folder beside the earlier ones. A run folder that
-    already holds checkpoints is an error unless resuming, or ``overwrite`` (which deletes them)."""
+    already holds checkpoints is an error unless resuming, or ``overwrite`` (which deletes them); so
+    is a run folder that another ``train`` is using (:class:`~spd.engine.run_lock.RunInUse`)."""
+    run_dir = Path(config.train.out_dir) / (config.train.name or name)
+    with run_dir_lock(run_dir):
+        return _train(config, run_dir, device, resume, progress, callbacks, overwrite)
+
+
+def _train(config: ExperimentConfig, run_dir: Path, device: str, resume: bool | str, progress: bool,
+           callbacks: list | None, overwrite: bool) -> TrainResult:
     t = config.train
-    run_dir = Path(t.out_dir) / (t.name or name)
     claim_run_dir(run_dir, resume=bool(resume), overwrite=overwrite)
     L.seed_everything(t.seed, workers=True, verbose=False)
     data = SPDDataModule(config)
@@ -71,6 +79,7 @@ def train(config: ExperimentConfig, name: str = "run", device: str = "auto", res
     if resume:
         ckpt_path = str(run_dir / "checkpoints" / "last.ckpt") if resume is True else str(resume)
         start_step = check_resumable(ckpt_path, model)
+    clean_checkpoint_folder(run_dir / "checkpoints", start_step if resume else None)
     with warnings.catch_warnings():
         # The data module makes the loader resume mid-epoch (SPDDataModule.state_dict); Lightning
         # only knows of loaders that do it themselves and would warn that it is not resumable.
@@ -131,7 +140,7 @@ def claim_run_dir(run_dir: Path, resume: bool, overwrite: bool) -> None:
     """Refuses to mix a new run's checkpoints with an earlier run's, which a later --resume or
     evaluation would then pick up; under DDP every rank passes here before any checkpoint exists."""
     folder = run_dir / "checkpoints"
-    earlier = list(folder.glob("*.ckpt"))  # nothing when the folder does not exist
+    earlier = checkpoints_in(folder)  # nothing when the folder does not exist
     if not earlier or resume:
         return
     if not overwrite:
