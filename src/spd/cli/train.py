@@ -47,7 +47,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     add_test_time_flags(p)
     p.add_argument("--map", choices=("shared", "super"), default=None, help="cross-dataset label mapping")
     p.add_argument("--mapping", type=Path, default=None, help="a mapping YAML file (default: the shipped LIP-ATR one)")
-    p.add_argument("--out", type=Path, default=None, help="output folder (default: next to the checkpoint)")
+    p.add_argument("--out", type=Path, default=None,
+                   help="output folder (default: RUN/eval/<checkpoint>_<data>_<split>[_map-M], or beside a "
+                        "weights file or predictions folder)")
     p.add_argument("--name", default=None)
     p.add_argument("--device", default="auto")
     p.add_argument("--workers", type=int, default=2)
@@ -74,7 +76,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
     from ..engine.devices import torch_device
-    from ..engine.evaluate import evaluate_model, evaluate_predictions
+    from ..engine.evaluate import default_eval_dir, evaluate_model, evaluate_predictions
     from ..predict.checkpoint import load_checkpoint
     from ..engine.evaluator import write_result
 
@@ -86,14 +88,15 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         if args.predictions is not None:
             result = evaluate_predictions(args.predictions, reader, args.pred_space, mapping, args.name or "",
                                           tick=lambda: bar.update(1))
-            out = args.out or args.predictions.parent / f"eval_{args.predictions.name}"
+            out = args.out or default_eval_dir(args.predictions, reader, args.map, predictions=True)
         else:
             loaded = load_checkpoint(args.checkpoint, torch_device(args.device))
             model, protocol = loaded.model, replace(loaded.eval, **test_time_overrides(args))
             name = args.name or model.config.name
-            result = evaluate_model(model, reader, protocol, mapping, name, {"checkpoint": str(args.checkpoint)},
-                                    args.workers, tick=lambda: bar.update(1))
-            out = args.out or args.checkpoint.parent.parent / f"eval_{reader.split}"
+            source = {"checkpoint": str(args.checkpoint), **loaded.progress}
+            result = evaluate_model(model, reader, protocol, mapping, name, source, args.workers,
+                                    tick=lambda: bar.update(1))
+            out = args.out or default_eval_dir(args.checkpoint, reader, args.map)
     paths = write_result(result, out, None if mapping else reader.label_space)
     print(result.markdown())
     print("written: " + ", ".join(str(p) for p in paths.values()))

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import datetime
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import torch
 
+from .. import __version__
 from ..config.schema import EvalConfig
 from ..data.dataset import ParsingDataset
 from ..data.errors import DataError
@@ -31,7 +33,21 @@ def load_model(checkpoint: Path | str, device: torch.device | str = "cpu") -> tu
 def _meta(name: str, reader: ParsingReader, protocol: dict, source: dict) -> dict[str, Any]:
     return {"name": name, "source": source, "protocol": protocol,
             "data": {"root": str(reader.root), "split": reader.split, "label_space": reader.label_space,
-                     "layout": reader.layout}}
+                     "layout": reader.layout},
+            "spd_version": __version__, "date": datetime.datetime.now().astimezone().isoformat(timespec="seconds")}
+
+
+def default_eval_dir(source: Path, reader: ParsingReader, mapping: str | None, predictions: bool = False) -> Path:
+    """Where results go unless ``--out`` says: named by what was evaluated on what, so that
+    evaluating another checkpoint, dataset, split or mapping never replaces earlier results.
+    A run's checkpoint: ``RUN/eval/<checkpoint>_<data>_<split>[_map-<m>]``; a weights file or a
+    predictions folder: beside it."""
+    tag = f"{source.stem if not predictions else source.name}_{Path(reader.root).name}_{reader.split}"
+    tag += f"_map-{mapping}" if mapping else ""
+    if predictions:
+        return source.parent / f"eval_{tag}"
+    run = source.parent.parent if source.parent.name == "checkpoints" else source.parent
+    return run / "eval" / tag
 
 
 def evaluate_model(model: SPDNet, reader: ParsingReader, protocol: EvalConfig, mapping: LabelMapping | None = None,

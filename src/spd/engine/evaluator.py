@@ -44,6 +44,11 @@ class EvalResult:
         lines = [f"# Evaluation: {m.get('name', '')}", "",
                  f"data: `{m['data']['root']}` split `{m['data']['split']}` ({m['images']} images, "
                  f"{m['data']['label_space']} labels)", f"protocol: {json.dumps(m['protocol'])}"]
+        src = m.get("source", {})
+        what = src.get("checkpoint") or src.get("predictions") or src.get("model", "")
+        steps = ", ".join(f"{k} {src[k]}" for k in ("step", "epoch") if k in src)
+        lines.append(f"source: `{what}`" + (f" ({steps})" if steps else "")
+                     + (f"; spd {m['spd_version']}, {m['date']}" if "spd_version" in m else ""))
         if m.get("mapping"):
             lines.append(f"label mapping: {m['mapping']['name']} ({', '.join(m['mapping']['classes'])})")
         if self.parsing:
@@ -122,7 +127,9 @@ class Evaluator:
                            "miou": _round(s.miou), "fwiou": _round(s.fwiou),
                            "per_image_miou_nonstandard": _round(self.per_image.compute()),
                            "iou": {c: _round(v) for c, v in zip(self.classes, s.iou)},
-                           "accuracy": {c: _round(v) for c, v in zip(self.classes, s.accuracy)}}
+                           "accuracy": {c: _round(v) for c, v in zip(self.classes, s.accuracy)},
+                           # rows: ground truth; columns: prediction, the last one for predictions in no class
+                           "confusion_matrix": self.parsing.conf.long().tolist()}
         if self.pckh is not None and (int(self.pckh.counted.sum()) > 0 or self._distributed()):
             out.pose = {"pckh": {k: None if math.isnan(v) else round(v, 2) for k, v in self.pckh.compute().items()}}
         if self.parts is not None and (int(self.parts.conf.sum()) > 0 or self._distributed()):
@@ -181,4 +188,16 @@ def write_result(result: EvalResult, out_dir: Path | str, space: str | None = No
     write_text(paths["markdown"], result.markdown())
     if result.parsing:
         paths["chart"] = bar_chart(result, out_dir / "per_class_iou.png", space)
+        if "confusion_matrix" in result.parsing:
+            paths["confusion"] = out_dir / "confusion_matrix.csv"
+            write_text(paths["confusion"], confusion_csv(result))
     return paths
+
+
+def confusion_csv(result: EvalResult) -> str:
+    """Pixel counts: one row per ground-truth class, one column per predicted class (and one for
+    predictions outside the classes)."""
+    classes = list(result.parsing["iou"])
+    rows = [",".join(["ground truth \\ prediction"] + classes + ["(no class)"])]
+    rows += [",".join([c] + [str(n) for n in counts]) for c, counts in zip(classes, result.parsing["confusion_matrix"])]
+    return "\n".join(rows) + "\n"

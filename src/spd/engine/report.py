@@ -26,30 +26,47 @@ def _cell(value) -> str:
     return "–" if value is None else f"{value:.2f}"
 
 
+def _data(r: dict) -> str:
+    d = r["meta"].get("data", {})
+    return f"{Path(d.get('root', '?')).name}/{d.get('split', '?')}"
+
+
 def _class_table(results: list[dict]) -> list[str]:
     classes = list((results[0]["parsing"] or {}).get("iou", {}))
-    header = ["variant", "pixel acc", "mean acc", "mIoU", "PCKh"] + classes
-    lines = ["| " + " | ".join(header) + " |", "|---|" + "---:|" * (len(header) - 1)]
+    header = ["variant", "data", "pixel acc", "mean acc", "mIoU", "PCKh", "DP part mIoU", "DP UV error"] + classes
+    lines = ["| " + " | ".join(header) + " |", "|---|---|" + "---:|" * (len(header) - 2)]
     for r in results:
-        p = r["parsing"] or {}
+        p, dp = r["parsing"] or {}, r.get("densepose") or {}
         pckh = (r.get("pose") or {}).get("pckh", {}).get("Total")
-        row = [r["meta"]["name"], _cell(p.get("pixel_accuracy")), _cell(p.get("mean_accuracy")), _cell(p.get("miou")),
-               _cell(pckh)] + [_cell(p.get("iou", {}).get(c)) for c in classes]
+        uv = dp.get("uv_error")
+        row = [r["meta"]["name"], _data(r), _cell(p.get("pixel_accuracy")), _cell(p.get("mean_accuracy")),
+               _cell(p.get("miou")), _cell(pckh), _cell(dp.get("part_miou")), "–" if uv is None else f"{uv:.3f}"]
+        row += [_cell(p.get("iou", {}).get(c)) for c in classes]
         lines.append("| " + " | ".join(row) + " |")
     return lines
+
+
+def _groups(results: list[dict]) -> dict[tuple[str, ...], list[dict]]:
+    """Results by their class list (label space or cross-dataset mapping)."""
+    groups: dict[tuple[str, ...], list[dict]] = {}
+    for r in results:
+        groups.setdefault(tuple((r["parsing"] or {}).get("iou", {})), []).append(r)
+    return groups
+
+
+def _group_name(members: list[dict]) -> str:
+    mapping = members[0]["meta"].get("mapping")
+    return mapping["name"] if mapping else members[0]["meta"]["data"]["label_space"]
 
 
 def comparison_table(results: list[dict]) -> str:
     """Rows: variants; columns: pixel acc, mean acc, mIoU, PCKh, then per-class IoU. Results over
     different class sets (e.g. a cross-dataset mapping) get a table each."""
-    groups: dict[tuple[str, ...], list[dict]] = {}
-    for r in results:
-        groups.setdefault(tuple((r["parsing"] or {}).get("iou", {})), []).append(r)
+    groups = _groups(results)
     lines: list[str] = []
     for members in groups.values():
-        mapping = members[0]["meta"].get("mapping")
         if len(groups) > 1:
-            lines += ["", f"Classes: {mapping['name'] if mapping else members[0]['meta']['data']['label_space']}", ""]
+            lines += ["", f"Classes: {_group_name(members)}", ""]
         lines += _class_table(members)
     protocols = {json.dumps(r["meta"].get("protocol"), sort_keys=True) for r in results}
     notes = ["", "All numbers in percent; mIoU is the official whole-set confusion-matrix mIoU."]
@@ -62,23 +79,28 @@ def comparison_table(results: list[dict]) -> str:
 
 
 def comparison_figure(results: list[dict], path: Path) -> Path:
+    """Per-class IoU bars of every result; one panel per class list, so that results in another
+    label space (or under a mapping) keep their bars."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     import numpy as np
 
-    classes = list((results[0]["parsing"] or {}).get("iou", {}))
-    width = 0.8 / max(len(results), 1)
-    fig, ax = plt.subplots(figsize=(max(6, 0.45 * len(classes) + 2), 4))
-    for i, r in enumerate(results):
-        iou = (r["parsing"] or {}).get("iou", {})
-        values = [iou.get(c) or 0.0 for c in classes]
-        ax.bar(np.arange(len(classes)) + i * width, values, width, label=f"{r['meta']['name']} ({_cell(r['parsing']['miou'])})")
-    ax.set_xticks(np.arange(len(classes)) + width * (len(results) - 1) / 2, classes, rotation=60, ha="right")
-    ax.set_ylabel("IoU (%)")
-    ax.set_ylim(0, 100)
-    ax.legend(title="variant (mIoU)", fontsize=8)
+    groups = list(_groups(results).items())
+    widest = max(len(classes) for classes, _ in groups)
+    fig, axes = plt.subplots(len(groups), 1, figsize=(max(6, 0.45 * widest + 2), 4 * len(groups)), squeeze=False)
+    for ax, (classes, members) in zip(axes[:, 0], groups):
+        width = 0.8 / len(members)
+        for i, r in enumerate(members):
+            iou = (r["parsing"] or {}).get("iou", {})
+            ax.bar(np.arange(len(classes)) + i * width, [iou.get(c) or 0.0 for c in classes], width,
+                   label=f"{r['meta']['name']}, {_data(r)} ({_cell((r['parsing'] or {}).get('miou'))})")
+        ax.set_xticks(np.arange(len(classes)) + width * (len(members) - 1) / 2, classes, rotation=60, ha="right")
+        ax.set_ylabel("IoU (%)")
+        ax.set_ylim(0, 100)
+        ax.set_title(f"classes: {_group_name(members)}", fontsize=9)
+        ax.legend(title="variant, data (mIoU)", fontsize=8)
     fig.tight_layout()
     with atomic_path(path) as tmp:
         fig.savefig(tmp, dpi=110)

@@ -11,7 +11,7 @@ Predictor's defaults.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +37,7 @@ class LoadedModel:
     eval: EvalConfig               # test-time settings recorded with the model
     experiment: dict[str, Any] | None  # the resolved training config, for training checkpoints
     kind: str                      # "training checkpoint" or "weights file"
+    progress: dict[str, int] = field(default_factory=dict)  # {"step", "epoch"} of a training checkpoint
 
 
 def _model_from_record(record: dict, path: Path) -> SPDNet:
@@ -78,7 +79,8 @@ def _training_checkpoint(path: Path) -> LoadedModel:
     model = (_model_from_record(record, path) if record
              else SPDNet(model_config(experiment, hparams.get("parsing_space", "lip"))))
     _load_state(model, {k.removeprefix("model."): v for k, v in weights.items() if k.startswith("model.")}, path)
-    return LoadedModel(model, experiment.eval, hparams["config"], "training checkpoint")
+    progress = {k: int(ckpt[key]) for k, key in (("step", "global_step"), ("epoch", "epoch")) if key in ckpt}
+    return LoadedModel(model, experiment.eval, hparams["config"], "training checkpoint", progress)
 
 
 def _weights_file(path: Path) -> LoadedModel:

@@ -1,0 +1,72 @@
+"""What evaluation writes: results that say where they come from, the confusion matrix, folders
+that never replace other results, and reports that keep every result."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import torch
+
+from spd.engine.evaluate import default_eval_dir
+from spd.engine.evaluator import Evaluator, write_result
+from spd.engine.inference import Prediction
+from spd.engine.report import write_report
+
+
+class _Reader:
+    def __init__(self, root: str, split: str):
+        self.root, self.split = Path(root), split
+
+
+def test_eval_folders_are_named_by_checkpoint_data_split_and_mapping(tmp_path):
+    ckpt = tmp_path / "runs" / "lip_spd" / "checkpoints" / "last.ckpt"
+    names = {default_eval_dir(ckpt, _Reader("data/LIP", "val"), None),
+             default_eval_dir(ckpt, _Reader("data/LIP", "train"), None),
+             default_eval_dir(ckpt, _Reader("data/ATR", "val"), "shared"),
+             default_eval_dir(ckpt.with_name("epoch003-step000100.ckpt"), _Reader("data/LIP", "val"), None)}
+    assert len(names) == 4
+    assert default_eval_dir(ckpt, _Reader("data/ATR", "val"), "shared") == tmp_path / "runs/lip_spd/eval/last_ATR_val_map-shared"
+    weights = tmp_path / "models" / "jppnet.safetensors"
+    assert default_eval_dir(weights, _Reader("data/LIP", "val"), None) == tmp_path / "models/eval/jppnet_LIP_val"
+    preds = tmp_path / "out" / "pngs"
+    assert default_eval_dir(preds, _Reader("data/LIP", "val"), None, predictions=True) == tmp_path / "out/eval_pngs_LIP_val"
+
+
+def _result(name: str, space: str, classes_right: int):
+    evaluator = Evaluator(space, space, pose=False, densepose=False)
+    gt = torch.arange(4).repeat(4, 1)
+    pred = gt.clone()
+    pred[:, classes_right:] = 0
+    evaluator.update(Prediction(parsing=pred), {"parsing": gt, "has_parsing": torch.tensor(True)})
+    meta = {"name": name, "protocol": {}, "data": {"root": f"data/{space.upper()}", "split": "val", "label_space": space},
+            "source": {"checkpoint": "runs/x/checkpoints/last.ckpt", "step": 1200, "epoch": 3},
+            "spd_version": "0.1.0", "date": "2026-11-24T19:00:00+00:00"}
+    return evaluator.result(meta)
+
+
+def test_results_carry_the_confusion_matrix_and_their_source(tmp_path):
+    result = _result("spd", "lip", 3)
+    paths = write_result(result, tmp_path / "eval", "lip")
+    doc = json.loads(paths["json"].read_text())
+    conf = doc["parsing"]["confusion_matrix"]
+    assert len(conf) == 20 and len(conf[0]) == 21 and conf[3][0] == 4 and conf[1][1] == 4  # class 3 predicted as 0
+    rows = paths["confusion"].read_text().splitlines()
+    assert rows[0].startswith("ground truth \\ prediction,Background,Hat") and rows[0].endswith(",(no class)")
+    assert rows[4].split(",")[:2] == ["Glove", "4"]  # class 3, all predicted as background
+    text = paths["markdown"].read_text()
+    assert "(step 1200, epoch 3); spd 0.1.0, 2026-11-24T19:00:00+00:00" in text
+
+
+def test_report_keeps_results_of_every_label_space(tmp_path):
+    a = write_result(_result("lip model", "lip", 3), tmp_path / "a")["json"]
+    b = write_result(_result("atr model", "atr", 2), tmp_path / "b")["json"]
+    paths = write_report([a, b], tmp_path / "report")
+    table = paths["markdown"].read_text()
+    assert "Classes: lip" in table and "Classes: atr" in table
+    assert "| lip model | LIP/val |" in table and "| atr model | ATR/val |" in table
+    assert "DP part mIoU" in table
+    import matplotlib.image
+
+    image = matplotlib.image.imread(paths["figure"])
+    assert image.shape[0] > 700  # two panels, one per label space
