@@ -198,3 +198,13 @@ def test_what_a_killed_run_leaves_is_cleaned_and_does_not_block(tmp_path):
     # and the writer's own temporaries never look like checkpoints
     AtomicCheckpointIO().save_checkpoint({"x": torch.zeros(1)}, folder / "epoch002-step000030.ckpt")
     assert not list(folder.glob(".*")) and (folder / "epoch002-step000030.ckpt").is_file()
+
+
+@pytest.mark.parametrize("kind", ["under a file", "name too long"])
+def test_operating_system_errors_name_the_path_without_a_traceback(tmp_path, capsys, kind):
+    (tmp_path / "afile").write_text("x")
+    target = tmp_path / "afile" / "data" if kind == "under a file" else tmp_path / ("n" * 300)
+    assert main(["data", "synth", str(target), "--num", "2", "--no-sheet"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("spd: error: ") and "Traceback" not in err
+    assert str(tmp_path / "afile") in err or "File name too long" in err

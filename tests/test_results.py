@@ -70,3 +70,23 @@ def test_report_keeps_results_of_every_label_space(tmp_path):
 
     image = matplotlib.image.imread(paths["figure"])
     assert image.shape[0] > 700  # two panels, one per label space
+
+
+def test_a_resumed_runs_csv_log_keeps_the_earlier_rows(tmp_path):
+    import csv
+
+    from spd.engine.loggers import RunCSVLogger, latest_version
+
+    folder = tmp_path / "logs" / "version_2"
+    folder.mkdir(parents=True)
+    (tmp_path / "logs" / "version_0").mkdir()
+    (folder / "metrics.csv").write_text("loss,step\n0.9,3\n0.8,7\n")
+    assert latest_version(tmp_path / "logs") == 2 and latest_version(tmp_path / "nothing") is None
+    logger = RunCSVLogger(tmp_path, name="logs", version=2)
+    logger.log_metrics({"loss": 0.5}, step=11)
+    logger.log_metrics({"loss": 0.4, "val/miou": 30.0}, step=15)  # a new column: the file is rewritten
+    logger.save()
+    with open(folder / "metrics.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert [(r["step"], r["loss"]) for r in rows] == [("3", "0.9"), ("7", "0.8"), ("11", "0.5"), ("15", "0.4")]
+    assert rows[-1]["val/miou"] == "30.0"

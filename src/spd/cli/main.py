@@ -43,12 +43,17 @@ def main(argv: list[str] | None = None) -> int:
         # The reader went away (`spd ... | head`): not an error of ours; stop quietly.
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 141
-    except (DataError, ConfigError, WeightsError, ValueError, KeyError, FileNotFoundError, FileExistsError,
-            FloatingPointError) as err:
-        if args.verbose:
-            traceback.print_exc()
-        print(f"spd: error: {err}", file=sys.stderr)
-        return 2
+    except (DataError, ConfigError, WeightsError, ValueError, KeyError, FloatingPointError) as err:
+        return _report(err, args.verbose)
+    except OSError as err:  # missing files, permissions, a full disk, a name too long, ...: the OS names the path
+        return _report(err, args.verbose)
+
+
+def _report(err: BaseException, verbose: bool) -> int:
+    if verbose:
+        traceback.print_exc()
+    print(f"spd: error: {err}", file=sys.stderr)
+    return 2
 
 
 if __name__ == "__main__":

@@ -14,7 +14,6 @@ import lightning as L
 import torch
 import yaml
 from lightning.pytorch.callbacks import LearningRateMonitor, ModelCheckpoint
-from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 
 from ..atomic import write_text
 from ..data.errors import DataError
@@ -22,6 +21,7 @@ from ..config import ExperimentConfig, to_dict
 from .checkpoint_io import AtomicCheckpointIO, checkpoints_in, clean_checkpoint_folder
 from .datamodule import SPDDataModule
 from .devices import parse_device
+from .loggers import run_loggers
 from .module import SPDModule
 from .run_lock import run_dir_lock
 
@@ -39,7 +39,7 @@ class TrainResult:
 def train(config: ExperimentConfig, name: str = "run", device: str = "auto", resume: bool | str = False,
           progress: bool = True, callbacks: list | None = None, overwrite: bool = False) -> TrainResult:
     """Trains; ``resume=True`` continues from the run's last checkpoint, a path from that file.
-    Logs of a resumed run go to a new version folder beside the earlier ones. A run folder that
+    A resumed run continues the run's logs (CSV and TensorBoard). A run folder that
     already holds checkpoints is an error unless resuming, or ``overwrite`` (which deletes them); so
     is a run folder that another ``train`` is using (:class:`~spd.engine.run_lock.RunInUse`)."""
     run_dir = Path(config.train.out_dir) / (config.train.name or name)
@@ -71,7 +71,7 @@ def _train(config: ExperimentConfig, run_dir: Path, device: str, resume: bool | 
         precision=t.precision, max_epochs=t.max_epochs, max_steps=t.max_steps,
         accumulate_grad_batches=t.accumulate_grad_batches, check_val_every_n_epoch=t.val_every_n_epochs,
         log_every_n_steps=t.log_every_n_steps, deterministic=t.deterministic, default_root_dir=run_dir,
-        logger=[CSVLogger(run_dir, name="logs"), TensorBoardLogger(run_dir, name="tensorboard")],
+        logger=run_loggers(run_dir, resume=bool(resume)),
         callbacks=[checkpoint, LearningRateMonitor("step"), *(callbacks or [])], plugins=[AtomicCheckpointIO()],
         enable_progress_bar=progress, enable_model_summary=False,
     )
