@@ -208,3 +208,28 @@ def test_operating_system_errors_name_the_path_without_a_traceback(tmp_path, cap
     err = capsys.readouterr().err
     assert err.startswith("spd: error: ") and "Traceback" not in err
     assert str(tmp_path / "afile") in err or "File name too long" in err
+
+
+def test_bad_files_are_found_before_training_starts(synth_lip, tmp_path, caplog):
+    """Headers and sizes of every file of a split are read up front: an error naming the files, or
+    with data.skip_corrupt the samples left out by name."""
+    import shutil
+
+    import numpy as np
+    from PIL import Image
+
+    from spd.data.detect import open_dataset
+    from spd.data.scan import verified
+
+    root = tmp_path / "lip"
+    shutil.copytree(synth_lip, root)
+    ids = (root / "TrainVal_images" / "train_id.txt").read_text().split()
+    (root / "TrainVal_images" / "train_images" / f"{ids[0]}.jpg").write_bytes(b"\xff\xd8 garbage")
+    Image.fromarray(np.zeros((10, 10), np.uint8)).save(root / "TrainVal_parsing_annotations" / "train_segmentations"
+                                                       / f"{ids[1]}.png")
+    with pytest.raises(DataError, match=rf"split 'train': 2 of 12 samples have bad files .*{ids[0]}.jpg: cannot read "
+                                        rf"as an image.*{ids[1]}.png: is 10x10, its image {ids[1]}.jpg is 77x96"):
+        verified(open_dataset(root, "train"), skip_bad=False)
+    reader = verified(open_dataset(root, "train"), skip_bad=True)
+    assert len(reader) == 10 and ids[0] not in {r.id for r in reader.records}
+    assert sum("leaving out a sample" in r.message for r in caplog.records) == 2

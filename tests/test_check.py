@@ -50,6 +50,14 @@ def corrupted(synth_lip, tmp_path):
     # 7. an IUV map with a part index outside 0..24
     Image.fromarray(np.full((96, 77, 3), 30, np.uint8)).save(root / "densepose" / f"{ids[7]}.png")
     faults["bad IUV"] = "part index 30"
+    # 8. a label that went through JPEG compression and was saved as PNG again
+    import io
+
+    buffer = io.BytesIO()
+    Image.open(labels / f"{ids[8]}.png").convert("L").save(buffer, "JPEG", quality=90)
+    noisy = np.minimum(np.array(Image.open(buffer)), 19)  # in range: only the noise gives it away
+    Image.fromarray(noisy.astype(np.uint8)).save(labels / f"{ids[8]}.png")
+    faults["JPEG-noise label"] = "looks lossily compressed"
     return root, faults
 
 
@@ -78,3 +86,36 @@ def test_check_atr_fixture_and_unknown_layout(fixtures, tmp_path, capsys):
     assert report.ok and report.counts["all"]["images"] == 5
     assert main(["data", "check", str(tmp_path)]) == 2
     assert "no known dataset layout" in capsys.readouterr().err
+
+
+def test_check_sees_what_training_uses(synth_lip, tmp_path):
+    """Training reads ROOT/densepose by itself, needs a val split and the manifest's people."""
+    from spd.data.errors import DataError
+
+    root = tmp_path / "lip"
+    shutil.copytree(synth_lip, root)
+    iuv = sorted((root / "densepose").iterdir())[0]
+    Image.fromarray(np.full((96, 77, 3), 30, np.uint8)).save(iuv)
+    report = check_dataset(root)  # no --densepose: the automatic folder is checked all the same
+    text = report.format()
+    assert "part index 30" in text and "training uses this folder" in text
+    val = root / "TrainVal_images" / "val_images"
+    shutil.rmtree(val)
+    val.write_text("")
+    text = check_dataset(root).format()
+    assert f"{val}: is a file, where the split's image folder should be" in text
+    assert "describes 16 generated people, but 12 images are readable" in text
+    partial = tmp_path / ".lip.partial-x1y2"
+    shutil.copytree(synth_lip, partial)
+    with pytest.raises(DataError, match="interrupted synthetic generation"):
+        check_dataset(partial)
+
+
+def test_check_notes_very_large_images(fixtures, tmp_path):
+    root = tmp_path / "flat"
+    shutil.copytree(fixtures / "lip_flat", root)
+    image = sorted((root / "train_images").iterdir())[0]
+    Image.fromarray(np.zeros((8, 4100, 3), np.uint8)).save(image)
+    Image.fromarray(np.zeros((8, 4100), np.uint8)).save(root / "train_segmentations" / f"{image.stem}.png")
+    report = check_dataset(root)
+    assert report.ok and any("side over 4000 px" in n and image.name in n for n in report.notes)

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+import yaml
 
 from ..labels import label_space
 from .atr import SPLITS as ATR_SPLITS, find_atr_root
@@ -18,6 +19,7 @@ from .lip import SPLITS as LIP_SPLITS, find_lip_layout, lip_records
 from .pose_csv import read_pose_csv
 from .reader import IMAGE_SUFFIXES, attach_densepose, index_files, read_id_list
 from .sample import Record, load_densepose, load_parsing
+from .synthetic.writer import MANIFEST
 
 
 @dataclass
@@ -45,13 +47,30 @@ class CheckReport:
         return "\n".join(lines)
 
 
+# Annotation masks are regions: a pixel unlike all four neighbours is rare (< 0.1% in hand-drawn
+# and rendered labels); JPEG ringing puts 3-40% of pixels there.
+NOISE_LIMIT = 0.01
+LARGE_SIDE = 4000
+
+
+def isolated_fraction(labels: np.ndarray) -> float:
+    """The fraction of inner pixels whose class differs from each of their four neighbours."""
+    if min(labels.shape) < 3:
+        return 0.0
+    inner = labels[1:-1, 1:-1]
+    alone = ((inner != labels[:-2, 1:-1]) & (inner != labels[2:, 1:-1]) &
+             (inner != labels[1:-1, :-2]) & (inner != labels[1:-1, 2:]))
+    return float(alone.mean())
+
+
 def check_record(record: Record, space: str, problems: list[Problem], require_parsing: bool) -> dict[str, bool]:
     """Reads each file of one record on its own, so that one bad file does not hide another."""
-    found = {"image": False, "label": False, "iuv": False}
+    found = {"image": False, "label": False, "iuv": False, "large": False}
     try:
         image = read_image(record.image)
         hw = tuple(image.shape[-2:])
         found["image"] = True
+        found["large"] = max(hw) > LARGE_SIDE
     except DataError as err:
         problems.append(Problem.from_error(err))
         hw = None
@@ -60,8 +79,13 @@ def check_record(record: Record, space: str, problems: list[Problem], require_pa
             problems.append(Problem(record.image, "no label PNG for this image"))
     elif hw is not None:
         try:
-            load_parsing(record.parsing, hw, record.image, label_space(space).num_classes)
+            labels = load_parsing(record.parsing, hw, record.image, label_space(space).num_classes)
             found["label"] = True
+            noise = isolated_fraction(labels.numpy())
+            if noise > NOISE_LIMIT:
+                problems.append(Problem(record.parsing, f"{100 * noise:.1f}% of its pixels differ from all four "
+                                                        "neighbours: it looks lossily compressed (saved as JPEG?); "
+                                                        "class ids must be stored losslessly"))
         except DataError as err:
             problems.append(Problem.from_error(err))
     if record.keypoints is not None and hw is not None:
@@ -87,23 +111,33 @@ def _check_records(report: CheckReport, split: str, records: list[Record], space
         counts["pose rows"] = sum(r.keypoints is not None for r in records)
     if with_densepose:
         counts["IUV maps"] = 0
+    large = []
     for record in records:
         found = check_record(record, space, report.problems, require_parsing)
         counts["images"] += found["image"]
+        if found["large"]:
+            large.append(record.image)
         counts["labels"] += found["label"]
         if with_densepose:
             counts["IUV maps"] += found["iuv"]
         if tick:
             tick()
     report.counts[split] = counts
+    if large:
+        report.notes.append(f"{split}: {len(large)} images have a side over {LARGE_SIDE} px (e.g. {large[0]}): "
+                            "evaluation resizes them band by band, but each is decoded whole (about 12 bytes a pixel "
+                            "while loading); consider downscaling them")
 
 
 def _check_lip(root: Path, densepose_dir: Path | None, tick: Callable[[], None] | None) -> CheckReport:
     report: CheckReport | None = None
+    absent: list[DataError] = []
     for split in LIP_SPLITS:
         try:
             layout = find_lip_layout(root, split)
-        except DataError:
+        except DataError as err:
+            if split != "test":
+                absent.append(err)
             continue
         report = report or CheckReport(root, layout.kind)
         pose = read_pose_csv(layout.pose_csv, report.problems) if layout.pose_csv else None
@@ -128,6 +162,9 @@ def _check_lip(root: Path, densepose_dir: Path | None, tick: Callable[[], None] 
                        densepose_dir is not None, tick)
     if report is None:
         raise DataError(root, "no LIP layout found")
+    # Training reads a train and a val split (data.train_split / data.val_split).
+    report.problems += [Problem(err.path, err.reason if err.path != root else
+                                f"{err.reason}; training needs the train and val splits") for err in absent]
     return report
 
 
@@ -169,12 +206,37 @@ def check_dataset(root: Path | str, densepose_dir: Path | str | None = None,
     dp = Path(densepose_dir) if densepose_dir else None
     if dp is not None and not dp.is_dir():
         raise DataError(dp, "DensePose folder not found")
+    automatic = dp is None and (root / "densepose").is_dir()  # what training reads when no folder is given
+    if automatic:
+        dp = root / "densepose"
+    if ".partial-" in root.name:
+        raise DataError(root, "an interrupted synthetic generation (a hidden partial folder); delete it")
     try:
-        return _check_lip(root, dp, tick)
+        report = _check_lip(root, dp, tick)
     except DataError:
-        pass
+        try:
+            report = _check_atr(root, dp, tick)
+        except DataError:
+            raise DataError(root, "no known dataset layout: expected LIP (TrainVal_images/... or train_images/) "
+                                  "or ATR (humanparsing/JPEGImages)") from None
+    if automatic:
+        report.notes.append(f"DensePose targets from {dp} (training uses this folder when no other is given)")
+    _check_manifest(root, report)
+    return report
+
+
+def _check_manifest(root: Path, report: CheckReport) -> None:
+    """A synthetic dataset's manifest says how many people it holds: fewer or more images than that
+    is an interrupted or altered folder."""
+    manifest = root / MANIFEST
+    if not manifest.is_file():
+        return
     try:
-        return _check_atr(root, dp, tick)
-    except DataError:
-        raise DataError(root, "no known dataset layout: expected LIP (TrainVal_images/... or train_images/) "
-                              "or ATR (humanparsing/JPEGImages)") from None
+        expected = int((yaml.safe_load(manifest.read_text(encoding="utf-8")) or {})["num"])
+    except (OSError, yaml.YAMLError, KeyError, TypeError, ValueError) as err:
+        report.problems.append(Problem(manifest, f"unreadable synthetic manifest ({err})"))
+        return
+    found = sum(c.get("images", 0) for split, c in report.counts.items() if split != "test")
+    if found != expected:
+        report.problems.append(Problem(manifest, f"describes {expected} generated people, but {found} images are "
+                                                 "readable: an incomplete or altered synthetic folder"))

@@ -60,6 +60,9 @@ def find_lip_layout(root: Path | str, split: str) -> LIPLayout:
             id_list=find_file([root], f"{split}_id.txt"),
             pose_csv=find_file([root, find_dir(root, "TrainVal_pose_annotations")], f"lip_{split}_set.csv"),
         )
+    for candidate in (root / f"{split}_images", root / "TrainVal_images" / f"{split}_images"):
+        if candidate.exists() and not candidate.is_dir():
+            raise DataError(candidate, "is a file, where the split's image folder should be")
     raise DataError(root, f"no LIP layout found for split {split!r}: looked for "
                           f"TrainVal_images/{split}_images (official archive) and {split}_images (flat layout)")
 

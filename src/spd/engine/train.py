@@ -17,6 +17,7 @@ from lightning.pytorch.callbacks import LearningRateMonitor, ModelCheckpoint
 
 from ..atomic import write_text
 from ..data.errors import DataError
+from ..data.scan import verified
 from ..config import ExperimentConfig, to_dict
 from .checkpoint_io import AtomicCheckpointIO, checkpoints_in, clean_checkpoint_folder
 from .datamodule import SPDDataModule
@@ -53,7 +54,7 @@ def _train(config: ExperimentConfig, run_dir: Path, device: str, resume: bool | 
     claim_run_dir(run_dir, resume=bool(resume), overwrite=overwrite)
     L.seed_everything(t.seed, workers=True, verbose=False)
     data = SPDDataModule(config)
-    train_reader, val_reader = data.readers()
+    train_reader, val_reader = (verified(r, config.data.skip_corrupt) for r in data.readers())
     check_split_sizes(train_reader, val_reader, config.data.batch_size)
     parsing_space = train_reader.label_space
     resolved = to_dict(config)
