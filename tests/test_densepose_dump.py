@@ -89,6 +89,36 @@ def test_foreign_file_is_a_clear_error(tmp_path):
         import_dump(path, tmp_path, tmp_path / "out")
 
 
+def test_an_old_plain_pickle_dump_is_named_as_such(tmp_path):
+    import pickle
+
+    path = tmp_path / "old_dump.pkl"
+    path.write_bytes(pickle.dumps([{"file_name": "a.jpg"}]))
+    with pytest.raises(DataError, match="old_dump.pkl: an old-format apply_net dump \\(plain pickle\\)"):
+        import_dump(path, tmp_path, tmp_path / "out")
+
+
+@pytest.mark.parametrize("fault, message", [
+    ("uv shape", r"entry 0 \(a\): the chart's uv has shape \(2, 3, 3\), its labels \(4, 4\)"),
+    ("nan box", r"entry 0 \(a\): box \[nan, 0.0, 4.0, 4.0\] is not finite"),
+])
+def test_bad_dump_entries_are_named(tmp_path, fault, message):
+    images = tmp_path / "images"
+    images.mkdir()
+    Image.fromarray(np.zeros((20, 30, 3), np.uint8)).save(images / "a.jpg")
+
+    def entries(cls):
+        uv = torch.zeros(2, 3, 3) if fault == "uv shape" else torch.zeros(2, 4, 4)
+        box = torch.tensor([[float("nan") if fault == "nan box" else 0.0, 0.0, 4.0, 4.0]])
+        return [{"file_name": "a.jpg", "scores": torch.tensor([0.9]), "pred_boxes_XYXY": box,
+                 "pred_densepose": [cls(torch.ones(4, 4, dtype=torch.long), uv)]}]
+
+    dump = tmp_path / "dump.pkl"
+    _write_dump(dump, entries)
+    with pytest.raises(DataError, match=message):
+        import_dump(dump, images, tmp_path / "iuv")
+
+
 @settings(max_examples=60, deadline=None)
 @given(x=st.floats(-10, 40), y=st.floats(-10, 30), h=st.integers(1, 12), w=st.integers(1, 12))
 def test_paste_keeps_every_visible_part_pixel(x, y, h, w):

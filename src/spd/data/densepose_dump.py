@@ -10,6 +10,7 @@ the file with ``weights_only=True`` (no arbitrary code from the file runs).
 from __future__ import annotations
 
 import logging
+import zipfile
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -53,6 +54,14 @@ def load_dump(path: Path | str) -> list[dict]:
     path = Path(path)
     if not path.is_file():
         raise DataError(path, "DensePose dump file not found")
+    if not zipfile.is_zipfile(path):
+        with open(path, "rb") as f:
+            head = f.read(2)
+        if head[:1] == b"\x80":  # a pickle protocol marker: apply_net dumps of older detectron2 versions
+            raise DataError(path, "an old-format apply_net dump (plain pickle). Reading it would run code from the "
+                                  "file, which SPD does not do; dump again with a current DensePose (`apply_net.py "
+                                  "dump` writes torch.save files), or re-save the list with torch.save where "
+                                  "densepose is installed")
     try:
         with torch.serialization.safe_globals(STAND_INS):
             entries = torch.load(path, map_location="cpu", weights_only=True)
@@ -129,8 +138,14 @@ def import_dump(dump: Path | str, images: Path | str, out: Path | str) -> DumpIm
         if not isinstance(chart, _ChartResultStandIn) or not hasattr(chart, "labels"):
             raise DataError(dump, f"entry {i} ({key}): pred_densepose holds {type(chart).__name__}, "
                                   "not a chart result with labels and uv")
-        index, uv = paste_chart(chart.labels, chart.uv, torch.as_tensor(entry["pred_boxes_XYXY"])[best],
-                                image_size(files[key]))
+        box = torch.as_tensor(entry["pred_boxes_XYXY"]).reshape(-1, 4)[best].float()
+        labels, uv = torch.as_tensor(chart.labels), torch.as_tensor(chart.uv)
+        if labels.dim() != 2 or tuple(uv.shape) != (2, *labels.shape):
+            raise DataError(dump, f"entry {i} ({key}): the chart's uv has shape {tuple(uv.shape)}, its labels "
+                                  f"{tuple(labels.shape)}; expected uv [2, H, W] for labels [H, W]")
+        if not bool(torch.isfinite(box).all()):
+            raise DataError(dump, f"entry {i} ({key}): box {box.tolist()} is not finite")
+        index, uv = paste_chart(labels, uv, box, image_size(files[key]))
         target = out / f"{key}.png"
         write_iuv(target, index, uv)
         result.written.append(target)
