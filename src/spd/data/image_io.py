@@ -19,18 +19,27 @@ from .errors import DataError
 NUM_DENSEPOSE_PARTS = 25  # I in 0..24
 
 
+# What Pillow raises for a file it cannot read as an image.
+PIL_ERRORS = (OSError, UnidentifiedImageError, SyntaxError, ValueError, Image.DecompressionBombError)
+
+
+def require_file(path: Path, what: str = "image file") -> None:
+    """DataError naming ``path`` unless it is a non-empty file."""
+    if not path.is_file():
+        raise DataError(path, f"{what} not found")
+    if path.stat().st_size == 0:
+        raise DataError(path, f"{what} is empty (0 bytes)")
+
+
 def read_image(path: Path | str) -> torch.Tensor:
     """RGB uint8 [3, H, W] with EXIF orientation applied. Grayscale, RGBA (composited on white), palette,
     CMYK and 16-bit images are converted. Raises DataError naming the file if it cannot be read."""
     path = Path(path)
-    if not path.is_file():
-        raise DataError(path, "image file not found")
-    if path.stat().st_size == 0:
-        raise DataError(path, "image file is empty (0 bytes)")
+    require_file(path)
     try:
         with Image.open(path) as im:
             return pil_to_tensor(im)
-    except (OSError, UnidentifiedImageError, SyntaxError, ValueError, Image.DecompressionBombError) as err:
+    except PIL_ERRORS as err:
         raise DataError(path, f"cannot decode image ({err})") from err
 
 

@@ -8,9 +8,10 @@ import logging
 from collections.abc import Callable
 from pathlib import Path
 
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import Image
 
 from .errors import DataError, Problem
+from .image_io import PIL_ERRORS, require_file
 from .reader import ParsingReader
 
 log = logging.getLogger(__name__)
@@ -18,15 +19,12 @@ log = logging.getLogger(__name__)
 
 def _size(path: Path) -> tuple[int, int]:
     """(width, height) as the pipeline sees it (EXIF orientation applied), from the header."""
-    if not path.is_file():
-        raise DataError(path, "file not found")
-    if path.stat().st_size == 0:
-        raise DataError(path, "file is empty (0 bytes)")
+    require_file(path, "file")
     try:
         with Image.open(path) as im:
             orientation = im.getexif().get(0x0112, 1)
             w, h = im.size
-    except (OSError, UnidentifiedImageError, SyntaxError, ValueError, Image.DecompressionBombError) as err:
+    except PIL_ERRORS as err:
         raise DataError(path, f"cannot read as an image ({err})") from None
     return (h, w) if orientation in (5, 6, 7, 8) else (w, h)
 
