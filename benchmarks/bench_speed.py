@@ -1,0 +1,308 @@
+"""How fast every model runs: parameters, GFLOPs, inference latency and throughput in several
+execution modes, training speed, and whether the data loader keeps up.
+
+    python benchmarks/bench_speed.py --out benchmarks/results_speed_cpu          # the full run
+    python benchmarks/bench_speed.py --models cpu_s --size 64 --repeats 1 --out /tmp/s   # a smoke run
+
+For each model (the full-size presets, the CPU family and torchvision's DeepLabV3-ResNet101 as the
+reference a user would otherwise pick), in its own subprocess so that its peak memory is its own:
+
+* parameters, and GFLOPs per image at SIZE x SIZE counted by torch's FLOP counter (a multiply-add
+  is 2), at one input scale and at the preset's configured scales;
+* inference (one scale, as a forward pass is used at test time): latency at batch 1 and
+  throughput at each of ``--batches`` (the best is reported), per execution mode: ``fp32``,
+  ``bf16`` (autocast), ``channels_last`` and ``compile`` (``torch.compile`` of the channels-last model
+  under bf16 autocast: every optimisation at once); the achieved GFLOP/s
+  beside it, a ratio that holds where absolute times drift between machines;
+* training at the paper's settings (the preset's scales, SGD, the multi-task loss) on batches
+  of the synthetic data: images per second and peak memory.
+
+The data loader is measured once: images per second of one worker (one process, one thread)
+loading and augmenting synthetic 384-px samples with JPPNet's recipe, against what the training
+step consumes, so that the number of workers a device needs can be read off.
+
+Warm-up runs first, then ``--repeats`` timed runs; medians. Every number is printed with the
+device, versions, resolution and batch it was measured at, and written to OUT.json / OUT.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from contextlib import nullcontext
+from pathlib import Path
+
+import torch
+
+FULL_SIZE = ["jppnet", "s", "sp", "sd", "spd"]
+CPU_FAMILY = ["cpu_s", "cpu_sp", "cpu_sd", "cpu_spd"]
+REFERENCE = "deeplabv3_resnet101"
+MODES = ["fp32", "bf16", "channels_last", "compile"]
+
+
+def build(name: str, single_scale: bool) -> torch.nn.Module:
+    if name == REFERENCE:
+        from torchvision.models.segmentation import deeplabv3_resnet101
+
+        return deeplabv3_resnet101(weights=None, weights_backbone=None, num_classes=20, aux_loss=False)
+    from spd.model import SPDNet, preset
+
+    return SPDNet(preset(name, scales=(1.0,)) if single_scale else preset(name))
+
+
+def count_gflops(model: torch.nn.Module, size: int) -> float:
+    from torch.utils.flop_counter import FlopCounterMode
+
+    with torch.no_grad(), FlopCounterMode(display=False) as counter:
+        model.eval()(torch.zeros(1, 3, size, size))
+    return counter.get_total_flops() / 1e9
+
+
+def sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def timed(fn, device: torch.device, warmup: int, repeats: int) -> float:
+    """Median seconds of ``fn()`` after ``warmup`` untimed calls."""
+    for _ in range(warmup):
+        fn()
+    sync(device)
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        sync(device)
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def peak_memory_gib(device: torch.device) -> float:
+    if device.type == "cuda":
+        return torch.cuda.max_memory_allocated(device) / 2**30
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20  # KiB on Linux
+
+
+def prepared(model: torch.nn.Module, mode: str, device: torch.device):
+    """(callable taking an input batch, input memory format, autocast context) for ``mode``."""
+    model = model.to(device).eval()
+    fmt = torch.channels_last if mode in ("channels_last", "compile") else torch.contiguous_format
+    model = model.to(memory_format=fmt)
+    autocast = (torch.autocast(device.type, dtype=torch.bfloat16) if mode in ("bf16", "compile") else nullcontext())
+    fn = torch.compile(model) if mode == "compile" else model
+    return fn, fmt, autocast
+
+
+def measure_inference(model: torch.nn.Module, mode: str, size: int, batches: list[int], gflops: float,
+                      device: torch.device, warmup: int, repeats: int) -> dict:
+    fn, fmt, autocast = prepared(model, mode, device)
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
+    result = {"mode": mode, "throughput": {}}
+    with torch.no_grad():
+        for b in batches:
+            x = torch.randn(b, 3, size, size, device=device).to(memory_format=fmt)
+            with autocast:
+                seconds = timed(lambda: fn(x), device, warmup + (1 if mode == "compile" else 0), repeats)
+            if b == 1:
+                result["latency_s"] = round(seconds, 4)
+            result["throughput"][b] = round(b / seconds, 2)
+    best = max(result["throughput"], key=result["throughput"].get)
+    result["best_batch"], result["best_images_per_s"] = best, result["throughput"][best]
+    result["gflop_per_s"] = round(gflops * result["best_images_per_s"], 1)
+    result["peak_memory_GiB"] = round(peak_memory_gib(device), 2)
+    return result
+
+
+def synthetic_root(size: int, num: int) -> Path:
+    """A small synthetic dataset, made once per size under the temp folder."""
+    from spd.data.synthetic import SynthSpec, generate
+
+    root = Path(tempfile.gettempdir()) / f"spd_bench_speed_{size}_{num}"
+    generate(root, SynthSpec(num=num, domain="A", seed=0, size=size, val_fraction=0.0))
+    return root
+
+
+def training_batches(size: int, batch: int, count: int) -> list[dict]:
+    from spd.data.dataset import ParsingDataset
+    from spd.data.detect import open_dataset
+    from spd.data.transforms import AugmentConfig, train_transform
+
+    config = AugmentConfig(recipe="jppnet", size=(size, size))
+    dataset = ParsingDataset(open_dataset(synthetic_root(size, batch * count), "train"), train_transform(config),
+                             dense_heatmaps=True)
+    loader = torch.utils.data.DataLoader(dataset, batch_size=batch, num_workers=0, drop_last=True)
+    return [{k: v for k, v in b.items() if isinstance(v, torch.Tensor)} for b in loader][:count]
+
+
+def measure_training(name: str, size: int, batch: int, device: torch.device, warmup: int, repeats: int) -> dict:
+    from spd.losses import MultiTaskLoss
+
+    if name == REFERENCE:
+        return {}
+    model = build(name, single_scale=False).to(device).train()
+    criterion = MultiTaskLoss()
+    optimiser = torch.optim.SGD([p for p in model.parameters() if p.requires_grad], lr=1e-6, momentum=0.9)
+    batches = [{k: v.to(device) for k, v in b.items()} for b in training_batches(size, batch, 2)]
+    step_index = [0]
+
+    def step() -> None:
+        b = batches[step_index[0] % len(batches)]
+        step_index[0] += 1
+        loss = criterion(model(model.normalise(b["image"])), b).total
+        optimiser.zero_grad(set_to_none=True)
+        loss.backward()
+        optimiser.step()
+
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
+    seconds = timed(step, device, warmup, repeats)
+    return {"batch": batch, "scales": list(model.config.scales), "step_s": round(seconds, 3),
+            "images_per_s": round(batch / seconds, 3), "peak_memory_GiB": round(peak_memory_gib(device), 2)}
+
+
+def measure_loader(size: int, samples: int) -> dict:
+    """Images per second of one single-threaded worker, JPPNet recipe, synthetic data."""
+    from spd.data.dataset import ParsingDataset
+    from spd.data.detect import open_dataset
+    from spd.data.transforms import AugmentConfig, train_transform
+
+    torch.set_num_threads(1)
+    dataset = ParsingDataset(open_dataset(synthetic_root(size, samples), "train"),
+                             train_transform(AugmentConfig(recipe="jppnet", size=(size, size))), dense_heatmaps=True)
+    dataset[0]
+    cpu = time.process_time()
+    start = time.perf_counter()
+    for i in range(len(dataset)):
+        dataset[i]
+    wall, cpu = time.perf_counter() - start, time.process_time() - cpu
+    return {"size": size, "samples": len(dataset), "images_per_s_per_worker": round(len(dataset) / wall, 1),
+            "cpu_ms_per_image": round(1000 * cpu / len(dataset), 1)}
+
+
+def measure_model(args: argparse.Namespace) -> dict:
+    device = torch.device(args.device)
+    torch.manual_seed(0)
+    single = build(args.one, single_scale=True)
+    result = {"model": args.one, "params_M": round(sum(p.numel() for p in single.parameters()) / 1e6, 2),
+              "gflops": round(count_gflops(single, args.size), 2)}
+    if args.one != REFERENCE:
+        configured = build(args.one, single_scale=False)
+        result["gflops_configured"] = round(count_gflops(configured, args.size), 2)
+        result["scales"] = list(configured.config.scales)
+        del configured
+    result["inference"] = []
+    for mode in args.modes:
+        try:
+            result["inference"].append(measure_inference(single, mode, args.size, args.batches, result["gflops"], device,
+                                                         args.warmup, args.repeats))
+        except Exception as err:  # a mode this machine or version cannot run is reported, not fatal
+            result["inference"].append({"mode": mode, "error": f"{type(err).__name__}: {err}"[:300]})
+    if not args.skip_train:
+        result["training"] = measure_training(args.one, args.size, args.train_batch, device, args.warmup, args.repeats)
+    return result
+
+
+def environment(args: argparse.Namespace) -> dict:
+    device = torch.device(args.device)
+    env = {"device": args.device, "machine": platform.machine(), "cpu_count": os.cpu_count(),
+           "threads": torch.get_num_threads(), "torch": torch.__version__, "python": platform.python_version()}
+    import torchvision
+
+    env["torchvision"] = torchvision.__version__
+    if device.type == "cuda":
+        env["gpu"] = torch.cuda.get_device_name(device)
+    return env
+
+
+def markdown(results: dict) -> str:
+    env, size = results["environment"], results["size"]
+    lines = [f"# Speed: {env['device']} ({env.get('gpu', env['machine'] + ', ' + str(env['cpu_count']) + ' cores')}), "
+             f"torch {env['torch']}, torchvision {env['torchvision']}, {size}x{size} input", "",
+             "Inference at one input scale; latency at batch 1, throughput at the best of batches "
+             f"{results['batches']}; medians of {results['repeats']} runs after {results['warmup']} warm-up(s). "
+             "GFLOPs per image (multiply-add = 2).", "",
+             "| model | params (M) | GFLOPs | GFLOPs, configured scales | mode | latency (s) | best batch | images/s | GFLOP/s | peak memory (GiB) |",
+             "| --- | ---: | ---: | ---: | --- | ---: | ---: | ---: | ---: | ---: |"]
+    for r in results["models"]:
+        for m in r["inference"]:
+            if "error" in m:
+                lines.append(f"| {r['model']} | {r['params_M']} | {r['gflops']} | {r.get('gflops_configured', '–')} | "
+                             f"{m['mode']} | failed: {m['error'][:80]} | | | | |")
+                continue
+            lines.append(f"| {r['model']} | {r['params_M']} | {r['gflops']} | {r.get('gflops_configured', '–')} | "
+                         f"{m['mode']} | {m.get('latency_s', '–')} | {m['best_batch']} | {m['best_images_per_s']} | "
+                         f"{m['gflop_per_s']} | {m['peak_memory_GiB']} |")
+    trained = [r for r in results["models"] if r.get("training")]
+    if trained:
+        lines += ["", f"Training (the preset's scales, SGD, the multi-task loss, synthetic batches, {size}x{size}):", "",
+                  "| model | batch | scales | step (s) | images/s | peak memory (GiB) |", "| --- | ---: | --- | ---: | ---: | ---: |"]
+        lines += [f"| {r['model']} | {t['batch']} | {t['scales']} | {t['step_s']} | {t['images_per_s']} | {t['peak_memory_GiB']} |"
+                  for r in trained for t in [r["training"]]]
+    loader = results.get("loader")
+    if loader:
+        lines += ["", f"Data loader: {loader['images_per_s_per_worker']} images/s per worker ({loader['cpu_ms_per_image']} "
+                      f"ms of CPU per image; JPPNet recipe, {loader['size']} px synthetic samples, one thread)."]
+        for r in trained:
+            need = r["training"]["images_per_s"] / max(loader["images_per_s_per_worker"], 1e-9)
+            lines.append(f"- {r['model']}: training consumes {r['training']['images_per_s']} images/s, "
+                         f"{need:.2f} workers' worth")
+    return "\n".join(lines) + "\n"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--models", nargs="+", default=FULL_SIZE + CPU_FAMILY + [REFERENCE])
+    parser.add_argument("--modes", nargs="+", default=MODES[:3], choices=MODES,
+                        help="execution modes (compile is slow to build on a CPU: ask for it)")
+    parser.add_argument("--size", type=int, default=384)
+    parser.add_argument("--batches", type=int, nargs="+", default=[1, 2, 4])
+    parser.add_argument("--train-batch", type=int, default=2)
+    parser.add_argument("--warmup", type=int, default=1)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    parser.add_argument("--skip-train", action="store_true")
+    parser.add_argument("--loader-samples", type=int, default=32)
+    parser.add_argument("--out", type=Path, required=True, help="writes OUT.json and OUT.md")
+    parser.add_argument("--one", default=None, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.one:
+        print(json.dumps(measure_model(args)))
+        return
+    env = environment(args)
+    print(f"device {env['device']}, {env.get('gpu', env['machine'])}, {env['cpu_count']} cores, torch {env['torch']}, "
+          f"input {args.size}x{args.size}, batches {args.batches}, modes {args.modes}", flush=True)
+    results = {"environment": env, "size": args.size, "batches": args.batches, "repeats": args.repeats,
+               "warmup": args.warmup, "models": []}
+    passed = [a for a in sys.argv[1:] if a != "--one"]
+    for name in args.models:
+        out = subprocess.run([sys.executable, __file__, *passed, "--one", name], capture_output=True, text=True)
+        if out.returncode:
+            sys.exit(f"{name}: measurement failed\n{out.stderr[-3000:]}")
+        results["models"].append(json.loads(out.stdout.strip().splitlines()[-1]))
+        r = results["models"][-1]
+        best = ", ".join(f"{m['mode']} {m.get('latency_s', '?')} s / {m.get('best_images_per_s', '?')} img/s"
+                         for m in r["inference"])
+        print(f"{name:<20} {r['params_M']:>7.2f} M params, {r['gflops']:>8.2f} GFLOPs; {best}"
+              + (f"; training {r['training']['images_per_s']} img/s" if r.get("training") else ""), flush=True)
+    loader = subprocess.run([sys.executable, "-c", "import json, sys; sys.path.insert(0, sys.argv[1]); "
+                             "import bench_speed; print(json.dumps(bench_speed.measure_loader(int(sys.argv[2]), int(sys.argv[3]))))",
+                             str(Path(__file__).parent), str(args.size), str(args.loader_samples)],
+                            capture_output=True, text=True, check=True)
+    results["loader"] = json.loads(loader.stdout.strip().splitlines()[-1])
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    Path(f"{args.out}.json").write_text(json.dumps(results, indent=2))
+    Path(f"{args.out}.md").write_text(markdown(results))
+    print(markdown(results))
+
+
+if __name__ == "__main__":
+    main()
