@@ -11,8 +11,8 @@ reference a user would otherwise pick), in its own subprocess so that its peak m
   is 2), at one input scale and at the preset's configured scales;
 * inference (one scale, as a forward pass is used at test time): latency at batch 1 and
   throughput at each of ``--batches`` (the best is reported), per execution mode: ``fp32``,
-  ``bf16`` (autocast), ``channels_last`` and ``compile`` (``torch.compile`` of the channels-last model
-  under bf16 autocast: every optimisation at once); the achieved GFLOP/s
+  ``bf16`` (autocast), ``channels_last``, ``compile`` (``torch.compile`` of the channels-last model)
+  and ``compile_bf16`` (the same under bf16 autocast); the achieved GFLOP/s
   beside it, a ratio that holds where absolute times drift between machines;
 * training at the paper's settings (the preset's scales, SGD, the multi-task loss) on batches
   of the synthetic data: images per second and peak memory.
@@ -45,7 +45,8 @@ import torch
 FULL_SIZE = ["jppnet", "s", "sp", "sd", "spd"]
 CPU_FAMILY = ["cpu_s", "cpu_sp", "cpu_sd", "cpu_spd"]
 REFERENCE = "deeplabv3_resnet101"
-MODES = ["fp32", "bf16", "channels_last", "compile"]
+# compile: torch.compile of the channels-last model in fp32; compile_bf16: the same under bf16 autocast.
+MODES = ["fp32", "bf16", "channels_last", "compile", "compile_bf16"]
 
 
 def build(name: str, single_scale: bool) -> torch.nn.Module:
@@ -94,10 +95,11 @@ def peak_memory_gib(device: torch.device) -> float:
 def prepared(model: torch.nn.Module, mode: str, device: torch.device):
     """(callable taking an input batch, input memory format, autocast context) for ``mode``."""
     model = model.to(device).eval()
-    fmt = torch.channels_last if mode in ("channels_last", "compile") else torch.contiguous_format
+    compiled = mode.startswith("compile")
+    fmt = torch.channels_last if mode == "channels_last" or compiled else torch.contiguous_format
     model = model.to(memory_format=fmt)
-    autocast = (torch.autocast(device.type, dtype=torch.bfloat16) if mode in ("bf16", "compile") else nullcontext())
-    fn = torch.compile(model) if mode == "compile" else model
+    autocast = torch.autocast(device.type, dtype=torch.bfloat16) if mode.endswith("bf16") else nullcontext()
+    fn = torch.compile(model) if compiled else model
     return fn, fmt, autocast
 
 
@@ -111,7 +113,7 @@ def measure_inference(model: torch.nn.Module, mode: str, size: int, batches: lis
         for b in batches:
             x = torch.randn(b, 3, size, size, device=device).to(memory_format=fmt)
             with autocast:
-                seconds = timed(lambda: fn(x), device, warmup + (1 if mode == "compile" else 0), repeats)
+                seconds = timed(lambda: fn(x), device, warmup + (1 if mode.startswith("compile") else 0), repeats)
             if b == 1:
                 result["latency_s"] = round(seconds, 4)
             result["throughput"][b] = round(b / seconds, 2)

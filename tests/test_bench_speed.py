@@ -22,3 +22,17 @@ def test_speed_benchmark_runs_and_writes_json_and_markdown(tmp_path):
     assert model["training"]["images_per_s"] > 0 and results["loader"]["images_per_s_per_worker"] > 0
     text = Path(f"{out}.md").read_text()
     assert "| cpu_s | " in text and "Data loader:" in text and "64x64 input" in text
+
+
+def test_ablation_study_runs_resumes_and_reports(tmp_path):
+    study = Path(__file__).parents[1] / "benchmarks" / "ablation_study.py"
+    args = [sys.executable, str(study), "--out", str(tmp_path), "--budget", "2", "--seeds", "0", "1", "--variants",
+            "cpu_s", "cpu_sp", "--small", "6", "--num", "20", "--cross", "4", "--size", "64"]
+    first = subprocess.run(args, check=True, capture_output=True, text=True, timeout=600).stdout
+    assert first.count('"variant"') == 8  # 2 settings x 2 seeds x 2 variants
+    assert (tmp_path / "full" / "cpu_sp" / "seed1" / "B" / "metrics.json").is_file()
+    again = subprocess.run(args, check=True, capture_output=True, text=True, timeout=600).stdout
+    assert '"variant"' not in again  # every run was already done
+    table = (tmp_path / "report_small6_A" / "report.md").read_text()
+    assert "| cpu_s | synthetic_A_20_64/val | 2 |" in table and "| cpu_sp | synthetic_A_20_64/val | 2 |" in table
+    assert (tmp_path / "study_full.png").is_file() and (tmp_path / "report_full_B" / "report.png").is_file()

@@ -43,7 +43,7 @@ def test_demo_runs_as_a_module(tmp_path):
     result = subprocess.run(command, capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stderr[-3000:]
     report = tmp_path / "report"
-    assert "| variant | data | pixel acc | mean acc | mIoU | PCKh | DP part mIoU | DP UV error |" in (report / "README.md").read_text()
+    assert "| variant | data | runs | pixel acc | mean acc | mIoU | PCKh | DP part mIoU | DP UV error |" in (report / "README.md").read_text()
     assert (report / "predictions.png").is_file() and (report / "domain_A" / "metrics.json").is_file()
     assert (report / "domain_B_shared" / "metrics.json").is_file()
     assert (tmp_path / "train" / "checkpoints" / "last.ckpt").is_file()

@@ -90,3 +90,16 @@ def test_a_resumed_runs_csv_log_keeps_the_earlier_rows(tmp_path):
         rows = list(csv.DictReader(f))
     assert [(r["step"], r["loss"]) for r in rows] == [("3", "0.9"), ("7", "0.8"), ("11", "0.5"), ("15", "0.4")]
     assert rows[-1]["val/miou"] == "30.0"
+
+
+def test_report_gives_mean_and_spread_over_seeds(tmp_path):
+    runs = [write_result(_result("cpu_spd", "lip", k), tmp_path / f"seed{k}")["json"] for k in (2, 3, 4)]
+    table = write_report(runs + [write_result(_result("cpu_s", "lip", 4), tmp_path / "s")["json"]],
+                         tmp_path / "report")["markdown"].read_text()
+    row = next(line for line in table.splitlines() if line.startswith("| cpu_spd "))
+    cells = [c.strip() for c in row.strip("|").split("|")]
+    assert cells[:3] == ["cpu_spd", "LIP/val", "3"]
+    # mIoU over the 4 classes: 2, 3 and 4 columns right -> 33.33, 62.5, 100 (mean 65.28, sample sd 33.42)
+    mean, sd = (float(x) for x in cells[5].split(" ± "))
+    assert abs(mean - 65.28) < 0.01 and abs(sd - 33.42) < 0.01
+    assert "| cpu_s | LIP/val | 1 |" in table

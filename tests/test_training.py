@@ -203,7 +203,7 @@ def test_evaluate_saved_predictions_and_cross_dataset(tmp_path, data_root, capsy
     assert main(["report", str(tmp_path / "eval" / "metrics.json"), str(tmp_path / "eval" / "metrics.json"),
                  "--out", str(tmp_path / "report")]) == 0
     table = (tmp_path / "report" / "report.md").read_text()
-    assert "| variant | data | pixel acc | mean acc | mIoU | PCKh |" in table and (tmp_path / "report" / "report.png").is_file()
+    assert "| variant | data | runs | pixel acc | mean acc | mIoU | PCKh |" in table and (tmp_path / "report" / "report.png").is_file()
 
 
 def test_ddp_training_on_two_cpu_processes(tmp_path, data_root):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import statistics
 from pathlib import Path
 
 from ..atomic import atomic_path, write_text
@@ -22,26 +23,42 @@ def load_results(paths: list[Path]) -> list[dict]:
     return results
 
 
-def _cell(value) -> str:
-    return "–" if value is None else f"{value:.2f}"
-
-
 def _data(r: dict) -> str:
     d = r["meta"].get("data", {})
     return f"{Path(d.get('root', '?')).name}/{d.get('split', '?')}"
 
 
+def _runs(results: list[dict]) -> list[list[dict]]:
+    """Results of the same variant on the same data (e.g. several seeds) together, in first-seen order."""
+    runs: dict[tuple[str, str], list[dict]] = {}
+    for r in results:
+        runs.setdefault((r["meta"]["name"], _data(r)), []).append(r)
+    return list(runs.values())
+
+
+def _stat(values: list, digits: int = 2) -> str:
+    """One value, or the mean ± sample standard deviation of several (undefined ones left out)."""
+    values = [v for v in values if v is not None]
+    if not values:
+        return "–"
+    if len(values) == 1:
+        return f"{values[0]:.{digits}f}"
+    return f"{statistics.mean(values):.{digits}f} ± {statistics.stdev(values):.{digits}f}"
+
+
 def _class_table(results: list[dict]) -> list[str]:
     classes = list((results[0]["parsing"] or {}).get("iou", {}))
-    header = ["variant", "data", "pixel acc", "mean acc", "mIoU", "PCKh", "DP part mIoU", "DP UV error"] + classes
+    runs = _runs(results)
+    header = ["variant", "data", "runs", "pixel acc", "mean acc", "mIoU", "PCKh", "DP part mIoU", "DP UV error"] + classes
     lines = ["| " + " | ".join(header) + " |", "|---|---|" + "---:|" * (len(header) - 2)]
-    for r in results:
-        p, dp = r["parsing"] or {}, r.get("densepose") or {}
-        pckh = (r.get("pose") or {}).get("pckh", {}).get("Total")
-        uv = dp.get("uv_error")
-        row = [r["meta"]["name"], _data(r), _cell(p.get("pixel_accuracy")), _cell(p.get("mean_accuracy")),
-               _cell(p.get("miou")), _cell(pckh), _cell(dp.get("part_miou")), "–" if uv is None else f"{uv:.3f}"]
-        row += [_cell(p.get("iou", {}).get(c)) for c in classes]
+    for members in runs:
+        p = [r["parsing"] or {} for r in members]
+        dp = [r.get("densepose") or {} for r in members]
+        pckh = [(r.get("pose") or {}).get("pckh", {}).get("Total") for r in members]
+        row = [members[0]["meta"]["name"], _data(members[0]), str(len(members)),
+               *(_stat([x.get(k) for x in p]) for k in ("pixel_accuracy", "mean_accuracy", "miou")), _stat(pckh),
+               _stat([d.get("part_miou") for d in dp]), _stat([d.get("uv_error") for d in dp], 3)]
+        row += [_stat([x.get("iou", {}).get(c) for x in p]) for c in classes]
         lines.append("| " + " | ".join(row) + " |")
     return lines
 
@@ -60,8 +77,9 @@ def _group_name(members: list[dict]) -> str:
 
 
 def comparison_table(results: list[dict]) -> str:
-    """Rows: variants; columns: pixel acc, mean acc, mIoU, PCKh, then per-class IoU. Results over
-    different class sets (e.g. a cross-dataset mapping) get a table each."""
+    """Rows: variants; columns: pixel acc, mean acc, mIoU, PCKh, DensePose, then per-class IoU.
+    Several results of one variant on the same data (seeds) make one row: mean ± standard deviation.
+    Results over different class sets (e.g. a cross-dataset mapping) get a table each."""
     groups = _groups(results)
     lines: list[str] = []
     for members in groups.values():
@@ -91,12 +109,14 @@ def comparison_figure(results: list[dict], path: Path) -> Path:
     widest = max(len(classes) for classes, _ in groups)
     fig, axes = plt.subplots(len(groups), 1, figsize=(max(6, 0.45 * widest + 2), 4 * len(groups)), squeeze=False)
     for ax, (classes, members) in zip(axes[:, 0], groups):
-        width = 0.8 / len(members)
-        for i, r in enumerate(members):
-            iou = (r["parsing"] or {}).get("iou", {})
-            ax.bar(np.arange(len(classes)) + i * width, [iou.get(c) or 0.0 for c in classes], width,
-                   label=f"{r['meta']['name']}, {_data(r)} ({_cell((r['parsing'] or {}).get('miou'))})")
-        ax.set_xticks(np.arange(len(classes)) + width * (len(members) - 1) / 2, classes, rotation=60, ha="right")
+        runs = _runs(members)
+        width = 0.8 / len(runs)
+        for i, run in enumerate(runs):
+            ious = np.array([[(r["parsing"] or {}).get("iou", {}).get(c) or 0.0 for c in classes] for r in run])
+            spread = ious.std(axis=0, ddof=1) if len(run) > 1 else None
+            ax.bar(np.arange(len(classes)) + i * width, ious.mean(axis=0), width, yerr=spread, capsize=2,
+                   label=f"{run[0]['meta']['name']}, {_data(run[0])} ({_stat([(r['parsing'] or {}).get('miou') for r in run])})")
+        ax.set_xticks(np.arange(len(classes)) + width * (len(runs) - 1) / 2, classes, rotation=60, ha="right")
         ax.set_ylabel("IoU (%)")
         ax.set_ylim(0, 100)
         ax.set_title(f"classes: {_group_name(members)}", fontsize=9)
