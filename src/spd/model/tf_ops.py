@@ -46,11 +46,15 @@ class SameMaxPool2d(nn.Module):
         return F.max_pool2d(F.pad(x, (left, right, top, bottom), value=-math.inf), self.kernel, self.stride)
 
 
+def legacy_source(index: torch.Tensor, size_in: int, size_out: int) -> torch.Tensor:
+    """Input coordinates that TF1's legacy resizes read for output pixels ``index``: ``i * in / out``
+    with the scale a float32, as TensorFlow computes it, so that coordinates round the same way."""
+    return index.float() * torch.tensor(size_in / size_out, dtype=torch.float32, device=index.device)
+
+
 def _legacy_axis(size_in: int, size_out: int, device: torch.device) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Source indices (lo, hi) and the weight of ``hi`` along one axis. The scale is a float32
-    ``in / out`` as TensorFlow computes it, so that coordinates round the same way."""
-    scale = torch.tensor(size_in / size_out, dtype=torch.float32)
-    src = torch.arange(size_out, dtype=torch.float32, device=device) * scale.to(device)
+    """Source indices (lo, hi) and the weight of ``hi`` along one axis."""
+    src = legacy_source(torch.arange(size_out, device=device), size_in, size_out)
     lo = src.floor().long().clamp_max(size_in - 1)
     hi = (lo + 1).clamp_max(size_in - 1)
     return lo, hi, src - lo.float()

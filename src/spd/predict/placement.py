@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from ..model.tf_ops import legacy_bilinear_resize
+from ..model.tf_ops import legacy_bilinear_resize, legacy_source
 
 
 @dataclass(frozen=True)
@@ -52,8 +52,7 @@ class Placement:
 def _legacy_axis(index: torch.Tensor, n_image: int, n_map: int, offset: int, inner: int, canvas: int
                  ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     if offset == 0 and inner == canvas:  # the map covers the image: TensorFlow's float32 arithmetic, exactly
-        scale = torch.tensor(n_map / n_image, dtype=torch.float32, device=index.device)
-        coord = index.float() * scale
+        coord = legacy_source(index, n_map, n_image)
     else:
         coord = ((offset + index.double() * (inner / n_image)) * (n_map / canvas)).float()
     lo = coord.floor().long().clamp(0, n_map - 1)
