@@ -51,10 +51,26 @@ def done(folder: Path) -> bool:
     return all((folder / d / "metrics.json").is_file() for d in ("A", "B"))
 
 
+def check_same_study(out: Path, study: dict) -> None:
+    """Resuming must not mix runs of different recipes: the first call records the study's
+    settings (the resolved demo recipe, budget, data) in OUT/study.json, later calls must match."""
+    record = out / "study.json"
+    if not record.is_file():
+        if any(out.glob("*/*/seed*/A/metrics.json")):
+            raise SystemExit(f"{out} holds runs of a study whose recipe was not recorded; use a new --out")
+        record.write_text(json.dumps(study, indent=1, sort_keys=True) + "\n", encoding="utf-8")
+        return
+    recorded = json.loads(record.read_text(encoding="utf-8"))
+    changed = [key for key in sorted(set(study) | set(recorded)) if study.get(key) != recorded.get(key)]
+    if changed:
+        raise SystemExit(f"{out} holds a study made with other settings ({', '.join(changed)} differ from "
+                         f"{record}); use a new --out, or the settings it was made with")
+
+
 def run_one(variant: str, seed: int, setting: str, train_reader, val_reader, b_reader, base_doc: dict,
             args: argparse.Namespace) -> dict:
     torch.manual_seed(seed)
-    model, loss_fn, config = build(variant, [f"train.seed={seed}"], base_doc, train_reader.label_space)
+    model, loss_fn, config = build(variant, [f"train.seed={seed}"], base_doc, train_reader)
     run = train_for(model, loss_fn, config, train_reader, args.budget, seed)
     model.eval()
     protocol = replace(config.eval, flip=False)
@@ -137,6 +153,8 @@ def main() -> None:
             small = open_dataset(a_root, "train")
             small.records = small.records[:args.small]  # the first N of the seeded generation: the same for every run
             settings[f"small{args.small}"] = small
+        check_same_study(args.out, {"recipe": base_doc, "budget": args.budget, "num": args.num, "cross": args.cross,
+                                    "size": size, "small": args.small})
         log = args.out / "runs.jsonl"
         for setting, reader in settings.items():
             for seed in args.seeds:

@@ -7,7 +7,8 @@ metric, so that the CPU family can be compared with what a user would otherwise 
 Models: any preset of the CPU family (``cpu_s``, ``cpu_sp``, ``cpu_sd``, ``cpu_spd``), trained with
 the multi-task loss of the demo config, and two parsing-only references built from torchvision
 alone: ``lraspp`` (LR-ASPP MobileNetV3-Large) and ``r18_fpn`` (ResNet-18 with torchvision's
-FeaturePyramidNetwork, classifier on the stride-4 level). All train from scratch on synthetic
+FeaturePyramidNetwork, classifier on the stride-4 level), trained with the demo config's parsing
+loss (at input resolution, with its class weights). All train from scratch on synthetic
 domain A with the demo's augmentation, AdamW and a poly schedule over the CPU budget, in one
 process (data loading included in the CPU seconds), then are evaluated with the official protocol
 on domain A's val split and on domain B through the LIP-ATR shared classes.
@@ -45,6 +46,7 @@ from spd.data.sampling import EpochSampler
 from spd.data.synthetic import SynthSpec, generate
 from spd.data.transforms import train_transform
 from spd.engine.evaluate import evaluate_model
+from spd.engine.train import loss_class_weights
 from spd.labels import load_mapping
 from spd.losses import MultiTaskLoss
 from spd.losses.parsing import parsing_loss
@@ -85,20 +87,21 @@ class ParsingReference(nn.Module):
         return [StageOutput(parsing=self.logits(x))]
 
 
-def build(name: str, overrides: list[str], base_doc: dict, parsing_space: str):
+def build(name: str, overrides: list[str], base_doc: dict, reader):
     """(model, loss function, experiment config) for one entry of --models."""
     preset_key = [] if name in REFERENCES else [f"model.preset={name}"]
     config = from_dict(apply_overrides(base_doc, preset_key + overrides))
     if name in REFERENCES:
-        model = ParsingReference(name, preset("cpu_s", parsing_space=parsing_space).num_parsing_classes)
+        model = ParsingReference(name, preset("cpu_s", parsing_space=reader.label_space).num_parsing_classes)
+        weights = loss_class_weights(config, reader).get("class_weights")
 
         def loss(model, batch):
             logits = model.logits(model.normalise(batch["image"]))
-            return parsing_loss(logits, batch["parsing"], batch["has_parsing"], "input")
+            return parsing_loss(logits, batch["parsing"], batch["has_parsing"], "input", class_weights=weights)
         return model, loss, config
-    mc = preset(config.model.preset, **config.model.overrides(), parsing_space=parsing_space)
+    mc = preset(config.model.preset, **config.model.overrides(), parsing_space=reader.label_space)
     model = SPDNet(mc)
-    criterion = MultiTaskLoss(config.loss)
+    criterion = MultiTaskLoss(config.loss, **loss_class_weights(config, reader))
 
     def loss(model, batch):
         return criterion(model(model.normalise(batch["image"])), batch).total
@@ -169,7 +172,7 @@ def main() -> None:
     for label in args.models:
         name = label.split("@", 1)[0]  # "cpu_s@narrow": preset cpu_s with the overrides given to "cpu_s@narrow"
         overrides = [o.split(":", 1)[1] for o in args.overrides if o.split(":", 1)[0] == label]
-        model, loss_fn, config = build(name, overrides, base_doc, train_reader.label_space)
+        model, loss_fn, config = build(name, overrides, base_doc, train_reader)
         params = sum(p.numel() for p in model.parameters())
         run = train_for(model, loss_fn, config, train_reader, args.budget, args.seed)
         model.eval()

@@ -36,3 +36,6 @@ def test_ablation_study_runs_resumes_and_reports(tmp_path):
     table = (tmp_path / "report_small6_A" / "report.md").read_text()
     assert "| cpu_s | synthetic_A_20_64/val | 2 |" in table and "| cpu_sp | synthetic_A_20_64/val | 2 |" in table
     assert (tmp_path / "study_full.png").is_file() and (tmp_path / "report_full_B" / "report.png").is_file()
+    # Resuming with another budget would mix recipes in one table: refused, naming what differs.
+    other = subprocess.run([*args[:5], "3", *args[6:]], capture_output=True, text=True, timeout=600)
+    assert other.returncode != 0 and "budget differ" in other.stderr

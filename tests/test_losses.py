@@ -83,6 +83,11 @@ def test_total_is_the_weighted_sum_of_logged_terms(ls, lp, ld):
     assert torch.isclose(out.total, expected, rtol=1e-5)
     single = MultiTaskLoss()(ModelOutput([stage]), batch).terms
     assert torch.isclose(t["parsing"], 2 * single["parsing"])  # summed over stages
+    # The part index can be supervised at another resolution than parsing; parsing is unchanged.
+    mixed = MultiTaskLoss(LossConfig(dense_at="input", part_at="output"))(ModelOutput([stage]), batch).terms
+    at_input = MultiTaskLoss(LossConfig(dense_at="input"))(ModelOutput([stage]), batch).terms
+    assert torch.isclose(mixed["dp_index"], single["dp_index"]) and torch.isclose(mixed["parsing"], at_input["parsing"])
+    assert not torch.isclose(mixed["dp_index"], at_input["dp_index"])
 
 
 def test_a_preset_overfits_one_synthetic_batch(synth_lip):

@@ -12,7 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
-from predict_helpers import StubNet, write_checkpoint
+from predict_helpers import TINY, StubNet, write_checkpoint
 from spd import Predictor
 from spd.config.schema import EvalConfig
 from spd.data.errors import DataError
@@ -182,3 +182,18 @@ def test_evaluation_and_prediction_share_one_protocol(tmp_path):
     image = torch.randint(0, 256, (3, 40, 33), dtype=torch.uint8)
     a, b = predict_image(stub, image, settings), Predictor(stub, settings, device="cpu")(image)
     assert torch.equal(a.parsing, b.parsing) and torch.equal(a.keypoints, b.keypoints)
+
+
+def test_a_cpu_family_model_saved_before_the_lighter_branches_loads_as_it_was(tmp_path):
+    """Models recorded before ``branch_convs`` / ``refine_fuse`` existed had two 3x3 convs per initial
+    branch and a 3x3 fusing conv; their record lacks both keys, and they must load as such."""
+    old = [*TINY, "model.branch_convs=2", "model.refine_fuse=3"]
+    ckpt = torch.load(write_checkpoint(tmp_path / "old.ckpt", old), weights_only=False)
+    for key in ("branch_convs", "refine_fuse"):
+        del ckpt["spd"]["model"]["config"][key]
+    torch.save(ckpt, tmp_path / "old.ckpt")
+    model = Predictor.from_checkpoint(tmp_path / "old.ckpt", device="cpu").model
+    assert (model.config.branch_convs, model.config.refine_fuse) == (2, 3)
+    assert len(model.initial["parsing"].trunk) == 2 and model.refine[0]["pose"].trunk[0][0].kernel_size == (3, 3)
+    new = Predictor.from_checkpoint(write_checkpoint(tmp_path / "new.ckpt"), device="cpu").model
+    assert len(new.initial["parsing"].trunk) == 1 and new.refine[0]["pose"].trunk[0][0].kernel_size == (1, 1)

@@ -91,9 +91,13 @@ class InterruptAtStep(L.Callback):
             raise Interrupted(f"killed before step {self.step} (epoch {trainer.current_epoch}, batch {batch_idx})")
 
 
+# The resumed runs weight their losses by class: the counted weights must come back with the checkpoint.
+BALANCED = ["loss.class_balance=0.5", "loss.part_balance=0.5"]
+
+
 @pytest.fixture(scope="module")
 def straight_run(tmp_path_factory, data_root):
-    config, _ = load_config(None, overrides(tmp_path_factory.mktemp("straight"), data_root, 2, "straight"))
+    config, _ = load_config(None, overrides(tmp_path_factory.mktemp("straight"), data_root, 2, "straight") + BALANCED)
     return train(config, device="cpu", progress=False)
 
 
@@ -101,7 +105,8 @@ def straight_run(tmp_path_factory, data_root):
 # epoch checkpoint); step 18 is in its middle, where the run must skip the 6 batches it has done.
 @pytest.mark.parametrize("step", [12, 18])
 def test_an_interrupted_run_resumes_exactly(tmp_path, data_root, straight_run, step):
-    config, _ = load_config(None, overrides(tmp_path, data_root, 2, "interrupted") + ["train.checkpoint_every_n_steps=6"])
+    config, _ = load_config(None, overrides(tmp_path, data_root, 2, "interrupted") + BALANCED +
+                            ["train.checkpoint_every_n_steps=6"])
     with pytest.raises(Interrupted):
         train(config, device="cpu", progress=False, callbacks=[InterruptAtStep(step)])
     resumed = train(config, device="cpu", resume=True, progress=False)
@@ -111,6 +116,7 @@ def test_an_interrupted_run_resumes_exactly(tmp_path, data_root, straight_run, s
     differing = [k for k in a["state_dict"] if not torch.allclose(a["state_dict"][k].float(), b["state_dict"][k].float(),
                                                                    atol=1e-6)]
     assert not differing, differing[:5]
+    assert a["state_dict"]["criterion.class_weights"].shape == (20,) and "criterion.part_weights" in a["state_dict"]
     assert a["hyper_parameters"]["config"]["train"]["max_epochs"] == 2  # the resolved config is saved
     assert a["optimizer_states"] and a["lr_schedulers"]
     # The resumed run writes on in the interrupted attempt's logs: one file, both attempts' rows.

@@ -21,7 +21,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 def cmd_summary(args: argparse.Namespace) -> int:
     config = preset(args.preset)
     model = SPDNet(config)
-    trunk = (f"{config.backbone} + top-down decoder ({config.decoder_width} ch), heads {config.head_width} ch"
+    trunk = (f"{config.backbone} + top-down decoder ({config.decoder_width} ch), heads {config.head_width} ch "
+             f"(initial branches: {config.branch_convs} x conv 3x3; refinement fusing conv {config.refine_fuse}x{config.refine_fuse})"
              if config.family == "fpn" else f"dilated ResNet-{config.depth} ({config.layout} layout), head width x{config.width}")
     print(f"preset {config.name}: tasks {', '.join(config.tasks)}; {trunk}, output stride "
           f"{config.output_stride}, {config.refine_stages} refinement stages, scales {list(config.scales)}")

@@ -45,6 +45,8 @@ class ModelSection:
     backbone: str | None = None           # fpn family encoder, e.g. "resnet18"
     decoder_width: int | None = None
     head_width: int | None = None
+    branch_convs: int | None = None       # fpn family: 3x3 convs per initial branch
+    refine_fuse: int | None = None        # fpn family: kernel (1 or 3) of each refinement's first conv
     depth: int | None = None
     layout: str | None = None             # dilated family: "caffe" (official JPPNet graph) or "torchvision"
     output_stride: int | None = None
@@ -64,8 +66,8 @@ class ModelSection:
             raise ValueError(err.args[0]) from None
 
     def overrides(self) -> dict:
-        keys = ("family", "backbone", "decoder_width", "head_width", "depth", "layout", "output_stride", "width",
-                "refine_stages", "scales", "frozen_bn", "head_init")
+        keys = ("family", "backbone", "decoder_width", "head_width", "branch_convs", "refine_fuse", "depth", "layout",
+                "output_stride", "width", "refine_stages", "scales", "frozen_bn", "head_init")
         return {k: getattr(self, k) for k in keys if getattr(self, k) is not None}
 
 

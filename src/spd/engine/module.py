@@ -14,6 +14,7 @@ from ..config import from_dict
 from ..config.schema import ExperimentConfig
 from ..losses import MultiTaskLoss
 from ..model import build_model
+from ..model.config import NUM_DP_PARTS
 from ..predict.checkpoint import model_config
 from .evaluator import Evaluator
 from .inference import predict_image
@@ -29,15 +30,23 @@ def poly_schedule(max_steps: int, power: float, warmup: int):
 
 
 class SPDModule(L.LightningModule):
-    """``config`` is the resolved experiment config as a plain dict (saved in every checkpoint)."""
+    """``config`` is the resolved experiment config as a plain dict (saved in every checkpoint).
+    ``loss_weights``: the class weights of :class:`MultiTaskLoss` (``class_weights``,
+    ``part_weights``) when ``loss.class_balance`` / ``part_balance`` > 0, counted on the training
+    labels (a resumed run gets them back from its checkpoint)."""
 
-    def __init__(self, config: dict, parsing_space: str = "lip", load_backbone: bool = True):
+    def __init__(self, config: dict, parsing_space: str = "lip", load_backbone: bool = True,
+                 loss_weights: dict[str, torch.Tensor] | None = None):
         super().__init__()
         self.save_hyperparameters({"config": config, "parsing_space": parsing_space})
         self.cfg: ExperimentConfig = from_dict(config)
         weights = self.cfg.model.backbone_weights if load_backbone else None
         self.model = build_model(model_config(self.cfg, parsing_space), weights)
-        self.criterion = MultiTaskLoss(self.cfg.loss)
+        # Placeholders of the right size when no counts are given, so that a checkpoint's loads.
+        balance = self.cfg.loss
+        weights = {"class_weights": torch.ones(self.model.config.num_parsing_classes) if balance.class_balance else None,
+                   "part_weights": torch.ones(NUM_DP_PARTS + 1) if balance.part_balance else None}
+        self.criterion = MultiTaskLoss(self.cfg.loss, **{**weights, **(loss_weights or {})})
         self.evaluator: Evaluator | None = None
 
     def forward(self, images: torch.Tensor):

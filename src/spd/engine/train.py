@@ -16,9 +16,11 @@ import yaml
 from lightning.pytorch.callbacks import LearningRateMonitor, ModelCheckpoint
 
 from ..atomic import write_text
+from ..data.class_stats import balanced_weights, class_frequencies
 from ..data.errors import DataError
 from ..data.scan import verified
 from ..config import ExperimentConfig, to_dict
+from ..labels import label_space
 from .checkpoint_io import AtomicCheckpointIO, checkpoints_in, clean_checkpoint_folder
 from .datamodule import SPDDataModule
 from .devices import parse_device
@@ -60,7 +62,7 @@ def _train(config: ExperimentConfig, run_dir: Path, device: str, resume: bool | 
     resolved = to_dict(config)
     write_text(run_dir / "config.yaml", yaml.safe_dump(resolved, sort_keys=False))
 
-    model = SPDModule(resolved, parsing_space)
+    model = SPDModule(resolved, parsing_space, loss_weights=loss_class_weights(config, train_reader))
     accelerator, devices = parse_device(device, t.devices)
     checkpoint = ModelCheckpoint(dirpath=run_dir / "checkpoints", filename="epoch{epoch:03d}-step{step:06d}",
                                  auto_insert_metric_name=False, save_last=True, **keep_newest(t.keep_checkpoints),
@@ -91,6 +93,21 @@ def _train(config: ExperimentConfig, run_dir: Path, device: str, resume: bool | 
         log.warning("nothing to train: %s had already reached train.max_epochs=%d / max_steps=%d (step %d); raise "
                     "them to continue", ckpt_path, t.max_epochs, t.max_steps, start_step)
     return TrainResult(run_dir, run_dir / "checkpoints" / "last.ckpt", trainer.global_step, metrics)
+
+
+def loss_class_weights(config: ExperimentConfig, reader) -> dict[str, torch.Tensor]:
+    """The class weights of the parsing and part-index losses (``loss.class_balance`` /
+    ``part_balance`` > 0), counted on the training labels; keyword arguments of MultiTaskLoss."""
+    weights = {}
+    for key, target, power, space in (("class_weights", "parsing", config.loss.class_balance, reader.label_space),
+                                      ("part_weights", "densepose", config.loss.part_balance, "densepose")):
+        if power == 0 or not any(getattr(r, target) is not None for r in reader.records):
+            continue
+        classes = label_space(space).classes
+        weights[key] = balanced_weights(class_frequencies(reader, len(classes), target, seed=config.train.seed), power)
+        log.info("%s class weights (power %g): %s", target, power,
+                 " ".join(f"{name}={w:.2f}" for name, w in zip(classes, weights[key].tolist())))
+    return weights
 
 
 def check_resumable(path: str, model: SPDModule) -> int:

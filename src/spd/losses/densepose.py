@@ -12,9 +12,11 @@ from .targets import resize_nearest
 
 
 def dp_index_loss(logits: torch.Tensor, target: torch.Tensor, has_target: torch.Tensor,
-                  at: str = "output", resize: str = "centred") -> torch.Tensor:
-    """logits [B, 25, h, w]; target [B, H, W] (255 ignore) -> scalar; ``at``, ``resize`` as :func:`parsing_loss`."""
-    return parsing_loss(logits, target, has_target, at, resize)
+                  at: str = "output", resize: str = "centred",
+                  part_weights: torch.Tensor | None = None) -> torch.Tensor:
+    """logits [B, 25, h, w]; target [B, H, W] (255 ignore) -> scalar; ``at``, ``resize`` and the
+    class weights as :func:`parsing_loss`."""
+    return parsing_loss(logits, target, has_target, at, resize, part_weights)
 
 
 def dp_uv_loss(pred_uv: torch.Tensor, index: torch.Tensor, uv: torch.Tensor, valid: torch.Tensor,

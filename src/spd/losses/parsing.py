@@ -15,15 +15,18 @@ DENSE_AT = ("output", "input")
 
 
 def parsing_loss(logits: torch.Tensor, target: torch.Tensor, has_target: torch.Tensor,
-                 at: str = "output", resize: str = "centred") -> torch.Tensor:
+                 at: str = "output", resize: str = "centred",
+                 class_weights: torch.Tensor | None = None) -> torch.Tensor:
     """logits [B, C, h, w]; target [B, H, W] int64 (255 ignore); has_target [B] bool -> scalar,
     the mean over the labelled pixels of the batch (0 when there are none). ``at``: "output"
-    (labels to the logits' grid, nearest as ``resize`` says) or "input" (logits to the labels' size)."""
+    (labels to the logits' grid, nearest as ``resize`` says) or "input" (logits to the labels' size).
+    ``class_weights`` [C] scale each pixel's term by its class; the sum is still divided by the
+    number of labelled pixels, so weights whose pixel-weighted mean is 1 keep the loss's scale."""
     if at == "input":
         logits = F.interpolate(logits.float(), size=target.shape[-2:], mode="bilinear", align_corners=False)
     elif at != "output":
         raise ValueError(f"dense loss resolution must be one of {DENSE_AT}, got {at!r}")
     target = resize_nearest(target, logits.shape[-2:], resize)
     target = torch.where(has_target[:, None, None], target, IGNORE_INDEX)
-    total = F.cross_entropy(logits.float(), target, ignore_index=IGNORE_INDEX, reduction="sum")
+    total = F.cross_entropy(logits.float(), target, weight=class_weights, ignore_index=IGNORE_INDEX, reduction="sum")
     return total / (target != IGNORE_INDEX).sum().clamp_min(1)

@@ -21,11 +21,11 @@ def output_conv(cin: int, cout: int) -> nn.Conv2d:
 
 class CompactInitialBranch(nn.Module):
     """``forward(feature [B, D, h, w]) -> (output [B, C, h, w], task feature [B, width, h, w])``:
-    two 3x3 convs make the task's feature, a 1x1 conv its output."""
+    ``convs`` 3x3 convs make the task's feature, a 1x1 conv its output."""
 
-    def __init__(self, in_channels: int, out_channels: int, width: int):
+    def __init__(self, in_channels: int, out_channels: int, width: int, convs: int = 2):
         super().__init__()
-        self.trunk = nn.Sequential(conv_bn_relu(in_channels, width), conv_bn_relu(width, width))
+        self.trunk = nn.Sequential(*(conv_bn_relu(in_channels if i == 0 else width, width) for i in range(convs)))
         self.out = output_conv(width, out_channels)
         self.feature_channels = width
 
@@ -36,14 +36,15 @@ class CompactInitialBranch(nn.Module):
 
 class CompactRefineBranch(nn.Module):
     """One refinement stage: 1x1 remaps of the previous outputs (own first, then the feeders'),
-    concatenated with the task's previous feature; a 3x3 conv and a dilated 3x3 conv (wider
-    context at no extra cost) make the new feature, a 1x1 conv the refined output."""
+    concatenated with the task's previous feature; a conv of kernel ``fuse`` (3, or 1 at a ninth
+    of the cost) and a dilated 3x3 conv (wider context at no extra cost) make the new feature, a
+    1x1 conv the refined output."""
 
     def __init__(self, input_channels: Sequence[int], feature_channels: int, out_channels: int, width: int,
-                 remap: int):
+                 remap: int, fuse: int = 3):
         super().__init__()
         self.remaps = nn.ModuleList(conv_bn_relu(c, remap, 1) for c in input_channels)
-        self.trunk = nn.Sequential(conv_bn_relu(remap * len(input_channels) + feature_channels, width),
+        self.trunk = nn.Sequential(conv_bn_relu(remap * len(input_channels) + feature_channels, width, fuse),
                                    conv_bn_relu(width, width, dilation=2))
         self.out = output_conv(width, out_channels)
         self.feature_channels = width

@@ -61,8 +61,10 @@ class SPDNet(nn.Module):
             self.backbone = Encoder(config.backbone)
             self.decoder = TopDownDecoder(self.backbone.channels, config.decoder_width)
             remap = max(8, config.head_width // 2)
-            initial = lambda t: CompactInitialBranch(self.decoder.out_channels, channels[t], config.head_width)
-            refine = lambda t, inputs, feature: CompactRefineBranch(inputs, feature, channels[t], config.head_width, remap)
+            initial = lambda t: CompactInitialBranch(self.decoder.out_channels, channels[t], config.head_width,
+                                                     config.branch_convs)
+            refine = lambda t, inputs, feature: CompactRefineBranch(inputs, feature, channels[t], config.head_width,
+                                                                    remap, config.refine_fuse)
         else:
             self.backbone = Backbone(config.depth, config.output_stride, config.frozen_bn, config.layout)
             self.decoder = None
