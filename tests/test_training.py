@@ -150,8 +150,8 @@ def test_nan_loss_stops_training_naming_the_step_and_term(tmp_path, data_root, m
 
     original = total.stage_terms
 
-    def poisoned(out, batch, config):
-        terms = original(out, batch, config)
+    def poisoned(*args):
+        terms = original(*args)
         terms["pose"] = terms["pose"] * float("nan")
         return terms
 
