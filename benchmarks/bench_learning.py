@@ -193,13 +193,13 @@ def main() -> None:
               "cpu": platform.processor() or "", "torch": torch.__version__, "budget_cpu_s": args.budget,
               "data": f"synthetic A: {len(train_reader)} train / {len(val_reader)} val images, "
                       f"{synth.size} px; B: {len(b_reader)} images",
-              "input": list(base.augment.size), "batch": base.data.batch_size, "date": time.strftime("%Y-%m-%d"),
-              "rows": rows}
+              "input": list(base.augment.size), "batch": base.data.batch_size, "seed": args.seed,
+              "date": time.strftime("%Y-%m-%d"), "rows": rows}
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.with_suffix(".json").write_text(json.dumps(result, indent=1) + "\n")
     lines = [f"Learning per CPU second: {args.budget:.0f} CPU s of training each, {result['machine']}, torch "
              f"{result['torch']}, {result['data']}, crops {result['input'][0]}x{result['input'][1]}, batch "
-             f"{result['batch']}.", "",
+             f"{result['batch']}, seed {args.seed}.", "",
              "| model | overrides | params (M) | steps | CPU s | A mIoU | A pixel acc | A PCKh | A part mIoU | B shared mIoU |",
              "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
     lines += [f"| {r['model']} | {' '.join(r['overrides']) or '-'} | {r['params_M']} | {r['steps']} | {r['cpu_s']} | "
