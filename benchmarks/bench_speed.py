@@ -272,10 +272,12 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--skip-train", action="store_true")
-    parser.add_argument("--loader-samples", type=int, default=32)
+    parser.add_argument("--loader-samples", type=int, default=32, help="0 leaves the data loader out")
     parser.add_argument("--out", type=Path, required=True, help="writes OUT.json and OUT.md")
     parser.add_argument("--one", default=None, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.loader_samples < 0:
+        parser.error(f"--loader-samples must be 0 (leave the loader out) or more, got {args.loader_samples}")
     if args.one:
         print(json.dumps(measure_model(args)))
         return
@@ -295,11 +297,12 @@ def main() -> None:
                          for m in r["inference"])
         print(f"{name:<20} {r['params_M']:>7.2f} M params, {r['gflops']:>8.2f} GFLOPs; {best}"
               + (f"; training {r['training']['images_per_s']} img/s" if r.get("training") else ""), flush=True)
-    loader = subprocess.run([sys.executable, "-c", "import json, sys; sys.path.insert(0, sys.argv[1]); "
-                             "import bench_speed; print(json.dumps(bench_speed.measure_loader(int(sys.argv[2]), int(sys.argv[3]))))",
-                             str(Path(__file__).parent), str(args.size), str(args.loader_samples)],
-                            capture_output=True, text=True, check=True)
-    results["loader"] = json.loads(loader.stdout.strip().splitlines()[-1])
+    if args.loader_samples:
+        loader = subprocess.run([sys.executable, "-c", "import json, sys; sys.path.insert(0, sys.argv[1]); "
+                                 "import bench_speed; print(json.dumps(bench_speed.measure_loader(int(sys.argv[2]), int(sys.argv[3]))))",
+                                 str(Path(__file__).parent), str(args.size), str(args.loader_samples)],
+                                capture_output=True, text=True, check=True)
+        results["loader"] = json.loads(loader.stdout.strip().splitlines()[-1])
     args.out.parent.mkdir(parents=True, exist_ok=True)
     Path(f"{args.out}.json").write_text(json.dumps(results, indent=2))
     Path(f"{args.out}.md").write_text(markdown(results))

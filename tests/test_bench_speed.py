@@ -24,6 +24,18 @@ def test_speed_benchmark_runs_and_writes_json_and_markdown(tmp_path):
     assert "| cpu_s | " in text and "Data loader:" in text and "64x64 input" in text
 
 
+def test_speed_benchmark_can_leave_the_loader_out_and_refuses_a_negative_count(tmp_path):
+    out = tmp_path / "speed"
+    subprocess.run([sys.executable, str(BENCH), "--models", "cpu_s", "--modes", "fp32", "--size", "64", "--batches", "1",
+                    "--repeats", "1", "--warmup", "0", "--skip-train", "--loader-samples", "0", "--out", str(out)],
+                   check=True, capture_output=True, text=True, timeout=600)
+    assert "loader" not in json.loads(Path(f"{out}.json").read_text())
+    assert "Data loader:" not in Path(f"{out}.md").read_text()
+    bad = subprocess.run([sys.executable, str(BENCH), "--models", "cpu_s", "--loader-samples", "-1", "--out", str(out)],
+                         capture_output=True, text=True, timeout=600)
+    assert bad.returncode == 2 and "--loader-samples must be 0" in bad.stderr
+
+
 def test_ablation_study_runs_resumes_and_reports(tmp_path):
     study = Path(__file__).parents[1] / "benchmarks" / "ablation_study.py"
     args = [sys.executable, str(study), "--out", str(tmp_path), "--budget", "2", "--seeds", "0", "1", "--variants",
