@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import numpy as np
 import pytest
 import torch
-from hypothesis import given, settings, strategies as st
+from hypothesis import example, given, settings, strategies as st
 from PIL import Image
 
 from spd.data.densepose_dump import import_dump, paste_chart
@@ -121,10 +121,13 @@ def test_bad_dump_entries_are_named(tmp_path, fault, message):
 
 @settings(max_examples=60, deadline=None)
 @given(x=st.floats(-10, 40), y=st.floats(-10, 30), h=st.integers(1, 12), w=st.integers(1, 12))
+@example(x=0.0, y=-1.9999999999999982, h=2, w=1)
 def test_paste_keeps_every_visible_part_pixel(x, y, h, w):
     labels = torch.ones(h, w, dtype=torch.long)
-    index, uv = paste_chart(labels, torch.rand(2, h, w), torch.tensor([x, y, x + w, y + h]), (20, 30))
-    x0, y0 = int(x), int(y)
+    box = torch.tensor([x, y, x + w, y + h])
+    index, uv = paste_chart(labels, torch.rand(2, h, w), box, (20, 30))
+    # The corner as the box holds it (float32): y = -1.9999999999999982 is -2.0 there.
+    x0, y0 = int(box[0]), int(box[1])
     visible = max(0, min(x0 + w, 30) - max(x0, 0)) * max(0, min(y0 + h, 20) - max(y0, 0))
     assert int(index.sum()) == visible
     assert uv.shape == (2, 20, 30) and (uv[:, index == 0] == 0).all()
