@@ -43,9 +43,10 @@ class LossConfig:
                 raise ValueError(f"loss.{key} must be in [0, 1], got {getattr(self, key)!r}")
         if self.resize not in TARGET_RESIZES:
             raise ValueError(f"loss.resize must be one of {TARGET_RESIZES}, got {self.resize!r}")
-        for key in ("dense_at", "part_at"):
-            if getattr(self, key) not in DENSE_AT + ((None,) if key == "part_at" else ()):
-                raise ValueError(f"loss.{key} must be one of {DENSE_AT}, got {getattr(self, key)!r}")
+        if self.dense_at not in DENSE_AT:
+            raise ValueError(f"loss.dense_at must be one of {DENSE_AT}, got {self.dense_at!r}")
+        if self.part_at not in (*DENSE_AT, None):
+            raise ValueError(f"loss.part_at must be one of {DENSE_AT}, got {self.part_at!r}")
         if self.pose_mode not in POSE_MODES:
             raise ValueError(f"loss.pose_mode must be one of {POSE_MODES}, got {self.pose_mode!r}")
 
