@@ -22,7 +22,9 @@ loading and augmenting synthetic 384-px samples with JPPNet's recipe, against wh
 step consumes, so that the number of workers a device needs can be read off.
 
 Warm-up runs first, then ``--repeats`` timed runs; medians. Every number is printed with the
-device, versions, resolution and batch it was measured at, and written to OUT.json / OUT.md.
+device, versions, resolution and batch it was measured at, and written to OUT.json / OUT.md
+after every model (atomically), so an interrupted run keeps what it measured. A model or loader
+measurement that fails is recorded with its error, the others go on, and the run exits non-zero.
 """
 
 from __future__ import annotations
@@ -41,6 +43,8 @@ from contextlib import nullcontext
 from pathlib import Path
 
 import torch
+
+from spd.atomic import write_text
 
 FULL_SIZE = ["jppnet", "s", "sp", "sd", "spd"]
 CPU_FAMILY = ["cpu_s", "cpu_sp", "cpu_sd", "cpu_spd"]
@@ -213,6 +217,11 @@ def measure_model(args: argparse.Namespace) -> dict:
     return result
 
 
+def last_line(error: str) -> str:
+    """The last line of a traceback (the exception), short enough for a table cell."""
+    return (error.strip().splitlines() or ["?"])[-1][:160].replace("|", "/")
+
+
 def environment(args: argparse.Namespace) -> dict:
     device = torch.device(args.device)
     env = {"device": args.device, "machine": platform.machine(), "cpu_count": os.cpu_count(),
@@ -235,6 +244,9 @@ def markdown(results: dict) -> str:
              "| model | params (M) | GFLOPs | GFLOPs, configured scales | mode | latency (s) | best batch | images/s | GFLOP/s | peak memory (GiB) |",
              "| --- | ---: | ---: | ---: | --- | ---: | ---: | ---: | ---: | ---: |"]
     for r in results["models"]:
+        if "error" in r:
+            lines.append(f"| {r['model']} | failed: {last_line(r['error'])} | | | | | | | | |")
+            continue
         for m in r["inference"]:
             if "error" in m:
                 lines.append(f"| {r['model']} | {r['params_M']} | {r['gflops']} | {r.get('gflops_configured', '–')} | "
@@ -250,7 +262,9 @@ def markdown(results: dict) -> str:
         lines += [f"| {r['model']} | {t['batch']} | {t['scales']} | {t['step_s']} | {t['images_per_s']} | {t['peak_memory_GiB']} |"
                   for r in trained for t in [r["training"]]]
     loader = results.get("loader")
-    if loader:
+    if loader and "error" in loader:
+        lines += ["", f"Data loader: failed: {last_line(loader['error'])}"]
+    elif loader:
         lines += ["", f"Data loader: {loader['images_per_s_per_worker']} images/s per worker ({loader['cpu_ms_per_image']} "
                       f"ms of CPU per image; JPPNet recipe, {loader['size']} px synthetic samples, one thread)."]
         for r in trained:
@@ -287,27 +301,46 @@ def main() -> None:
     results = {"environment": env, "size": args.size, "batches": args.batches, "repeats": args.repeats,
                "warmup": args.warmup, "models": []}
     passed = [a for a in sys.argv[1:] if a != "--one"]
+    failed = []
     for name in args.models:
+        # Each model in its own process (peak memory is per process); one that fails is recorded and the
+        # others go on, and the files are rewritten after every model, so hours of results survive a fault.
         out = subprocess.run([sys.executable, __file__, *passed, "--one", name], capture_output=True, text=True)
         if out.returncode:
-            sys.exit(f"{name}: measurement failed\n{out.stderr[-3000:]}")
-        results["models"].append(json.loads(out.stdout.strip().splitlines()[-1]))
-        r = results["models"][-1]
-        best = ", ".join(f"{m['mode']} {m.get('latency_s', '?')} s / {m.get('best_images_per_s', '?')} img/s"
-                         for m in r["inference"])
-        print(f"{name:<20} {r['params_M']:>7.2f} M params, {r['gflops']:>8.2f} GFLOPs; {best}"
-              + (f"; training {r['training']['images_per_s']} img/s" if r.get("training") else ""), flush=True)
+            failed.append(name)
+            results["models"].append({"model": name, "error": out.stderr.strip()[-2000:]})
+            print(f"{name}: measurement failed\n{out.stderr[-3000:]}", file=sys.stderr, flush=True)
+        else:
+            results["models"].append(json.loads(out.stdout.strip().splitlines()[-1]))
+            print_model(results["models"][-1])
+        save(results, args.out)
     if args.loader_samples:
         loader = subprocess.run([sys.executable, "-c", "import json, sys; sys.path.insert(0, sys.argv[1]); "
                                  "import bench_speed; print(json.dumps(bench_speed.measure_loader(int(sys.argv[2]), int(sys.argv[3]))))",
                                  str(Path(__file__).parent), str(args.size), str(args.loader_samples)],
-                                capture_output=True, text=True, check=True)
-        results["loader"] = json.loads(loader.stdout.strip().splitlines()[-1])
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    Path(f"{args.out}.json").write_text(json.dumps(results, indent=2))
-    Path(f"{args.out}.md").write_text(markdown(results))
+                                capture_output=True, text=True)
+        if loader.returncode:
+            failed.append("data loader")
+            results["loader"] = {"error": loader.stderr.strip()[-2000:]}
+            print(f"data loader: measurement failed\n{loader.stderr[-3000:]}", file=sys.stderr, flush=True)
+        else:
+            results["loader"] = json.loads(loader.stdout.strip().splitlines()[-1])
+        save(results, args.out)
     print(markdown(results))
+    if failed:
+        sys.exit(f"failed: {', '.join(failed)} (recorded in {args.out}.json and .md; the other results are kept)")
 
+
+def print_model(r: dict) -> None:
+    best = ", ".join(f"{m['mode']} {m.get('latency_s', '?')} s / {m.get('best_images_per_s', '?')} img/s"
+                     for m in r["inference"])
+    print(f"{r['model']:<20} {r['params_M']:>7.2f} M params, {r['gflops']:>8.2f} GFLOPs; {best}"
+          + (f"; training {r['training']['images_per_s']} img/s" if r.get("training") else ""), flush=True)
+
+
+def save(results: dict, out: Path) -> None:
+    write_text(f"{out}.json", json.dumps(results, indent=2))
+    write_text(f"{out}.md", markdown(results))
 
 if __name__ == "__main__":
     main()

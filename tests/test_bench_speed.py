@@ -51,3 +51,16 @@ def test_ablation_study_runs_resumes_and_reports(tmp_path):
     # Resuming with another budget would mix recipes in one table: refused, naming what differs.
     other = subprocess.run([*args[:5], "3", *args[6:]], capture_output=True, text=True, timeout=600)
     assert other.returncode != 0 and "budget differ" in other.stderr
+
+
+def test_speed_benchmark_keeps_the_other_results_when_a_model_fails(tmp_path):
+    out = tmp_path / "speed"
+    run = subprocess.run([sys.executable, str(BENCH), "--models", "no_such_model", "cpu_s", "--modes", "fp32", "--size",
+                          "64", "--batches", "1", "--repeats", "1", "--warmup", "0", "--skip-train", "--loader-samples",
+                          "0", "--out", str(out)], capture_output=True, text=True, timeout=600)
+    assert run.returncode == 1 and "failed: no_such_model" in run.stderr
+    failed, measured = json.loads(Path(f"{out}.json").read_text())["models"]
+    assert failed["model"] == "no_such_model" and "no_such_model" in failed["error"]
+    assert measured["model"] == "cpu_s" and measured["inference"][0]["latency_s"] > 0
+    text = Path(f"{out}.md").read_text()
+    assert "| no_such_model | failed: " in text and "| cpu_s | " in text
