@@ -82,11 +82,14 @@ def test_a_closed_output_pipe_ends_quietly():
     assert "Traceback" not in err and "Exception ignored" not in err, err
 
 
-def test_lightning_messages_print_once():
+def test_lightning_messages_print_once_without_its_advert():
     import subprocess
     import sys
 
     code = ("import logging; from spd.cli.main import setup_logging; setup_logging(False); import lightning.pytorch; "
-            "logging.getLogger('lightning.pytorch.trainer').info('GPU available: probe')")
+            "logging.getLogger('lightning.pytorch.trainer').info('GPU available: probe'); "
+            "from lightning.pytorch.utilities.rank_zero import rank_zero_info; "
+            "rank_zero_info('\N{ELECTRIC LIGHT BULB} Tip: try our cloud service'); rank_zero_info('Epoch probe')")
     err = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120).stderr
-    assert err.count("GPU available: probe") == 1, err
+    assert err.count("GPU available: probe") == 1 and err.count("Epoch probe") == 1, err
+    assert "cloud service" not in err, err  # Lightning's advert at every fit is not about the user's run

@@ -30,6 +30,13 @@ def setup_logging(verbose: bool) -> None:
     # The lightning package gives its logger a console handler of its own (same format); passed on
     # to the root handler as well, every Lightning message would print twice.
     logging.getLogger("lightning").propagate = False
+    # The logger Lightning's rank_zero_info writes to (named before it is imported: the same object then).
+    logging.getLogger("lightning.pytorch.utilities.rank_zero").addFilter(_no_advert)
+
+
+def _no_advert(record: logging.LogRecord) -> bool:
+    """Lightning advertises a cloud logging service at every fit; not a message about the user's run."""
+    return not str(record.msg).startswith("💡 Tip")
 
 
 def main(argv: list[str] | None = None) -> int:
