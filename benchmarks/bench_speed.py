@@ -240,7 +240,10 @@ def markdown(results: dict) -> str:
              f"torch {env['torch']}, torchvision {env['torchvision']}, {size}x{size} input", "",
              "Inference at one input scale; latency at batch 1, throughput at the best of batches "
              f"{results['batches']}; medians of {results['repeats']} runs after {results['warmup']} warm-up(s). "
-             "GFLOPs per image (multiply-add = 2).", "",
+             "GFLOPs per image (multiply-add = 2). "
+             + ("Peak memory: the CUDA allocator's peak." if env["device"].startswith("cuda") else
+                "Peak memory: the process's peak resident set so far; the modes run in the order listed, in one "
+                "process per model, so a mode's figure includes those before it."), "",
              "| model | params (M) | GFLOPs | GFLOPs, configured scales | mode | latency (s) | best batch | images/s | GFLOP/s | peak memory (GiB) |",
              "| --- | ---: | ---: | ---: | --- | ---: | ---: | ---: | ---: | ---: |"]
     for r in results["models"]:
