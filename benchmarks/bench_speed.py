@@ -304,34 +304,35 @@ def main() -> None:
     results = {"environment": env, "size": args.size, "batches": args.batches, "repeats": args.repeats,
                "warmup": args.warmup, "models": []}
     passed = [a for a in sys.argv[1:] if a != "--one"]
-    failed = []
+    failed: list[str] = []
     for name in args.models:
         # Each model in its own process (peak memory is per process); one that fails is recorded and the
         # others go on, and the files are rewritten after every model, so hours of results survive a fault.
-        out = subprocess.run([sys.executable, __file__, *passed, "--one", name], capture_output=True, text=True)
-        if out.returncode:
-            failed.append(name)
-            results["models"].append({"model": name, "error": out.stderr.strip()[-2000:]})
-            print(f"{name}: measurement failed\n{out.stderr[-3000:]}", file=sys.stderr, flush=True)
-        else:
-            results["models"].append(json.loads(out.stdout.strip().splitlines()[-1]))
+        results["models"].append({"model": name, **measured([sys.executable, __file__, *passed, "--one", name],
+                                                            name, failed)})
+        if "error" not in results["models"][-1]:
             print_model(results["models"][-1])
         save(results, args.out)
     if args.loader_samples:
-        loader = subprocess.run([sys.executable, "-c", "import json, sys; sys.path.insert(0, sys.argv[1]); "
-                                 "import bench_speed; print(json.dumps(bench_speed.measure_loader(int(sys.argv[2]), int(sys.argv[3]))))",
-                                 str(Path(__file__).parent), str(args.size), str(args.loader_samples)],
-                                capture_output=True, text=True)
-        if loader.returncode:
-            failed.append("data loader")
-            results["loader"] = {"error": loader.stderr.strip()[-2000:]}
-            print(f"data loader: measurement failed\n{loader.stderr[-3000:]}", file=sys.stderr, flush=True)
-        else:
-            results["loader"] = json.loads(loader.stdout.strip().splitlines()[-1])
+        results["loader"] = measured([sys.executable, "-c", "import json, sys; sys.path.insert(0, sys.argv[1]); "
+                                      "import bench_speed; print(json.dumps(bench_speed.measure_loader(int(sys.argv[2]), int(sys.argv[3]))))",
+                                      str(Path(__file__).parent), str(args.size), str(args.loader_samples)],
+                                     "data loader", failed)
         save(results, args.out)
     print(markdown(results))
     if failed:
         sys.exit(f"failed: {', '.join(failed)} (recorded in {args.out}.json and .md; the other results are kept)")
+
+
+def measured(command: list[str], label: str, failed: list[str]) -> dict:
+    """Runs one measurement subprocess: the JSON of its last output line, or {"error": its stderr}
+    when it fails (then ``label`` is added to ``failed``)."""
+    out = subprocess.run(command, capture_output=True, text=True)
+    if out.returncode:
+        failed.append(label)
+        print(f"{label}: measurement failed\n{out.stderr[-3000:]}", file=sys.stderr, flush=True)
+        return {"error": out.stderr.strip()[-2000:]}
+    return json.loads(out.stdout.strip().splitlines()[-1])
 
 
 def print_model(r: dict) -> None:
@@ -344,6 +345,7 @@ def print_model(r: dict) -> None:
 def save(results: dict, out: Path) -> None:
     write_text(f"{out}.json", json.dumps(results, indent=2))
     write_text(f"{out}.md", markdown(results))
+
 
 if __name__ == "__main__":
     main()
