@@ -34,6 +34,7 @@ CONFIG_CASES = [
     ("optim.momentum=1", r"optim.momentum is out of range: 1"),
     ("loss.resize=bicubic", r"loss.resize must be one of"),
     ("loss.part_at=full", r"loss.part_at must be one of"),
+    ("loss.uv_at=full", r"loss.uv_at must be one of"),
     ("loss.class_balance=2", r"loss.class_balance must be in \[0, 1\], got 2"),
     ("model.refine_fuse=5", r"refine_fuse 1 or 3, got 2, 5"),
     ("model.layout=keras", r"model layout must be one of"),

@@ -66,6 +66,21 @@ def test_uv_loss_uses_the_ground_truth_parts_channel_at_valid_foreground():
     assert dp_uv_loss(pred, index, uv, torch.zeros_like(valid)) == 0
 
 
+def test_uv_loss_at_input_resolution_compares_the_upsampled_prediction_with_every_labelled_pixel():
+    torch.manual_seed(0)
+    pred = torch.rand(1, 2, 24, 3, 3)
+    index = torch.full((1, 12, 12), 7)
+    index[0, :2] = 0  # background rows: not supervised
+    uv = torch.nn.functional.interpolate(pred[:, :, 6], size=(12, 12), mode="bilinear", align_corners=False)
+    valid = torch.ones(1, 12, 12, dtype=torch.bool)
+    assert dp_uv_loss(pred, index, uv, valid, at="input") < 1e-10
+    assert dp_uv_loss(pred, index, uv, valid, at="output") > 1e-4  # the grid only sees blended label values
+    uv[0, :, 0] = 5.0  # on background: ignored
+    assert dp_uv_loss(pred, index, uv, valid, at="input") < 1e-10
+    with pytest.raises(ValueError, match="dense loss resolution"):
+        dp_uv_loss(pred, index, uv, valid, at="full")
+
+
 @settings(max_examples=20, deadline=None)
 @given(st.floats(0, 3), st.floats(0, 3), st.floats(0, 3))
 def test_total_is_the_weighted_sum_of_logged_terms(ls, lp, ld):

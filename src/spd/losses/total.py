@@ -28,6 +28,9 @@ class LossConfig:
     # The part-index cross-entropy's resolution when it differs from ``dense_at`` (None: the same).
     # DensePose parts are wider than the thinnest garments; at "output" a cpu_spd step costs 11% less.
     part_at: str | None = None
+    # The U, V smooth-L1's resolution, on its own: "output" (the labels resized to the prediction)
+    # or "input" (the 48 U, V channels upsampled to the labels).
+    uv_at: str = "output"
     # How labels and heatmaps reach a smaller grid: "centred" (the pixel under each cell's centre;
     # heatmaps bilinear) or "tf_legacy" (JPPNet: TF1's nearest neighbour, the top-left pixel).
     resize: str = "centred"
@@ -47,6 +50,8 @@ class LossConfig:
             raise ValueError(f"loss.dense_at must be one of {DENSE_AT}, got {self.dense_at!r}")
         if self.part_at not in (*DENSE_AT, None):
             raise ValueError(f"loss.part_at must be one of {DENSE_AT}, got {self.part_at!r}")
+        if self.uv_at not in DENSE_AT:
+            raise ValueError(f"loss.uv_at must be one of {DENSE_AT}, got {self.uv_at!r}")
         if self.pose_mode not in POSE_MODES:
             raise ValueError(f"loss.pose_mode must be one of {POSE_MODES}, got {self.pose_mode!r}")
 
@@ -73,7 +78,7 @@ def stage_terms(out: StageOutput, batch: dict[str, torch.Tensor], config: LossCo
         terms["dp_index"] = dp_index_loss(out.dp_index, batch["dp_index"], batch["has_densepose"],
                                           config.part_at or config.dense_at, config.resize, part_weights)
         terms["dp_uv"] = dp_uv_loss(out.dp_uv, batch["dp_index"], batch["dp_uv"],
-                                    batch["dp_uv_valid"] & batch["has_densepose"][:, None, None])
+                                    batch["dp_uv_valid"] & batch["has_densepose"][:, None, None], at=config.uv_at)
     return terms
 
 
