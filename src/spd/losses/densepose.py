@@ -7,7 +7,7 @@ import torch
 import torch.nn.functional as F
 
 from ..labels import IGNORE_INDEX
-from .parsing import DENSE_AT, parsing_loss
+from .parsing import at_resolution, parsing_loss
 from .targets import resize_nearest
 
 
@@ -25,12 +25,7 @@ def dp_uv_loss(pred_uv: torch.Tensor, index: torch.Tensor, uv: torch.Tensor, val
     the mean smooth-L1 over the valid foreground pixels (0 when there are none). ``at``: "output"
     (labels nearest-resized to the prediction's grid) or "input" (the prediction upsampled
     bilinearly to the labels' size, every labelled pixel supervised)."""
-    if at == "input":
-        parts = pred_uv.shape[2]
-        pred_uv = F.interpolate(pred_uv.flatten(1, 2).float(), size=index.shape[-2:], mode="bilinear",
-                                align_corners=False).unflatten(1, (2, parts))
-    elif at != "output":
-        raise ValueError(f"dense loss resolution must be one of {DENSE_AT}, got {at!r}")
+    pred_uv = at_resolution(pred_uv.flatten(1, 2), index.shape[-2:], at).unflatten(1, pred_uv.shape[1:3])
     size = pred_uv.shape[-2:]
     index = resize_nearest(index, size)
     uv = resize_nearest(uv, size)

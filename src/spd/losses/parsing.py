@@ -14,6 +14,15 @@ from .targets import resize_nearest
 DENSE_AT = ("output", "input")
 
 
+def at_resolution(prediction: torch.Tensor, label_size: tuple[int, int], at: str) -> torch.Tensor:
+    """[B, C, h, w] -> itself at "output", upsampled bilinearly to ``label_size`` (float32) at "input"."""
+    if at == "input":
+        return F.interpolate(prediction.float(), size=label_size, mode="bilinear", align_corners=False)
+    if at != "output":
+        raise ValueError(f"dense loss resolution must be one of {DENSE_AT}, got {at!r}")
+    return prediction
+
+
 def parsing_loss(logits: torch.Tensor, target: torch.Tensor, has_target: torch.Tensor,
                  at: str = "output", resize: str = "centred",
                  class_weights: torch.Tensor | None = None) -> torch.Tensor:
@@ -22,10 +31,7 @@ def parsing_loss(logits: torch.Tensor, target: torch.Tensor, has_target: torch.T
     (labels to the logits' grid, nearest as ``resize`` says) or "input" (logits to the labels' size).
     ``class_weights`` [C] scale each pixel's term by its class; the sum is still divided by the
     number of labelled pixels, so weights whose pixel-weighted mean is 1 keep the loss's scale."""
-    if at == "input":
-        logits = F.interpolate(logits.float(), size=target.shape[-2:], mode="bilinear", align_corners=False)
-    elif at != "output":
-        raise ValueError(f"dense loss resolution must be one of {DENSE_AT}, got {at!r}")
+    logits = at_resolution(logits, target.shape[-2:], at)
     target = resize_nearest(target, logits.shape[-2:], resize)
     target = torch.where(has_target[:, None, None], target, IGNORE_INDEX)
     total = F.cross_entropy(logits.float(), target, weight=class_weights, ignore_index=IGNORE_INDEX, reduction="sum")
