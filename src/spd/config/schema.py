@@ -32,9 +32,13 @@ class DataConfig:
     pin_memory: bool = True
     persistent_workers: bool = True
     skip_corrupt: bool = False
+    # Scarce parsing labels: the fraction of the training images whose parsing labels are used (a
+    # fixed random subset, the same for every train.seed); the others train pose and DensePose only.
+    parsing_fraction: float = 1.0
 
     def __post_init__(self) -> None:
         require("data", [("batch_size", self.batch_size, self.batch_size >= 1, ">= 1"),
+                         ("parsing_fraction", self.parsing_fraction, 0 < self.parsing_fraction <= 1, "in (0, 1]"),
                          ("num_workers", self.num_workers, self.num_workers >= 0, ">= 0 (0: load in the main process)")])
 
 

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
+
+import numpy as np
 
 from ..labels import label_space
 from .errors import DataError
@@ -105,6 +107,17 @@ class ParsingReader:
 
     def __getitem__(self, index: int) -> Sample:
         return load_record(self.records[index], self.label_space, label_space(self.label_space).num_classes)
+
+    def keep_parsing(self, fraction: float, seed: int = 0) -> "ParsingReader":
+        """A copy in which only a random ``fraction`` of the records (at least one) keeps its parsing
+        label, chosen by ``seed``; the others keep their other targets (``has_parsing`` False)."""
+        labelled = [i for i, r in enumerate(self.records) if r.parsing is not None]
+        keep = max(1, round(fraction * len(labelled))) if labelled else 0
+        chosen = {labelled[i] for i in np.random.default_rng(seed).permutation(len(labelled))[:keep]}
+        records = [r if i in chosen or r.parsing is None else replace(r, parsing=None)
+                   for i, r in enumerate(self.records)]
+        dropped = [r.id for i, r in enumerate(self.records) if r.parsing is not None and i not in chosen]
+        return replace(self, records=records, missing_parsing=self.missing_parsing + dropped)
 
     def summary(self) -> str:
         n = len(self.records)

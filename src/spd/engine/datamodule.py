@@ -71,6 +71,8 @@ class SPDDataModule(L.LightningDataModule):
             d = self.config.data
             root = ensure_data(self.config)
             self.train_reader = open_dataset(root, d.train_split, d.densepose)
+            if d.parsing_fraction < 1:
+                self.train_reader = self.train_reader.keep_parsing(d.parsing_fraction)
             self.val_reader = open_dataset(root, d.val_split, d.densepose)
         return self.train_reader, self.val_reader
 

@@ -52,19 +52,35 @@ def default_eval_dir(source: Path, reader: ParsingReader, mapping: str | None, p
 
 def evaluate_model(model: SPDNet, reader: ParsingReader, protocol: EvalConfig, mapping: LabelMapping | None = None,
                    name: str = "", source: dict | None = None, num_workers: int = 2,
-                   tick: Callable[[], None] | None = None, densepose_truth: str = "synthetic ground truth") -> EvalResult:
+                   tick: Callable[[], None] | None = None, densepose_truth: str = "synthetic ground truth",
+                   subsets: dict[str, set[str]] | None = None) -> EvalResult:
+    """The whole split's metrics; ``subsets`` (name -> image ids) also scores each subset on its own
+    (``result.subsets[name]``), from the same predictions."""
     device = next(model.parameters()).device
     tasks = model.config.tasks
-    evaluator = Evaluator(model.config.parsing_space, reader.label_space, mapping, pose="pose" in tasks and reader.has_pose,
-                          densepose="densepose" in tasks, densepose_truth=densepose_truth)
+
+    def new_evaluator() -> Evaluator:
+        return Evaluator(model.config.parsing_space, reader.label_space, mapping,
+                         pose="pose" in tasks and reader.has_pose, densepose="densepose" in tasks,
+                         densepose_truth=densepose_truth)
+
+    evaluator = new_evaluator()
+    parts = {key: (ids, new_evaluator()) for key, ids in (subsets or {}).items()}
     loader = torch.utils.data.DataLoader(ParsingDataset(reader), batch_size=1, num_workers=num_workers,
                                          collate_fn=first_item)
     model.eval()
     for item in loader:
-        evaluator.update(predict_image(model, item["image"].to(device), protocol), item)
+        prediction = predict_image(model, item["image"].to(device), protocol)
+        evaluator.update(prediction, item)
+        for ids, part in parts.values():
+            if item["id"] in ids:
+                part.update(prediction, item)
         if tick:
             tick()
-    return evaluator.result(_meta(name, reader, protocol_dict(protocol), source or {"model": model.config.name}))
+    meta = _meta(name, reader, protocol_dict(protocol), source or {"model": model.config.name})
+    result = evaluator.result(meta)
+    result.subsets = {key: part.result({**meta, "subset": key}) for key, (_, part) in parts.items()}
+    return result
 
 
 def evaluate_predictions(pred_dir: Path | str, reader: ParsingReader, pred_space: str | None = None,

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -35,9 +35,13 @@ class EvalResult:
     parsing: dict[str, Any] | None = None
     pose: dict[str, Any] | None = None
     densepose: dict[str, Any] | None = None
+    subsets: dict[str, "EvalResult"] = field(default_factory=dict)  # the same metrics on subsets of the images
 
     def to_json(self) -> dict[str, Any]:
-        return {"meta": self.meta, "parsing": self.parsing, "pose": self.pose, "densepose": self.densepose}
+        out = {"meta": self.meta, "parsing": self.parsing, "pose": self.pose, "densepose": self.densepose}
+        if self.subsets:
+            out["subsets"] = {k: v.to_json() for k, v in self.subsets.items()}
+        return out
 
     def markdown(self) -> str:
         m = self.meta

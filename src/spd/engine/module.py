@@ -12,7 +12,7 @@ import torch
 from .. import __version__
 from ..config import from_dict
 from ..config.schema import ExperimentConfig
-from ..losses import MultiTaskLoss
+from ..losses import LossOutput, MultiTaskLoss
 from ..model import build_model
 from ..model.config import NUM_DP_PARTS
 from ..predict.checkpoint import model_config
@@ -46,14 +46,15 @@ class SPDModule(L.LightningModule):
         balance = self.cfg.loss
         weights = {"class_weights": torch.ones(self.model.config.num_parsing_classes) if balance.class_balance else None,
                    "part_weights": torch.ones(NUM_DP_PARTS + 1) if balance.part_balance else None}
-        self.criterion = MultiTaskLoss(self.cfg.loss, **{**weights, **(loss_weights or {})})
+        self.criterion = MultiTaskLoss(self.cfg.loss, **{**weights, **(loss_weights or {})}, tasks=self.model.config.tasks)
         self.evaluator: Evaluator | None = None
+        self.last_loss: LossOutput | None = None  # the current step's, for callbacks that read its graph
 
     def forward(self, images: torch.Tensor):
         return self.model(self.model.normalise(images))
 
     def training_step(self, batch: dict[str, Any], batch_idx: int) -> torch.Tensor:
-        loss = self.criterion(self(batch["image"]), batch)
+        loss = self.last_loss = self.criterion(self(batch["image"]), batch)
         if not torch.isfinite(loss.total):
             terms = ", ".join(f"{k}={float(v.detach()):.4g}" for k, v in loss.terms.items())
             raise FloatingPointError(f"training stopped at step {self.global_step}: the loss is "
@@ -61,6 +62,9 @@ class SPDModule(L.LightningModule):
         size = batch["image"].shape[0]
         self.log("loss", loss.total, prog_bar=True, batch_size=size)
         self.log_dict({f"train/{k}": v.detach() for k, v in loss.terms.items()}, prog_bar=True, batch_size=size)
+        if self.criterion.log_vars is not None:
+            self.log_dict({f"train/weight_{t}": w.detach() for t, w in self.criterion.task_weights().items()},
+                          batch_size=size)
         return loss.total
 
     def on_validation_epoch_start(self) -> None:
@@ -89,7 +93,10 @@ class SPDModule(L.LightningModule):
 
     def configure_optimizers(self):
         o = self.cfg.optim
-        params = [p for p in self.model.parameters() if p.requires_grad]
+        # The loss's own parameters (learned task weights) train with the model, without weight decay.
+        params = [{"params": [p for p in self.model.parameters() if p.requires_grad]}]
+        if any(True for _ in self.criterion.parameters()):
+            params.append({"params": list(self.criterion.parameters()), "weight_decay": 0.0})
         if o.name == "sgd":
             optimiser = torch.optim.SGD(params, lr=o.lr, momentum=o.momentum, weight_decay=o.weight_decay)
         elif o.name == "adamw":

@@ -3,6 +3,7 @@ models, over the fused output and every scale, as JPPNet), each term logged on i
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 import torch
@@ -13,6 +14,12 @@ from .densepose import dp_index_loss, dp_uv_loss
 from .parsing import DENSE_AT, parsing_loss
 from .pose import POSE_MODES, pose_loss
 from .targets import TARGET_RESIZES, resize_heatmaps
+
+
+BALANCES = ("fixed", "uncertainty")
+LOG_VAR_LIMIT = 5.0
+# The loss terms of each task: the unit that a task weight (or a learned log-variance) scales.
+TASK_TERMS = {"parsing": ("parsing",), "pose": ("pose",), "densepose": ("dp_index", "dp_uv")}
 
 
 @dataclass(frozen=True)
@@ -39,8 +46,17 @@ class LossConfig:
     # frequency). Rare, small classes (gloves, sunglasses, shoes) are otherwise learned last.
     class_balance: float = 0.0
     part_balance: float = 0.0
+    # How the tasks' losses are weighted: "fixed" (the weights above) or "uncertainty" (Kendall, Gal
+    # and Cipolla, CVPR 2018: a learned log-variance s per task, total = sum exp(-s) * L + s, each s
+    # starting at -log of the task's fixed weight and clamped to +-LOG_VAR_LIMIT).
+    balance: str = "fixed"
 
     def __post_init__(self) -> None:
+        if self.balance not in BALANCES:
+            raise ValueError(f"loss.balance must be one of {BALANCES}, got {self.balance!r}")
+        for key in ("parsing", "pose", "densepose", "uv_weight"):
+            if not (getattr(self, key) >= 0):  # also refuses nan
+                raise ValueError(f"loss.{key} must be >= 0, got {getattr(self, key)!r}")
         for key in ("class_balance", "part_balance"):
             if not 0.0 <= getattr(self, key) <= 1.0:
                 raise ValueError(f"loss.{key} must be in [0, 1], got {getattr(self, key)!r}")
@@ -85,19 +101,39 @@ def stage_terms(out: StageOutput, batch: dict[str, torch.Tensor], config: LossCo
 class MultiTaskLoss(nn.Module):
     """``class_weights`` [C] / ``part_weights`` [25]: the parsing / part-index cross-entropy's class
     weights (``loss.class_balance`` / ``part_balance``; see
-    :func:`spd.data.class_stats.balanced_weights`), None for plain cross-entropy."""
+    :func:`spd.data.class_stats.balanced_weights`), None for plain cross-entropy. ``tasks``: the
+    model's tasks (the learned log-variances of ``balance: uncertainty``, one per task)."""
 
     def __init__(self, config: LossConfig = LossConfig(), class_weights: torch.Tensor | None = None,
-                 part_weights: torch.Tensor | None = None):
+                 part_weights: torch.Tensor | None = None, tasks: tuple[str, ...] = tuple(TASK_TERMS)):
         super().__init__()
         self.config = config
         # Buffers, so that they follow the model to its device and are saved in training checkpoints.
         self.register_buffer("class_weights", class_weights, persistent=class_weights is not None)
         self.register_buffer("part_weights", part_weights, persistent=part_weights is not None)
+        self.tasks = tuple(tasks)
+        if config.balance == "uncertainty":
+            fixed = self.fixed_task_weights()
+            start = [-math.log(max(fixed[t], math.exp(-LOG_VAR_LIMIT))) for t in self.tasks]
+            self.log_vars = nn.Parameter(torch.tensor(start, dtype=torch.float32))
+        else:
+            self.log_vars = None
 
-    def weights(self) -> dict[str, float]:
+    def fixed_task_weights(self) -> dict[str, float]:
         c = self.config
-        return {"parsing": c.parsing, "pose": c.pose, "dp_index": c.densepose, "dp_uv": c.densepose * c.uv_weight}
+        return {"parsing": c.parsing, "pose": c.pose, "densepose": c.densepose}
+
+    def task_weights(self) -> dict[str, torch.Tensor | float]:
+        """The current weight of each task: fixed, or exp(-s) of its clamped learned log-variance."""
+        if self.log_vars is None:
+            return {t: self.fixed_task_weights()[t] for t in self.tasks}
+        return dict(zip(self.tasks, torch.exp(-self.log_vars.clamp(-LOG_VAR_LIMIT, LOG_VAR_LIMIT)).unbind()))
+
+    def task_losses(self, terms: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """Unweighted loss of each task present in ``terms``: its terms summed (U, V scaled by ``uv_weight``)."""
+        scale = {"dp_uv": self.config.uv_weight}
+        return {task: sum(scale.get(n, 1.0) * terms[n] for n in names)
+                for task, names in TASK_TERMS.items() if names[0] in terms}
 
     def forward(self, output: ModelOutput, batch: dict[str, torch.Tensor]) -> LossOutput:
         outputs = list(output.stages)
@@ -107,6 +143,13 @@ class MultiTaskLoss(nn.Module):
         for out in outputs:
             for name, value in stage_terms(out, batch, self.config, self.class_weights, self.part_weights).items():
                 terms[name] = terms[name] + value if name in terms else value
-        weights = self.weights()
-        total = sum(weights[name] * value for name, value in terms.items())
-        return LossOutput(total=total, terms=terms)
+        return LossOutput(total=self.combine(self.task_losses(terms)), terms=terms)
+
+    def combine(self, losses: dict[str, torch.Tensor]) -> torch.Tensor:
+        """The weighted total of the tasks' losses (with the log-variance terms under ``uncertainty``)."""
+        weights = self.task_weights()
+        total = sum(weights[task] * value for task, value in losses.items())
+        if self.log_vars is not None:
+            s = self.log_vars.clamp(-LOG_VAR_LIMIT, LOG_VAR_LIMIT)
+            total = total + sum(s[self.tasks.index(task)] for task in losses)
+        return total

@@ -94,6 +94,10 @@ class SPDNet(nn.Module):
             images = images.flip(1)
         return (images.float() * self.normalisation.scale - self.mean) / self.std
 
+    def trunk_parameters(self) -> list[nn.Parameter]:
+        """The parameters every task shares (backbone and, in the CPU family, its decoder)."""
+        return [*self.backbone.parameters(), *(self.decoder.parameters() if self.decoder is not None else ())]
+
     def metadata(self) -> dict:
         return {"config": asdict(self.config), "normalisation": asdict(self.normalisation)}
 

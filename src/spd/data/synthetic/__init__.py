@@ -3,6 +3,7 @@ DensePose targets, written in the real LIP / ATR / IUV formats."""
 
 from .domains import DOMAINS, Domain, get_domain
 from .render import SyntheticPerson, render_person
-from .writer import MANIFEST, SynthSpec, generate
+from .writer import MANIFEST, PEOPLE, PersonRecord, SynthSpec, generate, read_people
 
-__all__ = ["DOMAINS", "Domain", "MANIFEST", "SynthSpec", "SyntheticPerson", "generate", "get_domain", "render_person"]
+__all__ = ["DOMAINS", "Domain", "MANIFEST", "PEOPLE", "PersonRecord", "SynthSpec", "SyntheticPerson",
+           "generate", "get_domain", "read_people", "render_person"]

@@ -66,6 +66,7 @@ class SyntheticPerson:
     dp_uv: np.ndarray      # float32 [2, H, W]
     keypoints: np.ndarray  # float32 [16, 3]: x, y, v (1 visible, 0 occluded); nan outside the image
     view: str
+    occluded: float = 0.0  # fraction of the body's pixels hidden by an occluding object (0: none)
 
 
 def sample_outfit(rng: np.random.Generator, domain: Domain, body: float, view: str) -> Outfit:
@@ -332,8 +333,10 @@ def render_person(rng: np.random.Generator, domain: Domain, hw: tuple[int, int])
     sk = sample_skeleton(rng, domain, hw)
     outfit = sample_outfit(rng, domain, sk.height, sk.view)
     canvas = background(rng, domain, hw)
-    layers = clutter_layers(rng, domain, hw) + body_layers(sk, outfit, hw) + occluder_layer(rng, domain, sk, hw)
-    labels, zbuf, dp_index, dp_uv = composite(layers, canvas)
+    clutter = clutter_layers(rng, domain, hw)  # drawn in this order: each consumes the image's random stream
+    body = body_layers(sk, outfit, hw)
+    occluders = occluder_layer(rng, domain, sk, hw)
+    labels, zbuf, dp_index, dp_uv = composite(clutter + body + occluders, canvas)
 
     keypoints = np.full((16, 3), np.nan, np.float32)
     ix, iy = np.round(sk.joints[:, 0]).astype(int), np.round(sk.joints[:, 1]).astype(int)
@@ -349,4 +352,18 @@ def render_person(rng: np.random.Generator, domain: Domain, hw: tuple[int, int])
     radius = rng.uniform(*domain.blur)
     if radius > 0.25:
         image = np.asarray(Image.fromarray(image).filter(ImageFilter.GaussianBlur(radius)))
-    return SyntheticPerson(image, labels, dp_index, dp_uv, keypoints, sk.view)
+    return SyntheticPerson(image, labels, dp_index, dp_uv, keypoints, sk.view, hidden_fraction(body, occluders, hw))
+
+
+def hidden_fraction(body: list[Layer], occluders: list[Layer], hw: tuple[int, int]) -> float:
+    """The fraction of the body's pixels that occluding objects cover."""
+    if not occluders:
+        return 0.0
+    masks = []
+    for layers in (body, occluders):
+        mask = np.zeros(hw, bool)
+        for layer in layers:
+            if layer.patch is not None:
+                mask[layer.patch.window] |= layer.patch.mask
+        masks.append(mask)
+    return float((masks[0] & masks[1]).sum() / max(1, masks[0].sum()))

@@ -26,6 +26,7 @@ from .domains import Domain, get_domain
 from .render import render_person
 
 MANIFEST = "synthetic.yaml"
+PEOPLE = "people.csv"  # per image: id, split, view (front / back), occluded (fraction of the body hidden)
 FORMATS = ("lip", "atr")
 
 
@@ -129,6 +130,7 @@ def _write_dataset(out: Path, spec: SynthSpec, domain: Domain, fmt: str,
     n_val = int(round(spec.num * spec.val_fraction)) if fmt == "lip" else 0
     splits: dict[str, dict[str, np.ndarray]] = {"train": {}, "val": {}}
     views = {"front": 0, "back": 0}
+    people = ["id,split,view,occluded"]
     for index in range(spec.num):
         key = sample_id(domain.name, index)
         split = "val" if index >= spec.num - n_val else "train"
@@ -139,6 +141,7 @@ def _write_dataset(out: Path, spec: SynthSpec, domain: Domain, fmt: str,
         write_iuv(out / "densepose" / f"{key}.png", person.dp_index, person.dp_uv)
         splits[split][key] = person.keypoints
         views[person.view] += 1
+        people.append(f"{key},{split},{person.view},{person.occluded:.4f}")
         if progress is not None:
             progress(1)
 
@@ -149,5 +152,34 @@ def _write_dataset(out: Path, spec: SynthSpec, domain: Domain, fmt: str,
     else:
         half = int(round(spec.num * spec.val_fraction / 2))
         write_split(out, out / "humanparsing" / "splits", val=half, test=half)
+    write_text(out / PEOPLE, "\n".join(people) + "\n")
     write_text(out / MANIFEST, yaml.safe_dump({"spd_version": __version__, "size_hw": list(hw), "views": views,
                                                **asdict(spec), "format": fmt}, sort_keys=False))
+
+
+@dataclass(frozen=True)
+class PersonRecord:
+    """What the generator knows of one synthetic image beyond its labels."""
+
+    id: str
+    split: str
+    view: str          # "front" or "back"
+    occluded: float    # fraction of the body's pixels an occluding object covers (0: none)
+
+
+def read_people(root: Path | str) -> dict[str, PersonRecord]:
+    """id -> :class:`PersonRecord` of a synthetic dataset folder (written by :func:`generate`)."""
+    path = Path(root) / PEOPLE
+    if not path.is_file():
+        raise DataError(path, "not found: the folder is not synthetic data, or was generated before per-image "
+                              "records were written (generate it again)")
+    out = {}
+    lines = path.read_text(encoding="utf-8").splitlines()
+    for lineno, line in enumerate(lines[1:], start=2):
+        fields = line.split(",")
+        try:
+            key, split, view, occluded = fields
+            out[key] = PersonRecord(key, split, view, float(occluded))
+        except ValueError:
+            raise DataError(path, f"expected id,split,view,occluded, got {line!r}", lineno) from None
+    return out

@@ -1,0 +1,268 @@
+"""Does SPD help? The paper's claim under the paper's protocol, on synthetic data where every label
+is exact: the CPU family's ``cpu_s`` (parsing only), ``cpu_sp`` (+ pose), ``cpu_sd`` (+ DensePose)
+and ``cpu_spd`` (all three) trained with the demo's recipe for the same number of steps and the
+same schedule, several seeds each, then scored with the official protocol in domain (A val) and
+across domains (domain B through the LIP-ATR shared classes).
+
+    python benchmarks/study.py --out runs/study [--steps 3000] [--seeds 0 1 2] [--arms main scarce balance]
+    python benchmarks/study.py --out runs/study --report-only     # tables and figures from what has run
+
+Arms (each run is one ``spd.engine.train.train`` call, the API behind ``spd train``):
+
+* ``main``: the four variants, every training image with every label, fixed loss weights.
+* ``scarce``: parsing labels on ``--parsing-fraction`` (20%) of the training images, pose and
+  DensePose on all: ``cpu_s`` (which then sees parsing labels only) against ``cpu_spd``.
+* ``balance``: ``cpu_spd`` with uncertainty weighting (``loss.balance: uncertainty``).
+
+Every run also keeps the weights at a quarter of the schedule (``milestones/``) and is evaluated
+there too; validation mIoU every ``--val-every`` epochs gives the learning curves; in seed 0 of each
+multi-task run, the cosine between the parsing loss's gradient and the other tasks' on the shared
+trunk is logged every ``--grad-every`` steps. A held-out set of domain A (another generation seed)
+scores the left/right classes on front-view and back-view people and on people behind an occluder.
+
+Resumable, and safe to start twice (two processes share the runs; each run is locked while it
+trains and is evaluated): a finished run has ``result.json`` and is skipped; an interrupted one
+resumes from its last checkpoint (the sample order and schedule are functions of the step, so the
+result does not depend on interruptions or on the machine's load). ``OUT/study.json`` records the
+settings; a later call with other settings is refused. Results: ``OUT/runs/<arm>/<variant>/seed<k>/``
+(``result.json``, ``eval/<milestone>_<data>/metrics.json``); ``spd report --study OUT`` (also run at
+the end) writes ``OUT/report/``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import csv
+import fcntl
+import json
+import os
+import platform
+import resource
+import sys
+import time
+from importlib import resources
+from pathlib import Path
+
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # before torch: see spd/cli/__init__.py
+
+import torch  # noqa: E402
+from lightning.pytorch.callbacks import ModelCheckpoint  # noqa: E402
+
+from spd.atomic import write_text  # noqa: E402
+from spd.config import load_config  # noqa: E402
+from spd.data.detect import open_dataset  # noqa: E402
+from spd.data.synthetic import SynthSpec, generate, read_people  # noqa: E402
+from spd.engine.evaluate import evaluate_model, load_model  # noqa: E402
+from spd.engine.evaluator import write_result  # noqa: E402
+from spd.engine.task_gradients import TaskGradientCosine, read_task_gradients  # noqa: E402
+from spd.engine.train import train  # noqa: E402
+from spd.labels import load_mapping  # noqa: E402
+
+VARIANTS = ("cpu_s", "cpu_sp", "cpu_sd", "cpu_spd")
+ARMS = ("main", "scarce", "balance")
+OCCLUDED = 0.02  # a person counts as occluded when an object covers at least this fraction of the body
+
+
+def planned_runs(args: argparse.Namespace) -> list[dict]:
+    """Every run of the study, in the order they are run: seeds outermost, so that a partial study
+    already has every variant of the first seeds."""
+    runs = []
+    for seed in args.seeds:
+        for arm in args.arms:
+            if arm == "main":
+                variants, overrides = VARIANTS, []
+            elif arm == "scarce":
+                variants, overrides = ("cpu_s", "cpu_spd"), [f"data.parsing_fraction={args.parsing_fraction}"]
+            else:
+                variants, overrides = ("cpu_spd",), ["loss.balance=uncertainty"]
+            for variant in variants:
+                runs.append({"arm": arm, "variant": variant, "seed": seed,
+                             "overrides": [f"model.preset={variant}", f"train.seed={seed}", *overrides]})
+    return runs
+
+
+def run_folder(out: Path, run: dict) -> Path:
+    return out / "runs" / run["arm"] / run["variant"] / f"seed{run['seed']}"
+
+
+@contextlib.contextmanager
+def claimed(folder: Path):
+    """Yields True when this process holds the run (a second study process skips it)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    with open(folder / ".study.lock", "a+") as f:
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            yield False
+            return
+        try:
+            yield True
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
+
+
+def check_same_study(out: Path, settings: dict) -> None:
+    record = out / "study.json"
+    if not record.is_file():
+        write_text(record, json.dumps(settings, indent=1, sort_keys=True) + "\n")
+        return
+    recorded = json.loads(record.read_text(encoding="utf-8"))
+    changed = [k for k in sorted(set(settings) | set(recorded)) if settings.get(k) != recorded.get(k)]
+    if changed:
+        raise SystemExit(f"{out} holds a study made with other settings ({', '.join(changed)} differ from {record}); "
+                         "use another --out, or the settings it was made with")
+
+
+def validation_curve(run_dir: Path) -> list[dict]:
+    """(step, epoch, val metrics) rows of the run's CSV logs, in step order."""
+    rows: dict[int, dict] = {}
+    for path in sorted((run_dir / "logs").glob("version_*/metrics.csv")):
+        with open(path, newline="", encoding="utf-8") as f:
+            for row in csv.DictReader(f):
+                if row.get("val/miou"):
+                    step = int(float(row["step"]))
+                    rows[step] = {"step": step, "epoch": int(float(row["epoch"])),
+                                  **{k: float(v) for k, v in row.items() if k.startswith("val/") and v}}
+    return [rows[k] for k in sorted(rows)]
+
+
+def learned_weights(run_dir: Path) -> list[dict]:
+    """The task weights that uncertainty weighting learned, as logged (step, train/weight_<task>)."""
+    rows = []
+    for path in sorted((run_dir / "logs").glob("version_*/metrics.csv")):
+        with open(path, newline="", encoding="utf-8") as f:
+            for row in csv.DictReader(f):
+                weights = {k: float(v) for k, v in row.items() if k.startswith("train/weight_") and v}
+                if weights:
+                    rows.append({"step": int(float(row["step"])), **weights})
+    return rows
+
+
+def evaluate_run(run_dir: Path, config, data: dict, milestones: dict[str, Path], threads: int) -> dict:
+    """Every milestone checkpoint on A val, B (shared classes) and the held-out A set with its subsets."""
+    out = {}
+    shared = load_mapping("shared")
+    for tag, checkpoint in milestones.items():
+        model, _ = load_model(checkpoint)
+        step = int(torch.load(checkpoint, map_location="cpu", weights_only=True, mmap=True).get("global_step", -1))
+        scores = {"step": step, "checkpoint": str(checkpoint.relative_to(run_dir))}
+        for name, reader, mapping, subsets in (("A_val", data["A_val"], None, None),
+                                               ("B_shared", data["B"], shared, None),
+                                               ("A_heldout", data["A_heldout"], None, data["subsets"])):
+            result = evaluate_model(model, reader, config.eval, mapping, name=f"{tag}", num_workers=0,
+                                    source={"checkpoint": str(checkpoint), "step": step}, subsets=subsets)
+            write_result(result, run_dir / "eval" / f"{tag}_{name}", None if mapping else reader.label_space)
+            scores[name] = str(Path("eval") / f"{tag}_{name}" / "metrics.json")
+        out[tag] = scores
+    return out
+
+
+def run_one(out: Path, run: dict, args: argparse.Namespace, base: Path, data: dict) -> dict | None:
+    folder = run_folder(out, run)
+    config, resolved = load_config(base, [*run["overrides"], f"data.root={data['A_root']}",
+                                          f"train.out_dir={folder.parent}", f"train.name={folder.name}",
+                                          "train.max_epochs=-1", f"train.max_steps={args.steps}",
+                                          f"train.val_every_n_epochs={args.val_every}", "train.keep_checkpoints=0",
+                                          f"data.num_workers={args.workers}",
+                                          *([f"data.synthetic.num={args.num}"] if args.num else [])])
+    quarter = args.steps // 4
+    milestone = ModelCheckpoint(dirpath=folder / "milestones", filename="step{step:06d}", auto_insert_metric_name=False,
+                                every_n_train_steps=quarter, save_top_k=-1, save_last=False, save_weights_only=True,
+                                save_on_train_epoch_end=False)
+    callbacks = [milestone]
+    gradients = run["seed"] == args.seeds[0] and run["variant"] != "cpu_s"
+    if gradients:
+        callbacks.append(TaskGradientCosine(args.grad_every, folder / "task_gradients.jsonl"))
+    resume = (folder / "checkpoints" / "last.ckpt").is_file()
+    cpu0, wall0 = time.process_time(), time.perf_counter()
+    result = train(config, device="cpu", resume=resume, progress=False, callbacks=callbacks)
+    cpu, wall = time.process_time() - cpu0, time.perf_counter() - wall0
+    if result.global_step < args.steps:
+        raise RuntimeError(f"{folder}: training stopped at step {result.global_step} of {args.steps}")
+    milestones = {"quarter": folder / "milestones" / f"step{quarter:06d}.ckpt", "final": result.last_checkpoint}
+    missing = [str(p) for p in milestones.values() if not p.is_file()]
+    if missing:
+        raise RuntimeError(f"{folder}: missing milestone checkpoints {missing}")
+    timing = {"train_wall_s_this_call": round(wall, 1), "train_cpu_s_this_call": round(cpu, 1), "resumed": resume}
+    eval0 = time.perf_counter()
+    evaluations = evaluate_run(folder, config, data, milestones, args.threads)
+    timing["eval_wall_s"] = round(time.perf_counter() - eval0, 1)
+    record = {**run, "steps": args.steps, "batch_size": config.data.batch_size,
+              "train_images": len(data["A_train"]), "config": resolved, "timing": timing,
+              "evaluations": evaluations, "curve": validation_curve(folder),
+              "task_gradients": read_task_gradients(folder / "task_gradients.jsonl") if gradients else [],
+              "learned_weights": learned_weights(folder),
+              "machine": f"{platform.machine()}, {os.cpu_count()} cores, {torch.get_num_threads()} threads, torch "
+                         f"{torch.__version__}", "date": time.strftime("%Y-%m-%d %H:%M")}
+    write_text(folder / "result.json", json.dumps(record, indent=1) + "\n")
+    return record
+
+
+def prepare_data(out: Path, base_config, args: argparse.Namespace) -> dict:
+    synth = base_config.data.synthetic
+    roots = {"A_root": out / "data" / "synthetic_A", "B_root": out / "data" / "synthetic_B",
+             "A_heldout_root": out / "data" / "synthetic_A_heldout"}
+    generate(roots["A_root"], SynthSpec(num=args.num or synth.num, domain="A", seed=synth.seed, size=synth.size,
+                                        val_fraction=synth.val_fraction))
+    generate(roots["B_root"], SynthSpec(num=args.cross, domain="B", seed=synth.seed, size=synth.size, val_fraction=1.0))
+    generate(roots["A_heldout_root"], SynthSpec(num=args.heldout, domain="A", seed=synth.seed + 1, size=synth.size,
+                                                val_fraction=1.0))
+    people = read_people(roots["A_heldout_root"])
+    subsets = {"front": {k for k, p in people.items() if p.view == "front"},
+               "back": {k for k, p in people.items() if p.view == "back"},
+               "occluded": {k for k, p in people.items() if p.occluded >= OCCLUDED},
+               "not_occluded": {k for k, p in people.items() if p.occluded < OCCLUDED}}
+    return {**roots, "A_train": open_dataset(roots["A_root"], "train"), "A_val": open_dataset(roots["A_root"], "val"),
+            "B": open_dataset(roots["B_root"], "val"), "A_heldout": open_dataset(roots["A_heldout_root"], "val"),
+            "subsets": subsets}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--out", type=Path, required=True)
+    parser.add_argument("--steps", type=int, default=3000, help="training steps of every run (batch 4)")
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument("--arms", nargs="+", default=list(ARMS), choices=ARMS)
+    parser.add_argument("--parsing-fraction", type=float, default=0.2, help="parsing labels kept in the scarce arm")
+    parser.add_argument("--val-every", type=int, default=2, help="validation every N epochs (the learning curves)")
+    parser.add_argument("--grad-every", type=int, default=250, help="task-gradient cosines every N steps (seed 0)")
+    parser.add_argument("--num", type=int, default=0, help="domain A images, train + val (default: the demo's)")
+    parser.add_argument("--cross", type=int, default=100, help="domain B images")
+    parser.add_argument("--heldout", type=int, default=400, help="held-out domain A images (view / occlusion)")
+    parser.add_argument("--threads", type=int, default=1, help="torch threads of this process")
+    parser.add_argument("--workers", type=int, default=1, help="data loader processes")
+    parser.add_argument("--report-only", action="store_true")
+    args = parser.parse_args()
+    args.out.mkdir(parents=True, exist_ok=True)
+    if not args.report_only:
+        torch.set_num_threads(args.threads)
+        base = Path(str(resources.files("spd.config").joinpath("demo.yaml")))
+        base_config, recipe = load_config(base)
+        check_same_study(args.out, {"recipe": recipe, "steps": args.steps, "num": args.num, "parsing_fraction": args.parsing_fraction,
+                                    "cross": args.cross, "heldout": args.heldout, "val_every": args.val_every,
+                                    "grad_every": args.grad_every})
+        data = prepare_data(args.out, base_config, args)
+        for run in planned_runs(args):
+            folder = run_folder(args.out, run)
+            if (folder / "result.json").is_file():
+                continue
+            with claimed(folder) as mine:
+                if not mine:
+                    continue
+                start = time.perf_counter()
+                record = run_one(args.out, run, args, base, data)
+                print(json.dumps({k: record[k] for k in ("arm", "variant", "seed")}
+                                 | {"wall_s": round(time.perf_counter() - start), "rss_mb":
+                                    resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024}), flush=True)
+    try:
+        from spd.engine.study_report import write_study_report
+    except ImportError:
+        print("study report: not available in this version", file=sys.stderr)
+        return
+    for path in write_study_report(args.out, args.out / "report"):
+        print(f"written: {path}")
+
+
+if __name__ == "__main__":
+    main()
