@@ -29,7 +29,7 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # before torch: see spd/cli
 import torch
 
 from spd import Predictor
-from spd.config.schema import EvalConfig
+from spd.inference import EvalConfig
 from spd.model import SPDNet, preset
 
 

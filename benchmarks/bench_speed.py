@@ -44,7 +44,7 @@ from pathlib import Path
 
 import torch
 
-from spd.atomic import write_text
+from spd.ops.atomic import write_text
 
 FULL_SIZE = ["jppnet", "s", "sp", "sd", "spd"]
 CPU_FAMILY = ["cpu_s", "cpu_sp", "cpu_sd", "cpu_spd"]
@@ -60,7 +60,7 @@ def build(name: str, single_scale: bool) -> torch.nn.Module:
         return deeplabv3_resnet101(weights=None, weights_backbone=None, num_classes=20, aux_loss=False)
     from spd.model import SPDNet, preset
 
-    return SPDNet(preset(name, scales=(1.0,)) if single_scale else preset(name))
+    return SPDNet(preset(name, train_scales=(1.0,)) if single_scale else preset(name))
 
 
 def count_gflops(model: torch.nn.Module, size: int) -> float:
@@ -171,7 +171,7 @@ def measure_training(name: str, size: int, batch: int, device: torch.device, war
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
     seconds = timed(step, device, warmup, repeats)
-    return {"batch": batch, "scales": list(model.config.scales), "step_s": round(seconds, 3),
+    return {"batch": batch, "scales": list(model.config.train_scales), "step_s": round(seconds, 3),
             "images_per_s": round(batch / seconds, 3), "peak_memory_GiB": round(peak_memory_gib(device), 2)}
 
 
@@ -203,7 +203,7 @@ def measure_model(args: argparse.Namespace) -> dict:
     if args.one != REFERENCE:
         configured = build(args.one, single_scale=False)
         result["gflops_configured"] = round(count_gflops(configured, args.size), 2)
-        result["scales"] = list(configured.config.scales)
+        result["scales"] = list(configured.config.train_scales)
         del configured
     result["inference"] = []
     for mode in args.modes:

@@ -39,7 +39,6 @@ import json
 import os
 import platform
 import resource
-import sys
 import time
 from importlib import resources
 from pathlib import Path
@@ -49,14 +48,14 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # before torch: see spd/cli
 import torch  # noqa: E402
 from lightning.pytorch.callbacks import ModelCheckpoint  # noqa: E402
 
-from spd.atomic import write_text  # noqa: E402
+from spd.ops.atomic import write_text  # noqa: E402
 from spd.config import load_config  # noqa: E402
 from spd.data.detect import open_dataset  # noqa: E402
 from spd.data.synthetic import SynthSpec, generate, read_people  # noqa: E402
-from spd.engine.evaluate import evaluate_model, load_model  # noqa: E402
-from spd.engine.evaluator import write_result  # noqa: E402
-from spd.engine.task_gradients import TaskGradientCosine, read_task_gradients  # noqa: E402
-from spd.engine.train import train  # noqa: E402
+from spd.evaluation import evaluate_model, load_model, write_result  # noqa: E402
+from spd.evaluation.study_report import write_study_report  # noqa: E402
+from spd.training import train  # noqa: E402
+from spd.training.task_gradients import TaskGradientCosine, read_task_gradients  # noqa: E402
 from spd.labels import load_mapping  # noqa: E402
 
 VARIANTS = ("cpu_s", "cpu_sp", "cpu_sd", "cpu_spd")
@@ -76,7 +75,7 @@ def planned_runs(args: argparse.Namespace) -> list[dict]:
                 variants, overrides = ("cpu_s", "cpu_spd"), [f"data.parsing_fraction={args.parsing_fraction}"]
             else:
                 variants, overrides = ("cpu_spd",), ["loss.balance=uncertainty"]
-            for variant in variants:
+            for variant in (v for v in variants if v in args.variants):
                 runs.append({"arm": arm, "variant": variant, "seed": seed,
                              "overrides": [f"model.preset={variant}", f"train.seed={seed}", *overrides]})
     return runs
@@ -224,6 +223,8 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=3000, help="training steps of every run (batch 4)")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--arms", nargs="+", default=list(ARMS), choices=ARMS)
+    parser.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=VARIANTS,
+                        help="run only these variants (of each arm that has them)")
     parser.add_argument("--parsing-fraction", type=float, default=0.2, help="parsing labels kept in the scarce arm")
     parser.add_argument("--val-every", type=int, default=2, help="validation every N epochs (the learning curves)")
     parser.add_argument("--grad-every", type=int, default=250, help="task-gradient cosines every N steps (seed 0)")
@@ -255,11 +256,6 @@ def main() -> None:
                 print(json.dumps({k: record[k] for k in ("arm", "variant", "seed")}
                                  | {"wall_s": round(time.perf_counter() - start), "rss_mb":
                                     resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024}), flush=True)
-    try:
-        from spd.engine.study_report import write_study_report
-    except ImportError:
-        print("study report: not available in this version", file=sys.stderr)
-        return
     for path in write_study_report(args.out, args.out / "report"):
         print(f"written: {path}")
 

@@ -1,4 +1,5 @@
 import os
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # before torch: idle OpenMP threads sleep (see spd/cli/__init__.py)
 from pathlib import Path
 
 import pytest

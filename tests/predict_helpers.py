@@ -12,16 +12,16 @@ from spd.config import load_config
 from spd.model import StageOutput, preset
 from spd.model.config import NUM_DP_PARTS
 
-TINY = ["model.preset=cpu_spd", "model.decoder_width=16", "model.head_width=16", "eval.input_size=[64, 48]"]
+TINY = ["model.preset=cpu_spd", "model.fpn.decoder_width=16", "model.fpn.head_width=16", "eval.input_size=[64, 48]"]
 
 
 def write_checkpoint(path: Path, overrides: list[str] = TINY, seed: int = 0) -> Path:
     """A checkpoint as Lightning writes it during training (hyper_parameters, state_dict, spd)."""
-    from spd.engine.module import SPDModule
+    from spd.training.module import SPDModule
 
     torch.manual_seed(seed)
     _, resolved = load_config(None, overrides)
-    module = SPDModule(resolved, "lip", load_backbone=False)
+    module = SPDModule(resolved, initialise=False)
     ckpt = {"hyper_parameters": dict(module.hparams), "state_dict": module.state_dict()}
     module.on_save_checkpoint(ckpt)
     torch.save(ckpt, path)

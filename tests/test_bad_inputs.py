@@ -6,14 +6,16 @@ from __future__ import annotations
 import zipfile
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
 from spd.cli.main import main
 from spd.config import ConfigError, load_config
+from spd.data.detect import open_dataset
 from spd.data.errors import DataError
 from spd.data.pose_csv import read_pose_csv
-from spd.engine.train import check_resumable, check_split_sizes
+from spd.training.train import check_resumable, check_split_sizes
 
 CONFIG_CASES = [
     ("k=[1", r"--set 'k=\[1': the value is not valid YAML"),
@@ -34,13 +36,22 @@ CONFIG_CASES = [
     ("optim.momentum=1", r"optim.momentum is out of range: 1"),
     ("loss.resize=bicubic", r"loss.resize must be one of"),
     ("loss.part_at=full", r"loss.part_at must be one of"),
-    ("loss.uv_at=full", r"loss.uv_at must be one of"),
+    ("loss.uv_at=input", r"loss.uv_at no longer exists: the U, V loss at input resolution"),
+    ("loss.pose=-1", r"loss.pose must be >= 0, got -1"),
+    ("loss.densepose=.nan", r"loss.densepose: expected a number, got nan"),
+    ("loss.balance=learned", r"loss.balance must be one of"),
     ("loss.class_balance=2", r"loss.class_balance must be in \[0, 1\], got 2"),
-    ("model.refine_fuse=5", r"refine_fuse 1 or 3, got 2, 5"),
-    ("model.layout=keras", r"model layout must be one of"),
+    ("model.refine_fuse=3", r"unknown key 'model.refine_fuse'"),
+    ("model.layout=keras", r"model.layout was renamed model.dilated.layout"),
+    ("model.dilated.layout=keras", r"model.dilated.layout must be one of caffe, torchvision, got 'keras'"),
     ("model.preset=resnet", r"unknown model preset 'resnet'"),
-    ("model.head_init=zeros", r"head_init must be 'jppnet' or 'kaiming'"),
-    ("model.scales=[0.5, 1.0]", r"scales must start with 1.0"),
+    ("model.dilated.head_init=zeros", r"model.dilated.head_init must be one of jppnet, kaiming"),
+    ("model.train_scales=[0.5, 1.0]", r"model.train_scales must start with 1.0"),
+    ("model.fpn.decoder_width=4", r"model.fpn: .*|model.fpn.decoder_width must be >= 8|exactly one family"),
+    ("data.pin_memory=false", r"data.pin_memory no longer exists"),
+    ("data.parsing_fraction=0", r"data.parsing_fraction is out of range: 0"),
+    ("train.precision=fp8", r"train.precision must be one of"),
+    ("eval.input_size=[100000, 100000]", r"eval.input_size \[100000, 100000\] at scale 1.0 is 10000 megapixels"),
     ("eval.interpolation=cubic", r"eval.interpolation must be one of"),
 ]
 
@@ -98,7 +109,7 @@ class _Split:
 @pytest.mark.parametrize("train, val, batch, message", [
     (0, 5, 4, r"data/x: split 'train' has 0 images, fewer than one batch of 4"),
     (3, 5, 4, r"split 'train' has 3 images, fewer than one batch of 4: add images or lower data.batch_size"),
-    (8, 0, 4, r"data/x: split 'val' has no images to validate on"),
+    (8, 0, 4, r"data/x: split .val. has no images \(training needs at least one\)"),
 ])
 def test_splits_too_small_to_train_on_are_refused(train, val, batch, message):
     with pytest.raises(DataError, match=message):
@@ -108,26 +119,36 @@ def test_splits_too_small_to_train_on_are_refused(train, val, batch, message):
 
 # --- resuming --------------------------------------------------------------------------------
 
-class _Model(torch.nn.Module):
-    def __init__(self, width: int = 3):
-        super().__init__()
-        self.conv = torch.nn.Conv2d(1, width, 1)
+def _module(optimiser: str = "adamw"):
+    from predict_helpers import TINY
+
+    from spd.training.module import SPDModule
+
+    _, resolved = load_config(None, [*TINY, "model.preset=cpu_s", f"optim.name={optimiser}"])
+    return SPDModule(resolved, initialise=False)
 
 
 def _resume_file(tmp_path: Path, kind: str) -> Path:
     path = tmp_path / f"{kind}.ckpt"
-    good = {"state_dict": _Model().state_dict(), "loops": {}, "optimizer_states": [], "global_step": 17}
+    module = _module()
+    group = {"lr": 1e-3, "betas": (0.9, 0.999)} if kind != "sgd" else {"lr": 1e-3, "momentum": 0.9}
+    good = {"state_dict": module.state_dict(), "loops": {}, "optimizer_states": [{"param_groups": [group]}],
+            "global_step": 17, "spd": {"model": module.model.metadata()}}
     if kind == "empty":
         path.write_bytes(b"")
     elif kind == "random":
         path.write_bytes(bytes(range(256)) * 20)
+    elif kind == "yaml":
+        path.write_text("train: {max_epochs: 3}\n")
     elif kind == "truncated":
         torch.save(good, path)
         path.write_bytes(path.read_bytes()[:200])
     elif kind == "bare":
-        torch.save(_Model().state_dict(), path)
+        torch.save(module.model.state_dict(), path)
     elif kind == "other":
-        torch.save(dict(good, state_dict=_Model(5).state_dict()), path)
+        state = dict(good["state_dict"])
+        state["model.initial.parsing.out.bias"] = torch.zeros(5)
+        torch.save(dict(good, state_dict=state), path)
     else:
         torch.save(good, path)
     return path
@@ -135,22 +156,26 @@ def _resume_file(tmp_path: Path, kind: str) -> Path:
 
 @pytest.mark.parametrize("kind, message", [
     ("empty", r"empty.ckpt: the checkpoint is empty"),
-    ("random", r"random.ckpt: not a PyTorch checkpoint \(no zip archive"),
-    ("truncated", r"truncated.ckpt: not a PyTorch checkpoint"),
-    ("bare", r"bare.ckpt: not a checkpoint of `spd train` \(a bare state dict"),
-    ("other", r"other.ckpt: written by another model than this config builds .*'conv.bias' has shape \(5,\), this model \(3,\)"),
+    ("random", r"random.ckpt: not a checkpoint \(not the zip archive torch.save writes"),
+    ("yaml", r"yaml.ckpt: not a checkpoint \(not the zip archive torch.save writes"),
+    ("truncated", r"truncated.ckpt: (not a checkpoint|cannot read the checkpoint)"),
+    ("bare", r"bare.ckpt: not a checkpoint of `spd train`"),
+    ("other", r"other.ckpt: the weights do not fit the model this config builds .*'model.initial.parsing.out.bias' "
+              r"has shape \(5,\) in the file, \(20,\) in the model"),
+    ("sgd", r"sgd.ckpt: the run was trained with optim.name sgd, this config says adamw"),
 ])
 def test_resume_refuses_what_it_cannot_continue_naming_the_file(tmp_path, kind, message):
-    with pytest.raises(ValueError, match=message):
-        check_resumable(str(_resume_file(tmp_path, kind)), _Model())
+    with pytest.raises(ValueError, match=message) as caught:
+        check_resumable(str(_resume_file(tmp_path, kind)), _module())
+    assert "weights_only" not in str(caught.value)  # never advice to unpickle an unknown file
 
 
 def test_resume_accepts_its_own_checkpoint(tmp_path):
     path = _resume_file(tmp_path, "good")
     assert zipfile.is_zipfile(path)
-    assert check_resumable(str(path), _Model()) == 17
-    with pytest.raises(FileNotFoundError, match="no checkpoint to resume from"):
-        check_resumable(str(tmp_path / "absent.ckpt"), _Model())
+    assert check_resumable(str(path), _module()) == 17
+    with pytest.raises(ValueError, match="absent.ckpt: checkpoint not found"):
+        check_resumable(str(tmp_path / "absent.ckpt"), _module())
 
 
 # --- run folders: one train at a time, nothing a killed run leaves behind blocks the next ------
@@ -159,7 +184,7 @@ def test_a_run_folder_in_use_is_refused_and_freed_when_its_holder_dies(tmp_path)
     import subprocess
     import sys
 
-    from spd.engine.run_lock import RunInUse, run_dir_lock
+    from spd.training.run_lock import RunInUse, run_dir_lock
 
     run = tmp_path / "run"
     with run_dir_lock(run):
@@ -167,7 +192,7 @@ def test_a_run_folder_in_use_is_refused_and_freed_when_its_holder_dies(tmp_path)
             with run_dir_lock(run):
                 pass
     holder = subprocess.Popen([sys.executable, "-c", "import sys, time; from pathlib import Path; "
-                               "from spd.engine.run_lock import run_dir_lock\n"
+                               "from spd.training.run_lock import run_dir_lock\n"
                                f"with run_dir_lock(Path({str(run)!r})):\n print('held', flush=True); time.sleep(60)"],
                               stdout=subprocess.PIPE, text=True)
     try:
@@ -183,15 +208,15 @@ def test_a_run_folder_in_use_is_refused_and_freed_when_its_holder_dies(tmp_path)
 
 
 def test_what_a_killed_run_leaves_is_cleaned_and_does_not_block(tmp_path):
-    from spd.engine.checkpoint_io import AtomicCheckpointIO, checkpoints_in, clean_checkpoint_folder
-    from spd.engine.train import claim_run_dir
+    from spd.training.checkpoint_io import AtomicCheckpointIO, checkpoints_in, clean_checkpoint_folder
+    from spd.training.train import refuse_earlier_run
 
     folder = tmp_path / "run" / "checkpoints"
     folder.mkdir(parents=True)
     leftovers = [folder / ".last.k3j2.partial", folder / ".epoch000-step000010.x9.tmp.ckpt"]
     for p in leftovers:
         p.write_bytes(b"half")
-    claim_run_dir(tmp_path / "run", resume=False, overwrite=False)  # temporaries are no earlier run
+    refuse_earlier_run(tmp_path / "run", resume=False, overwrite=False)  # temporaries are no earlier run
     assert checkpoints_in(folder) == []
     kept = [folder / "epoch000-step000010.ckpt", folder / "last.ckpt"]
     orphan = folder / "epoch001-step000020.ckpt"  # saved just before the kill, ahead of last.ckpt
@@ -237,3 +262,255 @@ def test_bad_files_are_found_before_training_starts(synth_lip, tmp_path, caplog)
     reader = verified(open_dataset(root, "train"), skip_bad=True)
     assert len(reader) == 10 and ids[0] not in {r.id for r in reader.records}
     assert sum("leaving out a sample" in r.message for r in caplog.records) == 2
+
+
+# --- round two: nothing lost, nothing silent --------------------------------------------------
+
+def _tiny_run(tmp_path: Path, root: Path, name: str = "run") -> list[str]:
+    from predict_helpers import TINY
+
+    return [*TINY, f"data.root={root}", f"train.out_dir={tmp_path / 'runs'}", f"train.name={name}",
+            "data.batch_size=2", "data.num_workers=0", "augment.size=[64, 48]", "train.max_steps=2",
+            "train.val_every_n_epochs=1000"]
+
+
+def test_overwrite_checks_everything_before_it_touches_the_earlier_run(tmp_path, synth_lip):
+    """--overwrite with a typo in data.root (or anything else wrong) leaves the earlier run's
+    checkpoints in place; a good run replaces them only once it has its own first checkpoint."""
+    from spd.training import train
+
+    config, _ = load_config(None, _tiny_run(tmp_path, synth_lip))
+    first = train(config, device="cpu", progress=False)
+    before = first.last_checkpoint.read_bytes()
+    typo, _ = load_config(None, _tiny_run(tmp_path, tmp_path / "no_such_data"))
+    with pytest.raises(DataError, match="no_such_data"):
+        train(typo, device="cpu", progress=False, overwrite=True)
+    assert first.last_checkpoint.read_bytes() == before
+    assert not (first.run_dir / ".checkpoints.replaced").exists()
+    second = train(config, device="cpu", progress=False, overwrite=True)
+    assert second.last_checkpoint.is_file() and not (first.run_dir / ".checkpoints.replaced").exists()
+
+
+def test_predict_does_not_read_its_own_outputs_back(tmp_path, capsys):
+    from PIL import Image
+
+    from predict_helpers import write_checkpoint
+
+    photos = tmp_path / "in"
+    photos.mkdir()
+    Image.new("RGB", (20, 30), "white").save(photos / "x.png")
+    ckpt = write_checkpoint(tmp_path / "m.ckpt")
+    for _ in range(2):
+        assert main(["predict", str(ckpt), str(photos), "--out", str(photos / "out"), "--device", "cpu",
+                     "--overwrite"]) == 0
+        captured = capsys.readouterr()
+        assert "predicted 1 of 1 inputs" in captured.out and "not reading" in captured.err
+    assert not list((photos / "out").rglob("out"))  # no out/out/x_iuv_iuv.png
+
+
+def test_a_model_file_with_nan_weights_is_refused_naming_the_parameter(tmp_path, capsys):
+    from safetensors.torch import load_file, save_file
+    from safetensors import safe_open
+
+    from predict_helpers import write_checkpoint
+
+    ckpt = write_checkpoint(tmp_path / "m.ckpt")
+    assert main(["export", str(ckpt), "--format", "safetensors", "--out", str(tmp_path / "m.safetensors")]) == 0
+    with safe_open(str(tmp_path / "m.safetensors"), framework="pt") as f:
+        meta = f.metadata()
+    state = load_file(str(tmp_path / "m.safetensors"))
+    state["initial.pose.out.weight"][0, 0] = float("nan")
+    save_file(state, str(tmp_path / "nan.safetensors"), metadata=meta)
+    capsys.readouterr()
+    for command in (["predict", str(tmp_path / "nan.safetensors"), str(ckpt), "--out", str(tmp_path / "o")],
+                    ["export", str(tmp_path / "nan.safetensors"), "--format", "onnx", "--out", str(tmp_path / "x.onnx")]):
+        assert main(command) == 2
+        assert "weight 'initial.pose.out.weight' holds 1 NaN or infinite value" in capsys.readouterr().err
+
+
+def test_keypoint_json_never_holds_nan_or_infinity():
+    import json
+
+    from spd.inference import Prediction
+    from spd.predict.writers import keypoints_record
+
+    record = keypoints_record(Prediction(keypoints=torch.tensor([[1.0, float("nan")], [2.0, 3.0]]),
+                                         keypoint_scores=torch.tensor([float("-inf"), 0.5]), joints=("a", "b")))
+    assert record["keypoints"] == [1.0, None, None, 2.0, 3.0, 0.5] and record["score"] is None
+    json.dumps(record, allow_nan=False)  # strict JSON
+
+
+CLI_CASES = [
+    (["predict", "m.ckpt", "x.png", "--out", "o", "--min-score", "nan"], "argument --min-score: must be a finite number"),
+    (["predict", "m.ckpt", "x.png", "--out", "o", "--input-size", "100000", "100000"],
+     "argument --input-size: must be within 8..8192, got 100000"),
+    (["predict", "m.ckpt", "x.png", "--out", "o", "--batch-size", "0"], "argument --batch-size: must be >= 1, got 0"),
+    (["predict", "m.ckpt", "x.png", "--out", "o", "--scales", "-1"], "argument --scales: must be a finite number > 0"),
+    (["serve", "m.ckpt", "--max-mb", "0"], "argument --max-mb: must be a finite number > 0"),
+    (["serve", "m.ckpt", "--max-mb", "-1"], "argument --max-mb: must be a finite number > 0"),
+    (["serve", "m.ckpt", "--port", "80000"], "argument --port: must be within 0..65535, got 80000"),
+    (["evaluate", "m.ckpt", "--data", "d", "--workers", "-1"], "argument --workers: must be >= 0, got -1"),
+    (["export", "m.ckpt", "--format", "onnx", "--input-size", "4", "4"], "argument --input-size: must be within 8..8192"),
+    (["demo", "--cross-domain", "-3"], "argument --cross-domain: must be >= 0, got -3"),
+    (["data", "synth", "out", "--val-fraction", "1.5"], "argument --val-fraction: must be a finite number within 0..1"),
+    (["model", "summary", "cpu_s", "--flops", "0"], "argument --flops: must be within 8..8192, got 0"),
+]
+
+
+@pytest.mark.parametrize("argv, message", CLI_CASES, ids=[" ".join(c[0][:1] + c[0][-2:]) for c in CLI_CASES])
+def test_every_numeric_option_is_checked_when_the_command_line_is_parsed(argv, message, capsys):
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err
+
+
+def test_check_and_training_agree_on_split_and_keypoint_rules(tmp_path, fixtures, capsys):
+    """One rule, one place: an empty val split is a problem for both; a negative coordinate is a
+    missing joint for both; a visibility of 7 is an error for both, naming the line."""
+    import shutil
+
+    from spd.data.check import check_dataset
+
+    root = tmp_path / "lip"
+    shutil.copytree(fixtures / "lip_official", root)
+    val_ids = next(root.rglob("val_id.txt"))
+    val_ids.write_text("")
+    assert any("split 'val' has no images" in str(p) for p in check_dataset(root).problems)
+    with pytest.raises(DataError, match="split 'val' has no images"):
+        check_split_sizes(open_dataset(root, "train"), open_dataset(root, "val"), 1)
+
+    csv = next(root.rglob("lip_train_set.csv"))
+    rows = csv.read_text().splitlines()
+    first = rows[0].split(",")
+    first[1:4] = ["-1", "-1", "1"]  # joint 0 at a negative position: missing
+    rows[0] = ",".join(first)
+    csv.write_text("\n".join(rows) + "\n")
+    assert not [p for p in check_dataset(root).problems if "outside" in str(p)]
+    record = open_dataset(root, "train").records[0]
+    assert np.isnan(record.keypoints[0]).all()
+
+    first[6] = "7"  # the visibility of joint 1
+    rows[0] = ",".join(first)
+    csv.write_text("\n".join(rows) + "\n")
+    assert any("lip_train_set.csv:1: visibility values [7.0]" in str(p) for p in check_dataset(root).problems)
+    with pytest.raises(DataError, match=r"lip_train_set.csv:1: visibility values \[7.0\] are not one of 0, 1, 2"):
+        open_dataset(root, "train")
+
+
+def test_training_warns_about_labels_that_look_compressed(tmp_path, synth_lip, caplog):
+    import shutil
+
+    from PIL import Image
+
+    from spd.training import train
+
+    root = tmp_path / "data"
+    shutil.copytree(synth_lip, root)
+    label = sorted(root.rglob("train_segmentations/*.png"))[0]
+    noisy = np.random.default_rng(0).integers(0, 20, Image.open(label).size[::-1], dtype=np.uint8)
+    Image.fromarray(noisy).save(label)
+    config, _ = load_config(None, _tiny_run(tmp_path, root, "jpeg"))
+    caplog.set_level("WARNING")
+    train(config, device="cpu", progress=False)
+    assert any("look lossily compressed" in r.getMessage() and label.name in r.getMessage() for r in caplog.records)
+
+
+def test_malformed_files_are_named_without_a_traceback(tmp_path, fixtures, capsys):
+    from predict_helpers import write_checkpoint
+
+    ckpt = write_checkpoint(tmp_path / "m.ckpt")
+    (tmp_path / "bad.yaml").write_text("shared: [unclosed\n")
+    assert main(["evaluate", str(ckpt), "--data", str(fixtures / "lip_official"), "--map", "shared", "--mapping",
+                 str(tmp_path / "bad.yaml")]) == 2
+    err = capsys.readouterr().err
+    assert "bad.yaml: not valid YAML" in err and "Traceback" not in err
+    (tmp_path / "latin.yaml").write_bytes("train: {name: caf\xe9}\n".encode("latin-1"))
+    assert main(["train", str(tmp_path / "latin.yaml")]) == 2
+    assert "latin.yaml: not a YAML config (not UTF-8 text: byte 0xe9" in capsys.readouterr().err
+    (tmp_path / "config.ckpt").write_text("train: {max_epochs: 3}\n")
+    (tmp_path / "random.ckpt").write_bytes(bytes(range(256)) * 8)
+    for name in ("config.ckpt", "random.ckpt"):
+        for command in (["predict", str(tmp_path / name), str(ckpt), "--out", str(tmp_path / "o")],
+                        ["export", str(tmp_path / name), "--format", "onnx"], ["serve", str(tmp_path / name)]):
+            assert main(command) == 2
+            err = capsys.readouterr().err
+            assert f"{name}: not a checkpoint" in err and "weights_only" not in err and "Traceback" not in err
+
+
+def test_a_full_disk_during_generation_names_the_path(tmp_path, monkeypatch, capsys):
+    import errno
+
+    from spd.data.synthetic import writer
+
+    def full(*args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(writer, "write_image", full)
+    assert main(["data", "synth", str(tmp_path / "synth"), "--num", "2", "--size", "64", "--no-sheet"]) == 2
+    err = capsys.readouterr().err
+    assert "No space left on device" in err and str(tmp_path / "synth") in err
+    assert not list(tmp_path.glob(".synth.partial-*"))
+
+
+def test_weights_files_honour_the_umask(tmp_path):
+    import os
+
+    from predict_helpers import write_checkpoint
+    from spd.weights import load_checkpoint, write_weights_file
+
+    ckpt = write_checkpoint(tmp_path / "m.ckpt")
+    old = os.umask(0o027)
+    try:
+        assert main(["export", str(ckpt), "--format", "safetensors", "--out", str(tmp_path / "e.safetensors")]) == 0
+        write_weights_file(load_checkpoint(ckpt).model, tmp_path / "w.safetensors", {"format": "x"})
+    finally:
+        os.umask(old)
+    for name in ("e.safetensors", "w.safetensors"):
+        assert (tmp_path / name).stat().st_mode & 0o777 == 0o640, name
+
+
+def test_what_a_killed_generation_left_is_removed_by_the_next(tmp_path):
+    from spd.data.synthetic import SynthSpec, generate
+
+    stale = tmp_path / ".synth.partial-abc123"
+    (stale / "TrainVal_images").mkdir(parents=True)
+    generate(tmp_path / "synth", SynthSpec(num=2, size=64))
+    assert not stale.exists() and (tmp_path / "synth" / "synthetic.yaml").is_file()
+
+
+def test_processes_asking_for_the_same_data_at_once_generate_it_once(tmp_path):
+    """The ranks of a distributed run (torchrun, SLURM) each call for the dataset: one generates,
+    the others wait for it and reuse it."""
+    import subprocess
+    import sys
+
+    code = ("import sys; from spd.data.synthetic import SynthSpec, generate; "
+            f"generate({str(tmp_path / 'synth')!r}, SynthSpec(num=24, size=64)); print('ok')")
+    procs = [subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+             for _ in range(3)]
+    results = [p.communicate(timeout=300) for p in procs]
+    assert all(p.returncode == 0 for p in procs), [r[1][-500:] for r in results]
+    assert len(list((tmp_path / "synth").rglob("*.jpg"))) == 24 and not list(tmp_path.glob(".synth.partial-*"))
+
+
+def test_only_the_first_process_of_any_launcher_takes_the_run_lock(tmp_path, monkeypatch):
+    """One srun task per GPU sets SLURM_PROCID only: the other tasks must not take (and fail on) the
+    lock that rank 0 holds. A file system without flock gives a warning, not a crash."""
+    from spd.training import run_lock
+
+    for variable in run_lock.RANK_VARIABLES:
+        monkeypatch.delenv(variable, raising=False)
+    assert run_lock.is_main_process()
+    monkeypatch.setenv("SLURM_PROCID", "3")
+    assert not run_lock.is_main_process()
+    with run_lock.run_dir_lock(tmp_path / "a"):
+        with run_lock.run_dir_lock(tmp_path / "a"):  # another rank: no lock, no RunInUse
+            pass
+    monkeypatch.setenv("SLURM_PROCID", "0")
+
+    def no_flock(*args):
+        raise OSError(37, "No locks available")
+
+    monkeypatch.setattr(run_lock.fcntl, "flock", no_flock)
+    with run_lock.run_dir_lock(tmp_path / "b"):
+        pass

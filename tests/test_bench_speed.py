@@ -36,23 +36,6 @@ def test_speed_benchmark_can_leave_the_loader_out_and_refuses_a_negative_count(t
     assert bad.returncode == 2 and "--loader-samples must be 0" in bad.stderr
 
 
-def test_ablation_study_runs_resumes_and_reports(tmp_path):
-    study = Path(__file__).parents[1] / "benchmarks" / "ablation_study.py"
-    args = [sys.executable, str(study), "--out", str(tmp_path), "--budget", "2", "--seeds", "0", "1", "--variants",
-            "cpu_s", "cpu_sp", "--small", "6", "--num", "20", "--cross", "4", "--size", "64"]
-    first = subprocess.run(args, check=True, capture_output=True, text=True, timeout=600).stdout
-    assert first.count('"variant"') == 8  # 2 settings x 2 seeds x 2 variants
-    assert (tmp_path / "full" / "cpu_sp" / "seed1" / "B" / "metrics.json").is_file()
-    again = subprocess.run(args, check=True, capture_output=True, text=True, timeout=600).stdout
-    assert '"variant"' not in again  # every run was already done
-    table = (tmp_path / "report_small6_A" / "report.md").read_text()
-    assert "| cpu_s | synthetic_A_20_64/val | 2 |" in table and "| cpu_sp | synthetic_A_20_64/val | 2 |" in table
-    assert (tmp_path / "study_full.png").is_file() and (tmp_path / "report_full_B" / "report.png").is_file()
-    # Resuming with another budget would mix recipes in one table: refused, naming what differs.
-    other = subprocess.run([*args[:5], "3", *args[6:]], capture_output=True, text=True, timeout=600)
-    assert other.returncode != 0 and "budget differ" in other.stderr
-
-
 def test_speed_benchmark_keeps_the_other_results_when_a_model_fails(tmp_path):
     out = tmp_path / "speed"
     run = subprocess.run([sys.executable, str(BENCH), "--models", "no_such_model", "cpu_s", "--modes", "fp32", "--size",

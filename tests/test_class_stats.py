@@ -74,8 +74,8 @@ def test_part_frequencies_count_the_iuv_part_index(synth_lip):
 
 def test_training_counts_the_weights_once_and_a_checkpoint_carries_them(synth_lip):
     from spd.config import load_config
-    from spd.engine.module import SPDModule
-    from spd.engine.train import loss_class_weights
+    from spd.training.module import SPDModule
+    from spd.training.train import loss_class_weights
     from spd.config import to_dict
 
     config, _ = load_config(None, ["model.preset=cpu_spd", "loss.class_balance=0.5", "loss.part_balance=1.0"])

@@ -29,7 +29,7 @@ def test_split_atr_and_sheet_commands(fixtures, tmp_path, capsys):
 
 def test_bad_arguments_give_a_clear_error(tmp_path, capsys):
     assert main(["data", "synth", str(tmp_path), "--num", "0"]) == 2
-    assert "--num must be at least 1" in capsys.readouterr().err
+    assert "argument --num: must be within 1..10000000, got 0" in capsys.readouterr().err
     assert main(["data", "summary", str(tmp_path / "nowhere")]) == 2
 
 
@@ -54,8 +54,8 @@ def test_evaluate_rejects_files_that_are_not_checkpoints(tmp_path, fixtures, cap
 
     torch.save({"weights": torch.zeros(1)}, tmp_path / "foreign.pt")
     (tmp_path / "garbage.ckpt").write_bytes(b"not a checkpoint")
-    for name, message in (("foreign.pt", "not an SPD training checkpoint"), ("garbage.ckpt", "cannot read the checkpoint"),
-                          ("none.ckpt", "checkpoint not found")):
+    for name, message in (("foreign.pt", "not a checkpoint of `spd train`"), ("garbage.ckpt", "not a checkpoint (not the zip"),
+                          ("none.ckpt", "model file not found")):
         assert main(["evaluate", str(tmp_path / name), "--data", str(fixtures / "lip_official"), "--split", "train"]) == 2
         err = capsys.readouterr().err
         assert name in err and message in err
@@ -64,9 +64,10 @@ def test_evaluate_rejects_files_that_are_not_checkpoints(tmp_path, fixtures, cap
 def test_model_summary_names_each_familys_trunk(capsys):
     assert main(["model", "summary", "cpu_spd"]) == 0
     first = capsys.readouterr().out.splitlines()[0]
-    assert "resnet18 + top-down decoder (64 ch)" in first and "output stride 4" in first
-    assert main(["model", "summary", "light"]) == 0
-    assert "dilated ResNet-18" in capsys.readouterr().out.splitlines()[0]
+    assert "resnet18 + top-down decoder (64 ch)" in first and "p2 (64 ch, stride 4)" in first
+    assert main(["model", "summary", "jppnet"]) == 0
+    first = capsys.readouterr().out.splitlines()[0]
+    assert "dilated ResNet-101 (caffe layout)" in first and "res5 (2048 ch, stride 8)" in first
 
 
 def test_a_closed_output_pipe_ends_quietly():

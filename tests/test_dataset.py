@@ -13,7 +13,7 @@ def test_lip_sample_targets_and_flags(synth_lip):
     torch.manual_seed(0)
     item = ds[0]
     assert item["image"].shape == (3, 64, 64) and item["image"].dtype == torch.uint8
-    assert item["parsing"].shape == (64, 64) and item["parsing"].dtype == torch.int64
+    assert item["parsing"].shape == (64, 64) and item["parsing"].dtype == torch.uint8  # labels travel as uint8
     assert item["heatmaps"].shape == (16, 8, 8) and item["joint_weight"].shape == (16,)
     assert item["dp_uv"].shape == (2, 64, 64) and item["dp_uv_valid"].shape == (64, 64)
     assert item["has_parsing"] and item["has_pose"] and item["has_densepose"]

@@ -3,7 +3,7 @@ import pytest
 import torch
 from PIL import Image
 
-from spd.atomic import atomic_path
+from spd.ops.atomic import atomic_path
 from spd.data.errors import DataError
 from spd.data.image_io import image_size, read_image, read_iuv, read_label, write_iuv, write_label
 

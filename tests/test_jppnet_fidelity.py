@@ -20,14 +20,15 @@ from hypothesis import strategies as st
 
 from jppnet_golden import draw_weights, golden_input
 from spd.cli.main import main
-from spd.convert.jppnet_tf import (ConversionError, convert_variables, jppnet_model_config, official_names,
+from spd.convert.jppnet_tf import (convert_variables, jppnet_model_config, official_names,
                                    official_protocol)
-from spd.convert.tf_checkpoint import CheckpointFormatError, read_checkpoint, read_index, write_checkpoint
+from spd.ops.tf_checkpoint import CheckpointFormatError, read_checkpoint, read_index, write_checkpoint
 from spd.model import CAFFE_BGR, SPDNet, preset
-from spd.model.backbone import Backbone
-from spd.model.tf_ops import (SameConv2d, SameMaxPool2d, legacy_bilinear_resize, legacy_nearest_resize,
+from spd.model.resnet import DilatedResNet
+from spd.ops.state import WeightsError
+from spd.ops.tf import (SameConv2d, SameMaxPool2d, legacy_bilinear_resize, legacy_nearest_resize,
                               same_padding)
-from spd.predict.checkpoint import load_checkpoint
+from spd.weights import load_checkpoint
 
 FIXTURES = Path(__file__).parent / "fixtures"
 
@@ -41,7 +42,7 @@ def official_variables() -> dict[str, tuple[int, ...]]:
 # --- the layout, layer by layer ----------------------------------------------------------------
 
 def test_caffe_layout_strides_dilations_padding_and_epsilon():
-    b = Backbone(101, 8, layout="caffe")
+    b = DilatedResNet(101, 8, layout="caffe")
     assert isinstance(b.conv1, SameConv2d) and b.conv1.stride == (2, 2) and b.conv1.padding == (0, 0)
     assert isinstance(b.maxpool, SameMaxPool2d)
     assert [len(s) for s in (b.layer1, b.layer2, b.layer3, b.layer4)] == [3, 4, 23, 3]
@@ -54,7 +55,7 @@ def test_caffe_layout_strides_dilations_padding_and_epsilon():
     for block in (*b.layer3, *b.layer4):
         assert block.conv1.stride == (1, 1) and (block.downsample is None or block.downsample[0].stride == (1, 1))
     assert {m.eps for m in b.modules() if isinstance(m, torch.nn.BatchNorm2d)} == {1e-3}
-    tv = Backbone(101, 8, layout="torchvision")
+    tv = DilatedResNet(101, 8, layout="torchvision")
     assert tv.layer2[0].conv2.stride == (2, 2) and tv.layer3[0].conv2.dilation == (1, 1)
     assert {m.eps for m in tv.modules() if isinstance(m, torch.nn.BatchNorm2d)} == {1e-5}
     assert {k: v.shape for k, v in b.state_dict().items()} == {k: v.shape for k, v in tv.state_dict().items()}
@@ -62,7 +63,7 @@ def test_caffe_layout_strides_dilations_padding_and_epsilon():
 
 @pytest.mark.parametrize("hw, out", [((384, 384), (48, 48)), ((50, 42), (7, 6)), ((37, 31), (5, 4)), ((288, 288), (36, 36))])
 def test_caffe_output_size_rounds_up_as_same_padding(hw, out):
-    res4, res5 = Backbone(50, 8, layout="caffe").eval()(torch.zeros(1, 3, *hw))
+    res4, res5 = DilatedResNet(50, 8, layout="caffe").eval()(torch.zeros(1, 3, *hw))
     assert tuple(res4.shape[-2:]) == out == tuple(res5.shape[-2:])
 
 
@@ -184,7 +185,7 @@ def test_the_mapping_covers_exactly_the_official_variables_with_their_shapes():
 
 def _small_variables() -> tuple[dict[str, np.ndarray], object]:
     """A structurally identical, smaller model's variables (fast to build) under official names."""
-    config = replace(jppnet_model_config(), depth=50, width=0.125)
+    config = replace(jppnet_model_config(), dilated=replace(jppnet_model_config().dilated, depth=50, width=0.125))
     model = SPDNet(config)
     state = model.state_dict()
     variables = {}
@@ -200,19 +201,19 @@ def test_unknown_missing_and_misshapen_variables_are_named():
     assert converted.normalisation == CAFFE_BGR
     ok = dict(variables, **{"global_step": np.array(5), "fc1_pose/pose_conv1/w/Momentum": np.zeros(1)})
     convert_variables(ok, config=config)  # optimiser leftovers are not the model
-    with pytest.raises(ConversionError, match="unknown variable.*fc9_pose/extra/w"):
+    with pytest.raises(WeightsError, match="unknown variable.*fc9_pose/extra/w"):
         convert_variables(dict(variables, **{"fc9_pose/extra/w": np.zeros(1, np.float32)}), config=config)
     missing = dict(variables)
     del missing["fc2_parsing/parsing_human3/b"]
-    with pytest.raises(ConversionError, match="missing variable.*fc2_parsing/parsing_human3/b"):
+    with pytest.raises(WeightsError, match="missing variable.*fc2_parsing/parsing_human3/b"):
         convert_variables(missing, config=config)
     wrong = dict(variables, **{"bn_conv1/gamma": np.ones(3, np.float32)})
-    with pytest.raises(ConversionError, match=r"'bn_conv1/gamma' has shape \(3,\), expected \(64,\)"):
+    with pytest.raises(WeightsError, match=r"'bn_conv1/gamma' has shape \(3,\), expected \(64,\)"):
         convert_variables(wrong, config=config)
 
 
 def test_caffe_normalisation_reverses_channels_and_subtracts_the_mean():
-    model = SPDNet(replace(preset("cpu_s")), CAFFE_BGR)
+    model = SPDNet(preset("cpu_s"), CAFFE_BGR)
     rgb = torch.tensor([10, 20, 30], dtype=torch.uint8).view(1, 3, 1, 1)
     out = model.normalise(rgb).flatten().tolist()
     assert out == pytest.approx([30 - 104.00698793, 20 - 116.66876762, 10 - 122.67891434])
@@ -248,11 +249,11 @@ def test_converted_official_checkpoint_reproduces_the_tensorflow_graph(tmp_path)
             f.unlink()  # the test's disk footprint: one copy of the weights at a time
         assert main(["convert", "jppnet-tf", str(prefix), "--out", str(out)]) == 2  # exists, not replaced
         loaded = load_checkpoint(out)
-        assert loaded.model.config.layout == "caffe" and loaded.model.normalisation == CAFFE_BGR
+        assert loaded.model.config.dilated.layout == "caffe" and loaded.model.normalisation == CAFFE_BGR
         assert loaded.eval == official_protocol()
         assert _compare_with_golden(loaded.model) < 1e-4
         # The same weights in torchvision's layout are another function: the test can fail.
-        other = SPDNet(replace(loaded.model.config, layout="torchvision"), CAFFE_BGR)
+        other = SPDNet(replace(loaded.model.config, dilated=replace(loaded.model.config.dilated, layout="torchvision")), CAFFE_BGR)
         other.load_state_dict(loaded.model.state_dict())
         with pytest.raises(AssertionError):
             assert _compare_with_golden(other.eval()) < 1e-2
@@ -266,11 +267,11 @@ def test_jppnet_pose_decoder_is_the_official_nearest_resize_and_integer_argmax()
     """As evaluate_pose_JPPNet-s2.py: each scale's heatmaps (of the image and of its mirror)
     nearest-resized to the original size and averaged, the mirror's flipped back at full size with
     its joint pairs swapped, then numpy's argmax per joint."""
-    from spd.config.schema import EvalConfig
+    from spd.inference import EvalConfig
     from spd.labels import keypoint_space
-    from spd.predict.decode import decode_views
-    from spd.predict.fusion import Views, _unflip
-    from spd.predict.placement import place
+    from spd.inference.decode import decode_views
+    from spd.inference.views import Views, _unflip
+    from spd.inference.placement import place
 
     g = torch.Generator().manual_seed(3)
     height, width, joints = 37, 29, keypoint_space()
@@ -301,7 +302,7 @@ def test_heads_start_as_the_official_code_initialises_them():
     limit = math.sqrt(6 / (2048 * 9 + 20 * 9))
     assert float(fc1.weight.abs().max()) <= limit and float(fc1.weight.abs().max()) > 0.9 * limit
     assert 0 < float(fc1.bias.abs().max()) <= math.sqrt(3 / 20)
-    conv = model.backbone.layer1[0].conv2  # kaffe conv without an initialiser: Glorot uniform
+    conv = model.trunk.encoder.layer1[0].conv2  # kaffe conv without an initialiser: Glorot uniform
     assert float(conv.weight.abs().max()) <= math.sqrt(6 / (64 * 9 * 2))
 
 
@@ -312,7 +313,7 @@ def test_official_test_protocol_end_to_end_on_a_stub_network():
     averaged over scales, the mirror's swapped and flipped at full size, then the argmax."""
     from predict_helpers import StubNet
 
-    from spd.config.schema import EvalConfig
+    from spd.inference import EvalConfig
     from spd.labels import keypoint_space, label_space
     from spd.predict.predictor import Predictor
 
@@ -345,28 +346,32 @@ def test_official_test_protocol_end_to_end_on_a_stub_network():
 def test_backbone_initialises_from_a_deeplab_tensorflow_checkpoint(tmp_path):
     """model.backbone_weights may name a TensorFlow checkpoint of a Caffe ResNet (DeepLab-v2's
     ImageNet initialisation, as JPPNet trained from): its other variables are left alone."""
-    from spd.convert.jppnet_tf import backbone_names
-    from spd.model.weights import WeightsError, load_backbone_weights
+    from spd.model import model_config
+    from spd.model.caffe_names import caffe_resnet_names
+    from spd.model.pretrained import load_encoder_weights
+
+    def trunk(layout: str):
+        return SPDNet(model_config({"preset": "s", "dilated": {"depth": 50, "layout": layout, "width": 0.125}})).trunk
 
     torch.manual_seed(0)
-    source = Backbone(50, 8, layout="caffe")
+    source = trunk("caffe")
     for m in source.modules():
         if isinstance(m, torch.nn.BatchNorm2d):
             m.running_mean.uniform_(-1, 1)
             m.running_var.uniform_(0.5, 2)
-    names = backbone_names(source, prefix="")
+    names = caffe_resnet_names(source.encoder, 50)
     assert "res4f_branch2c/weights" in names.values() and "res3d_branch2a/weights" in names.values()  # ResNet-50 letters
-    state = source.state_dict()
+    state = source.encoder.state_dict()
     variables = {name: (state[key].permute(2, 3, 1, 0) if state[key].dim() == 4 else state[key]).numpy()
                  for key, name in names.items()}
     write_checkpoint(tmp_path / "init.ckpt", {**variables, "fc1_voc12_c0/weights": np.zeros((3, 3, 8, 2), np.float32)})
-    target = Backbone(50, 8, layout="caffe")
-    assert "TensorFlow checkpoint" in load_backbone_weights(target, tmp_path / "init.ckpt")
-    for key, value in target.state_dict().items():
+    target = trunk("caffe")
+    assert "TensorFlow checkpoint" in load_encoder_weights(target, tmp_path / "init.ckpt")
+    for key, value in target.encoder.state_dict().items():
         assert torch.equal(value, state[key]) or key.endswith("num_batches_tracked"), key
     with pytest.raises(WeightsError, match="caffe layout"):
-        load_backbone_weights(Backbone(50, 8, layout="torchvision"), tmp_path / "init.ckpt")
+        load_encoder_weights(trunk("torchvision"), tmp_path / "init.ckpt")
     del variables["bn5c_branch2b/moving_variance"]
     write_checkpoint(tmp_path / "short.ckpt", variables)
     with pytest.raises(WeightsError, match="missing variable.*bn5c_branch2b/moving_variance"):
-        load_backbone_weights(Backbone(50, 8, layout="caffe"), tmp_path / "short.ckpt")
+        load_encoder_weights(trunk("caffe"), tmp_path / "short.ckpt")

@@ -1,9 +1,11 @@
 import pytest
 import torch
+
+from test_model import LIGHT
 from hypothesis import given, settings, strategies as st
 
 from spd.losses import LossConfig, MultiTaskLoss, dp_uv_loss, parsing_loss, pose_loss
-from spd.model import SPDNet, preset
+from spd.model import SPDNet, model_config
 from spd.model.outputs import ModelOutput, StageOutput
 
 
@@ -45,11 +47,10 @@ def test_pose_l2_is_the_per_image_norm_and_masks_joints():
     pred = torch.zeros(2, 3, 2, 2, requires_grad=True)
     target = torch.ones(2, 3, 2, 2)
     weight = torch.tensor([[1.0, 1.0, 0.0], [0.0, 0.0, 0.0]])
-    loss = pose_loss(pred, target, weight, "l2")
+    loss = pose_loss(pred, target, weight)
     assert torch.isclose(loss, torch.tensor(8.0).sqrt())  # image 0: 2 joints x 4 cells; image 1 left out
     loss.backward()
     assert torch.isfinite(pred.grad).all() and pred.grad[1].abs().sum() == 0 and pred.grad[0, 2].abs().sum() == 0
-    assert torch.isclose(pose_loss(pred, target, weight, "mse"), torch.tensor(1.0))
 
 
 def test_uv_loss_uses_the_ground_truth_parts_channel_at_valid_foreground():
@@ -64,21 +65,6 @@ def test_uv_loss_uses_the_ground_truth_parts_channel_at_valid_foreground():
     valid[0, 0, 0] = False
     assert dp_uv_loss(pred, index, uv, valid) < 1e-6
     assert dp_uv_loss(pred, index, uv, torch.zeros_like(valid)) == 0
-
-
-def test_uv_loss_at_input_resolution_compares_the_upsampled_prediction_with_every_labelled_pixel():
-    torch.manual_seed(0)
-    pred = torch.rand(1, 2, 24, 3, 3)
-    index = torch.full((1, 12, 12), 7)
-    index[0, :2] = 0  # background rows: not supervised
-    uv = torch.nn.functional.interpolate(pred[:, :, 6], size=(12, 12), mode="bilinear", align_corners=False)
-    valid = torch.ones(1, 12, 12, dtype=torch.bool)
-    assert dp_uv_loss(pred, index, uv, valid, at="input") < 1e-10
-    assert dp_uv_loss(pred, index, uv, valid, at="output") > 1e-4  # the grid only sees blended label values
-    uv[0, :, 0] = 5.0  # on background: ignored
-    assert dp_uv_loss(pred, index, uv, valid, at="input") < 1e-10
-    with pytest.raises(ValueError, match="dense loss resolution"):
-        dp_uv_loss(pred, index, uv, valid, at="full")
 
 
 @settings(max_examples=20, deadline=None)
@@ -113,7 +99,7 @@ def test_a_preset_overfits_one_synthetic_batch(synth_lip):
     torch.manual_seed(0)
     ds = ParsingDataset(open_dataset(synth_lip, "train"), train_transform(AugmentConfig(size=(64, 64))))
     batch = torch.utils.data.default_collate([ds[i] for i in range(4)])
-    model = SPDNet(preset("light")).train()
+    model = SPDNet(model_config(LIGHT)).train()
     criterion = MultiTaskLoss()
     optimiser = torch.optim.Adam(model.parameters(), 1e-3)
     x = model.normalise(batch["image"])
@@ -139,7 +125,8 @@ def test_multi_scale_outputs_are_all_supervised(synth_lip):
 
     ds = ParsingDataset(open_dataset(synth_lip, "train"), train_transform(AugmentConfig(size=(64, 64))))
     batch = torch.utils.data.default_collate([ds[i] for i in range(2)])
-    model = SPDNet(preset("spd", depth=18, width=0.125, refine_stages=1, scales=(1.0, 0.5)))
+    model = SPDNet(model_config({"preset": "spd", "refine_stages": 1, "train_scales": [1.0, 0.5],
+                                 "dilated": {"depth": 18, "width": 0.125}}))
     out = model(model.normalise(batch["image"]))
     assert out.scales[0.5][0].pose.shape[-2:] == (4, 4) and batch["heatmaps"].shape[-2:] == (8, 8)
     loss = MultiTaskLoss()(out, batch)

@@ -153,7 +153,7 @@ def test_metrics_sum_across_two_gloo_processes(tmp_path):
 def test_undefined_metrics_are_null_in_json_and_a_dash_in_markdown(tmp_path):
     import json
 
-    from spd.engine.evaluator import EvalResult, write_result
+    from spd.evaluation.evaluator import EvalResult, write_result
 
     meta = {"name": "x", "images": 1, "protocol": {}, "data": {"root": "r", "split": "val", "label_space": "lip"}}
     result = EvalResult(meta=meta, parsing={"pixel_accuracy": 90.0, "mean_accuracy": None, "miou": float("nan"),

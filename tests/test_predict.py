@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from unittest import mock
 
 import numpy as np
@@ -12,13 +13,13 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
-from predict_helpers import TINY, StubNet, write_checkpoint
+from predict_helpers import StubNet, write_checkpoint
 from spd import Predictor
-from spd.config.schema import EvalConfig
+from spd.inference import EvalConfig
 from spd.data.errors import DataError
 from spd.labels import keypoint_space, label_space
-from spd.predict.placement import place
-from spd.predict.resized import ResizedSum
+from spd.inference.placement import place
+from spd.inference.resized import ResizedSum
 
 
 @settings(max_examples=30, deadline=None)
@@ -27,7 +28,7 @@ from spd.predict.resized import ResizedSum
 def test_banded_resize_equals_interpolate(h, w, H, W, band):
     maps = torch.randn(3, h, w, generator=torch.Generator().manual_seed(h * 100 + w))
     expected = F.interpolate(maps[None], size=(H, W), mode="bilinear", align_corners=False)[0]
-    with mock.patch("spd.predict.resized.BAND_ELEMENTS", band):
+    with mock.patch("spd.inference.resized.BAND_ELEMENTS", band):
         got = ResizedSum([maps], [place(H, W, (4 * h, 4 * w), "squash")]).full()
     assert torch.allclose(got, expected, atol=1e-5)
 
@@ -176,7 +177,7 @@ def test_real_photos_of_people(tmp_path):
 
 
 def test_evaluation_and_prediction_share_one_protocol(tmp_path):
-    from spd.engine.inference import predict_image
+    from spd.inference import predict_image
 
     stub, settings = StubNet(), EvalConfig(input_size=(32, 48), scales=(1.0, 0.75), flip=True)
     image = torch.randint(0, 256, (3, 40, 33), dtype=torch.uint8)
@@ -184,16 +185,25 @@ def test_evaluation_and_prediction_share_one_protocol(tmp_path):
     assert torch.equal(a.parsing, b.parsing) and torch.equal(a.keypoints, b.keypoints)
 
 
-def test_a_cpu_family_model_saved_before_the_lighter_branches_loads_as_it_was(tmp_path):
-    """Models recorded before ``branch_convs`` / ``refine_fuse`` existed had two 3x3 convs per initial
-    branch and a 3x3 fusing conv; their record lacks both keys, and they must load as such."""
-    old = [*TINY, "model.branch_convs=2", "model.refine_fuse=3"]
-    ckpt = torch.load(write_checkpoint(tmp_path / "old.ckpt", old), weights_only=False)
-    for key in ("branch_convs", "refine_fuse"):
-        del ckpt["spd"]["model"]["config"][key]
-    torch.save(ckpt, tmp_path / "old.ckpt")
-    model = Predictor.from_checkpoint(tmp_path / "old.ckpt", device="cpu").model
-    assert (model.config.branch_convs, model.config.refine_fuse) == (2, 3)
-    assert len(model.initial["parsing"].trunk) == 2 and model.refine[0]["pose"].trunk[0][0].kernel_size == (3, 3)
-    new = Predictor.from_checkpoint(write_checkpoint(tmp_path / "new.ckpt"), device="cpu").model
-    assert len(new.initial["parsing"].trunk) == 1 and new.refine[0]["pose"].trunk[0][0].kernel_size == (1, 1)
+def test_a_model_file_of_a_retired_design_is_refused_by_name(tmp_path):
+    """Files written before the CPU family's heads became one 3x3 conv and a 1x1 fusing conv (no
+    release had them) are not upgraded: the message says why, naming the file."""
+    import gzip
+    import json
+
+    from safetensors.torch import save_file
+
+    from spd.ops.state import WeightsError
+
+    fixture = json.loads(gzip.decompress((Path(__file__).parent / "fixtures" / "presets_v0.json.gz").read_bytes()))
+    record = fixture["presets"]["cpu_spd"]["record"]
+    for branch_convs, refine_fuse in ((2, 3), (None, None)):
+        config = {k: v for k, v in record["config"].items() if k not in ("branch_convs", "refine_fuse")}
+        if branch_convs:
+            config.update(branch_convs=branch_convs, refine_fuse=refine_fuse)
+        path = tmp_path / f"old{branch_convs}.safetensors"
+        save_file({"x": torch.zeros(1)}, str(path), metadata={"format": "spd-weights/1", "eval": "{}",
+                                                               "model": json.dumps({**record, "config": config})})
+        with pytest.raises(WeightsError, match=rf"{path.name}: made with the CPU family's retired heads"):
+            Predictor.from_checkpoint(path, device="cpu")
+

@@ -8,10 +8,10 @@ from pathlib import Path
 
 import torch
 
-from spd.engine.evaluate import default_eval_dir
-from spd.engine.evaluator import Evaluator, write_result
-from spd.engine.inference import Prediction
-from spd.engine.report import write_report
+from spd.evaluation.evaluate import default_eval_dir
+from spd.evaluation.evaluator import Evaluator, write_result
+from spd.inference import Prediction
+from spd.evaluation.report import write_report
 
 
 class _Reader:
@@ -75,7 +75,7 @@ def test_report_keeps_results_of_every_label_space(tmp_path):
 def test_a_resumed_runs_csv_log_keeps_the_earlier_rows(tmp_path):
     import csv
 
-    from spd.engine.loggers import RunCSVLogger, latest_version
+    from spd.training.loggers import RunCSVLogger, latest_version
 
     folder = tmp_path / "logs" / "version_2"
     folder.mkdir(parents=True)

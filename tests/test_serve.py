@@ -103,3 +103,78 @@ def test_the_page_in_a_headless_browser(server, tmp_path):
             expect(page.locator("#status")).to_contain_text("example.png: 256 x 384 px")
         finally:
             browser.close()
+
+
+def _raw_request(url: str, payload: bytes, timeout: float = 30.0) -> bytes:
+    """Sends bytes as they are (a client that lies) and returns whatever the server answers."""
+    import socket
+
+    host, port = url.split("//")[1].rstrip("/").split(":")
+    with socket.create_connection((host, int(port)), timeout=timeout) as sock:
+        sock.sendall(payload)
+        chunks = []
+        try:
+            while chunk := sock.recv(65536):
+                chunks.append(chunk)
+        except (ConnectionResetError, TimeoutError):
+            pass
+        return b"".join(chunks)
+
+
+@pytest.fixture
+def strict_server(tmp_path):
+    """A server with a short read timeout and room for two uploads at once."""
+    checkpoint = write_checkpoint(tmp_path / "m.ckpt")
+    app = DemoApp(Predictor.from_checkpoint(checkpoint, device="cpu"), "test model", max_bytes=200_000,
+                  max_requests=2, read_timeout=1.0)
+    httpd = make_server(app, "127.0.0.1", 0)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{httpd.server_address[1]}/", app
+    httpd.shutdown()
+    httpd.server_close()
+
+
+def test_a_lying_or_negative_content_length_gets_an_answer_and_the_server_keeps_serving(strict_server):
+    url, _ = strict_server
+    short = _raw_request(url, b"POST /predict HTTP/1.1\r\nHost: x\r\nContent-Length: 5000\r\n\r\nonly this")
+    assert short.startswith(b"HTTP/1.0 408") and b"bytes short of its Content-Length" in short
+    negative = _raw_request(url, b"POST /predict HTTP/1.1\r\nHost: x\r\nContent-Length: -5\r\n\r\n")
+    assert negative.startswith(b"HTTP/1.0 400") and b"negative" in negative
+    missing = _raw_request(url, b"POST /predict HTTP/1.1\r\nHost: x\r\n\r\n")
+    assert missing.startswith(b"HTTP/1.0 411")
+    status, reply = _post(url, _png_bytes(np.zeros((30, 20, 3), np.uint8)))
+    assert status == 200 and reply["width"] == 20
+
+
+def test_every_concurrent_upload_gets_an_http_answer(strict_server):
+    """20 uploads at once against room for 2: each gets its result or a 503, none a reset."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    url, _ = strict_server
+    body = _png_bytes(np.zeros((40, 30, 3), np.uint8))
+    with ThreadPoolExecutor(20) as pool:
+        answers = list(pool.map(lambda _: _post(url, body), range(20)))
+    statuses = sorted(status for status, _ in answers)
+    assert set(statuses) <= {200, 503} and statuses.count(200) >= 1, statuses
+    assert all("busy" in reply["error"] for status, reply in answers if status == 503)
+
+
+def test_a_multipart_form_upload_is_accepted(strict_server):
+    """What ``curl -F image=@photo.jpg URL/predict`` sends."""
+    url, _ = strict_server
+    image = _png_bytes(np.zeros((24, 16, 3), np.uint8))
+    boundary = "spdboundary42"
+    body = (f"--{boundary}\r\nContent-Disposition: form-data; name=\"note\"\r\n\r\nhello\r\n"
+            f"--{boundary}\r\nContent-Disposition: form-data; name=\"image\"; filename=\"photo.png\"\r\n"
+            "Content-Type: image/png\r\n\r\n").encode() + image + f"\r\n--{boundary}--\r\n".encode()
+    request = urllib.request.Request(url + "predict", data=body, method="POST",
+                                     headers={"Content-Type": f"multipart/form-data; boundary={boundary}"})
+    with urllib.request.urlopen(request, timeout=60) as response:
+        reply = json.loads(response.read())
+    assert (reply["width"], reply["height"]) == (16, 24)
+    empty = (f"--{boundary}\r\nContent-Disposition: form-data; name=\"note\"\r\n\r\nhello\r\n--{boundary}--\r\n").encode()
+    request = urllib.request.Request(url + "predict", data=empty, method="POST",
+                                     headers={"Content-Type": f"multipart/form-data; boundary={boundary}"})
+    with pytest.raises(urllib.error.HTTPError) as caught:
+        urllib.request.urlopen(request, timeout=60)
+    assert caught.value.code == 400 and "no file field" in json.loads(caught.value.read())["error"]

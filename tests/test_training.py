@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import lightning as L
 import numpy as np
@@ -17,17 +18,17 @@ from spd.cli.main import main
 from spd.config import load_config
 from spd.data.dataset import ParsingDataset
 from spd.data.detect import open_dataset
-from spd.engine.evaluate import evaluate_model, evaluate_predictions, load_model
-from spd.engine.evaluator import Evaluator
-from spd.engine.inference import Prediction
-from spd.engine.train import train
+from spd.evaluation.evaluate import evaluate_model, evaluate_predictions, load_model
+from spd.evaluation.evaluator import Evaluator
+from spd.inference import Prediction
+from spd.training.train import train
 
 pytestmark = pytest.mark.slow
 
 
 def overrides(tmp_path, data_root, epochs, name="run"):
     return [f"data.root={data_root}", "data.synthetic={domain: B, num: 120, size: 96, seed: 1, val_fraction: 0.2}",
-            "model.preset=cpu_spd", "model.decoder_width=32", "model.head_width=32", "augment.size=[96, 64]", "augment.fit=true",
+            "model.preset=cpu_spd", "model.fpn.decoder_width=32", "model.fpn.head_width=32", "augment.size=[96, 64]", "augment.fit=true",
             "augment.rotation=0.0", "data.batch_size=8", "data.num_workers=0", "optim.name=adamw", "optim.lr=0.003",
             "optim.weight_decay=0.0001", f"train.max_epochs={epochs}", f"train.out_dir={tmp_path / 'runs'}",
             f"train.name={name}", "train.log_every_n_steps=4", "eval.input_size=[96, 64]"]
@@ -157,7 +158,8 @@ def test_nan_loss_stops_training_naming_the_step_and_term(tmp_path, data_root, m
 
     monkeypatch.setattr(total, "stage_terms", poisoned)
     config, _ = load_config(None, overrides(tmp_path, data_root, 1, "nan"))
-    with pytest.raises(FloatingPointError, match=r"step 0.*pose=nan"):
+    # The loss is looked at every log_every_n_steps (4 here) and before each checkpoint: no sync per step.
+    with pytest.raises(FloatingPointError, match=r"step 3: the loss is nan .*pose=nan"):
         train(config, device="cpu", progress=False)
 
 
@@ -212,19 +214,50 @@ def test_evaluate_saved_predictions_and_cross_dataset(tmp_path, data_root, capsy
     assert "| variant | data | runs | pixel acc | mean acc | mIoU | PCKh |" in table and (tmp_path / "report" / "report.png").is_file()
 
 
-def test_ddp_training_on_two_cpu_processes(tmp_path, data_root):
-    """`spd train --devices 2 --strategy ddp` over two CPU processes (gloo), as a user runs it:
-    Lightning starts the second rank by re-running the command. Each rank trains on its half of
-    every epoch, so an epoch of 96 images in batches of 8 takes 6 steps instead of 12."""
-    command = [sys.executable, "-m", "spd", "train", *cli_args(tmp_path, data_root, 2, "ddp"), "--device", "cpu",
-               "--devices", "2", "--strategy", "ddp"]
-    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
-    done = subprocess.run(command, capture_output=True, text=True, timeout=600, env=env)
+def _samples(path) -> dict[int, list[dict]]:
+    """rank -> the recorded steps of that process (a resumed run's rows after the interrupted one's)."""
+    rows = {}
+    for rank in (0, 1):
+        rows[rank] = [json.loads(line) for line in open(f"{path}.rank{rank}", encoding="utf-8")]
+    return rows
+
+
+def test_ddp_splits_each_epoch_across_processes_and_resumes_exactly(tmp_path, data_root):
+    """Two CPU processes (gloo), started as a user starts them (Lightning runs the program again for
+    rank 1). Within an epoch the processes train on disjoint samples that together cover the split;
+    the order differs between epochs; data.batch_size is the global batch (96 images in batches of
+    8: 12 steps an epoch, as on one device); and a run interrupted mid-epoch and resumed trains on
+    exactly the samples of the uninterrupted run."""
+    script = Path(__file__).parent / "ddp_sample_ids.py"
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONPATH": str(Path(__file__).parent)}
+
+    def run(name: str, interrupt: int = 0, resume: int = 0) -> subprocess.CompletedProcess:
+        sets = overrides(tmp_path, data_root, 2, name) + ["train.devices=2", "train.strategy=ddp",
+                                                          "train.checkpoint_every_n_steps=6", "train.val_every_n_epochs=1000"]
+        return subprocess.run([sys.executable, str(script), str(tmp_path / f"{name}.jsonl"), str(interrupt), str(resume),
+                               *sets], capture_output=True, text=True, timeout=900, env=env)
+
+    done = run("straight")
     assert done.returncode == 0, done.stderr[-3000:]
-    checkpoint = torch.load(tmp_path / "runs" / "ddp" / "checkpoints" / "last.ckpt", weights_only=True)
-    assert checkpoint["global_step"] == 12 and checkpoint["epoch"] == 1
-    saved = checkpoint["hyper_parameters"]["config"]["train"]
-    assert (saved["strategy"], saved["devices"]) == ("ddp", 2)
+    straight = _samples(tmp_path / "straight.jsonl")
+    train_ids = {r.id for r in open_dataset(data_root, "train").records}
+    for epoch in (0, 1):
+        per_rank = [[i for row in straight[rank] if row["epoch"] == epoch for i in row["ids"]] for rank in (0, 1)]
+        assert len(per_rank[0]) == len(per_rank[1]) == 48  # 12 steps of 4 per process
+        assert not set(per_rank[0]) & set(per_rank[1]) and set(per_rank[0]) | set(per_rank[1]) == train_ids
+    epoch0 = [row["ids"] for row in straight[0] if row["epoch"] == 0]
+    assert epoch0 != [row["ids"] for row in straight[0] if row["epoch"] == 1]
+    assert [row["step"] for row in straight[0]] == list(range(24))
+    checkpoint = torch.load(tmp_path / "runs" / "straight" / "checkpoints" / "last.ckpt", weights_only=True)
+    assert checkpoint["global_step"] == 24 and checkpoint["hyper_parameters"]["config"]["train"]["devices"] == 2
+
+    assert run("cut", interrupt=18).returncode != 0
+    resumed = run("cut", resume=1)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    cut = _samples(tmp_path / "cut.jsonl")
+    for rank in (0, 1):
+        after = {row["step"]: row["ids"] for row in cut[rank] if row["step"] >= 18}
+        assert after == {row["step"]: row["ids"] for row in straight[rank] if row["step"] >= 18}
 
 
 def test_bf16_mixed_precision_trains(tmp_path, data_root):

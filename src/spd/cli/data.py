@@ -7,6 +7,8 @@ from pathlib import Path
 
 from tqdm import tqdm
 
+from .args import integer, number
+
 from ..data.atr import write_split
 from ..data.check import check_dataset, count_images
 from ..data.densepose_dump import import_dump
@@ -22,13 +24,13 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
     p = cmds.add_parser("synth", help="generate the synthetic human dataset in a real format")
     p.add_argument("out", type=Path)
-    p.add_argument("--num", type=int, default=1000, help="number of images (default 1000)")
+    p.add_argument("--num", type=integer(1, 10_000_000), default=1000, help="number of images (default 1000)")
     p.add_argument("--domain", default="A", choices=sorted(DOMAINS), help="visual domain (default A)")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--size", type=int, default=256, help="image height in pixels (default 256)")
+    p.add_argument("--seed", type=integer(0), default=0)
+    p.add_argument("--size", type=integer(32, 4096), default=256, help="image height in pixels, 32..4096 (default 256)")
     p.add_argument("--format", choices=("lip", "atr"), default=None,
                    help="on-disk layout (default: lip for domain A, atr for domain B)")
-    p.add_argument("--val-fraction", type=float, default=0.2)
+    p.add_argument("--val-fraction", type=number(0, 1), default=0.2)
     p.add_argument("--no-sheet", action="store_true", help="skip the contact sheet")
     p.set_defaults(func=cmd_synth)
 
@@ -47,15 +49,15 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("path", type=Path)
     p.add_argument("--out", type=Path, required=True)
     p.add_argument("--split", default="train")
-    p.add_argument("--num", type=int, default=8)
+    p.add_argument("--num", type=integer(1), default=8)
     p.add_argument("--densepose", type=Path, default=None)
     p.set_defaults(func=cmd_sheet)
 
     p = cmds.add_parser("split-atr", help="write the deterministic ATR train/val/test split files")
     p.add_argument("root", type=Path)
     p.add_argument("--out", type=Path, default=None, help="folder for the files (default ROOT/.../splits)")
-    p.add_argument("--val", type=int, default=None, help="val images (default 700 for the full release)")
-    p.add_argument("--test", type=int, default=None, help="test images (default 1000 for the full release)")
+    p.add_argument("--val", type=integer(0), default=None, help="val images (default 700 for the full release)")
+    p.add_argument("--test", type=integer(0), default=None, help="test images (default 1000 for the full release)")
     p.set_defaults(func=cmd_split_atr)
 
     p = cmds.add_parser("import-densepose", help="convert an apply_net.py dump into full-image IUV PNGs")
@@ -66,11 +68,6 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def cmd_synth(args: argparse.Namespace) -> int:
-    for flag, value, ok, rule in (("--num", args.num, args.num >= 1, "at least 1"),
-                                  ("--size", args.size, 32 <= args.size <= 4096, "within 32..4096"),
-                                  ("--val-fraction", args.val_fraction, 0 <= args.val_fraction <= 1, "in [0, 1]")):
-        if not ok:
-            raise ValueError(f"{flag} must be {rule}, got {value}")
     spec = SynthSpec(num=args.num, domain=args.domain, seed=args.seed, size=args.size, format=args.format,
                      val_fraction=args.val_fraction)
     with tqdm(total=spec.num, desc=f"synth domain {spec.domain}", unit="img", disable=None) as bar:

@@ -7,6 +7,8 @@ import json
 from dataclasses import replace
 from pathlib import Path
 
+from .args import SIDE
+
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     from ..export.formats import FORMATS
@@ -21,7 +23,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", type=Path, default=None, help="output file (default: beside the checkpoint)")
     p.add_argument("--stages", choices=("all", "final"), default=None,
                    help="average every stage's logits (as evaluation) or take the final stage")
-    p.add_argument("--input-size", type=int, nargs=2, default=None, metavar=("H", "W"),
+    p.add_argument("--input-size", type=SIDE, nargs=2, default=None, metavar=("H", "W"),
                    help="the size the graph is traced and checked at (default: the model's eval.input_size)")
     p.add_argument("--overwrite", action="store_true")
     p.set_defaults(func=cmd_export)
@@ -29,7 +31,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 def cmd_export(args: argparse.Namespace) -> int:
     from ..export.formats import FORMATS, export_model
-    from ..predict.checkpoint import load_checkpoint
+    from ..weights import load_checkpoint
 
     loaded = load_checkpoint(args.checkpoint)
     changes = {k: v for k, v in (("stages", args.stages),

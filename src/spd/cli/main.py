@@ -10,8 +10,8 @@ import traceback
 
 from .. import __version__
 from ..data.errors import DataError
-from ..config import ConfigError
-from ..model.weights import WeightsError
+from ..ops.state import WeightsError
+from ..ops.typed import ConfigError
 from . import convert, data, demo, export, model, predict, serve, train
 
 
@@ -40,7 +40,10 @@ def _no_advert(record: logging.LogRecord) -> bool:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    try:
+        args = build_parser().parse_args(argv)
+    except SystemExit as exit:  # argparse: --help (0) or a bad argument, already named on stderr (2)
+        return int(exit.code or 0)
     setup_logging(args.verbose)
     try:
         code = int(args.func(args) or 0)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 
 from ..model import PRESETS, SPDNet, preset
+from .args import SIDE
 from ..model.summary import forward_flops, parameter_table
 
 
@@ -13,7 +14,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     cmds = model.add_subparsers(dest="model_command", required=True, metavar="COMMAND")
     p = cmds.add_parser("summary", help="configuration and parameter counts of a preset")
     p.add_argument("preset", choices=sorted(PRESETS))
-    p.add_argument("--flops", type=int, default=None, metavar="SIZE",
+    p.add_argument("--flops", type=SIDE, default=None, metavar="SIZE",
                    help="also count the FLOPs of one forward at SIZE x SIZE (slow for ResNet-101 on CPU)")
     p.set_defaults(func=cmd_summary)
 
@@ -21,11 +22,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 def cmd_summary(args: argparse.Namespace) -> int:
     config = preset(args.preset)
     model = SPDNet(config)
-    trunk = (f"{config.backbone} + top-down decoder ({config.decoder_width} ch), heads {config.head_width} ch "
-             f"(initial branches: {config.branch_convs} x conv 3x3; refinement fusing conv {config.refine_fuse}x{config.refine_fuse})"
-             if config.family == "fpn" else f"dilated ResNet-{config.depth} ({config.layout} layout), head width x{config.width}")
-    print(f"preset {config.name}: tasks {', '.join(config.tasks)}; {trunk}, output stride "
-          f"{config.output_stride}, {config.refine_stages} refinement stages, scales {list(config.scales)}")
+    trunk = (f"{config.fpn.encoder} + top-down decoder ({config.fpn.decoder_width} ch), heads {config.fpn.head_width} ch"
+             if config.family == "fpn" else
+             f"dilated ResNet-{config.dilated.depth} ({config.dilated.layout} layout), head width x{config.dilated.width}")
+    features = ", ".join(f"{f.name} ({f.channels} ch, stride {f.stride})" for f in model.trunk.feature_info)
+    print(f"preset {config.name}: tasks {', '.join(config.tasks)}; {trunk}; trunk features {features}; "
+          f"{config.refine_stages} refinement stages, training scales {list(config.train_scales)}")
     for task in config.tasks:
         feeders = config.feeders(task)
         print(f"  {task} refinement reads: {task}" + "".join(f", {f}" for f in feeders))

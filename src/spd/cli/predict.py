@@ -9,8 +9,8 @@ from typing import Any
 
 from tqdm import tqdm
 
-from ..config.schema import INTERPOLATIONS, POSE_DECODERS, RESIZE_POLICIES
-from ..data.errors import DataError
+from ..inference.settings import INTERPOLATIONS, POSE_DECODERS, RESIZE_POLICIES
+from .args import COUNT, SCALE, SIDE, number
 
 SETTINGS_HELP = "test-time settings (default: those recorded with the model)"
 
@@ -20,8 +20,11 @@ def add_test_time_flags(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group(SETTINGS_HELP)
     g.add_argument("--flip", action=argparse.BooleanOptionalAction, default=None,
                    help="test-time mirror (with left/right swaps)")
-    g.add_argument("--scales", type=float, nargs="+", default=None, help="test-time scales, e.g. 0.75 1 1.25")
-    g.add_argument("--input-size", type=int, nargs=2, default=None, metavar=("H", "W"))
+    g.add_argument("--scales", type=SCALE, nargs="+", default=None, help="test-time scales, e.g. 0.75 1 1.25")
+    g.add_argument("--input-size", type=SIDE, nargs=2, default=None, metavar=("H", "W"),
+                   help="the network's input (every image is resized to it), 8..8192 px per side")
+    g.add_argument("--precision", choices=("32", "bf16"), default="32",
+                   help="the network in float32, or under bfloat16 autocast (faster on GPUs)")
     g.add_argument("--stages", choices=("all", "final"), default=None)
     g.add_argument("--resize", choices=RESIZE_POLICIES, default=None,
                    help="squash to the input size (JPPNet) or letterbox (keeps the aspect ratio)")
@@ -51,8 +54,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                                                    "(default: every one the model's tasks allow)")
     p.add_argument("--labels", default=None, metavar="SET",
                    help="also write NAME_labels.png relabelled to a built-in set (atr, lip) or a YAML file")
-    p.add_argument("--min-score", type=float, default=0.2, help="joints below this score are not drawn")
-    p.add_argument("--batch-size", type=int, default=4)
+    p.add_argument("--min-score", type=number(0, 1), default=0.2, help="joints below this score are not drawn (0..1)")
+    p.add_argument("--batch-size", type=COUNT, default=4)
     p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
     p.add_argument("--overwrite", action="store_true", help="replace outputs that already exist")
     add_test_time_flags(p)
@@ -60,16 +63,20 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
-    from ..data.image_io import read_image
     from ..labels.relabel import load_relabel
     from ..predict import Predictor
+    from ..predict.files import predict_files
     from ..predict.inputs import expand_inputs
     from ..predict.video import VideoError, predict_video
-    from ..predict.writers import OutputSpec, choose_kinds, output_paths, write_outputs
+    from ..predict.writers import OutputSpec, choose_kinds, output_paths
 
-    predictor = Predictor.from_checkpoint(args.checkpoint, args.device, args.batch_size, **test_time_overrides(args))
-    config = predictor.model.config
     relabel = load_relabel(args.labels) if args.labels else None
+    items, problems, excluded = expand_inputs(args.inputs, exclude=args.out)
+    if excluded:
+        print(f"spd predict: not reading {excluded} (the output folder lies inside an input folder)", file=sys.stderr)
+    predictor = Predictor.from_checkpoint(args.checkpoint, args.device, args.batch_size, args.precision,
+                                          **test_time_overrides(args))
+    config = predictor.model.config
     if relabel is not None and relabel.source != config.parsing_space:
         raise ValueError(f"--labels {args.labels}: maps {relabel.source} classes, but the model predicts "
                          f"{config.parsing_space} classes")
@@ -77,7 +84,6 @@ def cmd_predict(args: argparse.Namespace) -> int:
     kinds = choose_kinds(requested, config.tasks, relabel)
     spec = OutputSpec(kinds, config.parsing_space, relabel, args.min_score)
 
-    items, problems = expand_inputs(args.inputs)
     plans = []
     for item in items:
         paths = output_paths(args.out, item.name, kinds, item.video)
@@ -89,39 +95,24 @@ def cmd_predict(args: argparse.Namespace) -> int:
     for problem in problems:
         print(f"spd predict: skipped {problem}", file=sys.stderr)
 
-    skipped = len(problems)
-    images = [(item, paths) for item, paths in plans if not item.video]
+    failed = []
+
+    def skipped(reason: str) -> None:
+        failed.append(reason)
+        print(f"spd predict: skipped {reason}", file=sys.stderr)
+
+    images = [(item.path, paths) for item, paths in plans if not item.video]
     videos = [(item, paths) for item, paths in plans if item.video]
     with tqdm(total=len(images), desc="predict", unit="img", disable=None) as bar:
-        batch = []
-
-        def flush() -> None:
-            results = predictor.predict_tensors([(image, str(item.path)) for item, _, image in batch])
-            for (item, paths, image), result in zip(batch, results):
-                write_outputs(result, image, paths, spec)
-            bar.update(len(batch))
-            batch.clear()
-
-        for item, paths in images:
-            try:
-                batch.append((item, paths, read_image(item.path)))
-            except DataError as err:
-                skipped += 1
-                print(f"spd predict: skipped {err}", file=sys.stderr)
-                bar.update(1)
-                continue
-            if len(batch) == args.batch_size:
-                flush()
-        if batch:
-            flush()
+        done = predict_files(predictor, images, spec, skipped, bar.update)
     for item, paths in videos:
         with tqdm(desc=f"video {item.path.name}", unit="frame", disable=None) as bar:
             try:
                 predict_video(predictor, item.path, paths.get("overlay"), paths.get("keypoints"), spec, bar.update)
+                done += 1
             except VideoError as err:
-                skipped += 1
-                print(f"spd predict: skipped {err}", file=sys.stderr)
-    done = len(plans) - (skipped - len(problems))
-    print(f"predicted {done} of {len(plans) + len(problems)} inputs into {args.out}"
-          + (f"; {skipped} skipped (see above)" if skipped else ""))
-    return 1 if skipped else 0
+                skipped(str(err))
+    total = len(plans) + len(problems)
+    print(f"predicted {done} of {total} inputs into {args.out}"
+          + (f"; {total - done} skipped (see above)" if done < total else ""))
+    return 1 if done < total else 0

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from .args import PORT, number
 from .predict import add_test_time_flags, test_time_overrides
 
 
@@ -12,9 +13,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("serve", help="a local web page: upload a photo, see parsing, skeleton and DensePose")
     p.add_argument("checkpoint", type=Path, help="a training checkpoint (.ckpt) or exported weights (.safetensors)")
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default: this machine only)")
-    p.add_argument("--port", type=int, default=8000, help="0 picks a free port")
+    p.add_argument("--port", type=PORT, default=8000, help="0 picks a free port")
     p.add_argument("--device", default="auto")
-    p.add_argument("--max-mb", type=float, default=20.0, help="largest upload accepted, in MB")
+    p.add_argument("--max-mb", type=number(0, 2048, low_open=True), default=20.0,
+                   help="largest upload accepted, in MB (up to 2048)")
     add_test_time_flags(p)
     p.set_defaults(func=cmd_serve)
 
@@ -23,7 +25,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from ..predict import Predictor
     from ..serve import DemoApp, make_server
 
-    predictor = Predictor.from_checkpoint(args.checkpoint, args.device, 1, **test_time_overrides(args))
+    predictor = Predictor.from_checkpoint(args.checkpoint, args.device, 1, args.precision, **test_time_overrides(args))
     app = DemoApp(predictor, f"{predictor.model.config.name} ({args.checkpoint.name})", max_bytes=int(args.max_mb * 1e6))
     server = make_server(app, args.host, args.port)
     host, port = server.server_address[:2]

@@ -12,6 +12,7 @@ from tqdm import tqdm
 from ..config import load_config
 from ..data.detect import open_dataset
 from ..labels import load_mapping
+from .args import integer
 from .predict import add_test_time_flags, test_time_overrides
 
 
@@ -52,17 +53,19 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                         "weights file or predictions folder)")
     p.add_argument("--name", default=None)
     p.add_argument("--device", default="auto")
-    p.add_argument("--workers", type=int, default=2)
+    p.add_argument("--workers", type=integer(0), default=2, help="data loader processes (0: load in this one)")
     p.set_defaults(func=cmd_evaluate)
 
-    p = sub.add_parser("report", help="collect evaluation JSONs into a comparison table and figure")
-    p.add_argument("results", type=Path, nargs="+", help="metrics.json files")
-    p.add_argument("--out", type=Path, required=True)
+    p = sub.add_parser("report", help="collect evaluation JSONs into a comparison table and figure, or report a study")
+    p.add_argument("results", type=Path, nargs="*", help="metrics.json files")
+    p.add_argument("--study", type=Path, default=None, metavar="OUT",
+                   help="the folder of a study (benchmarks/study.py): its tables, curves and gradient figure")
+    p.add_argument("--out", type=Path, default=None, help="output folder (default with --study: OUT/report)")
     p.set_defaults(func=cmd_report)
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from ..engine.train import train
+    from ..training import train
 
     flags = [f"train.{key}={getattr(args, key)}" for _, key, _, _ in TRAIN_FLAGS if getattr(args, key) is not None]
     config, _ = load_config(args.config, [*args.overrides, *flags])
@@ -75,10 +78,10 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
-    from ..engine.devices import torch_device
-    from ..engine.evaluate import default_eval_dir, evaluate_model, evaluate_predictions
-    from ..predict.checkpoint import load_checkpoint
-    from ..engine.evaluator import write_result
+    from ..evaluation import evaluate_model, evaluate_predictions, write_result
+    from ..evaluation.evaluate import default_eval_dir
+    from ..ops.devices import torch_device
+    from ..weights import load_checkpoint
 
     if (args.checkpoint is None) == (args.predictions is None):
         raise ValueError("give either a CHECKPOINT or --predictions DIR")
@@ -95,7 +98,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
             name = args.name or model.config.name
             source = {"checkpoint": str(args.checkpoint), **loaded.progress}
             result = evaluate_model(model, reader, protocol, mapping, name, source, args.workers,
-                                    tick=lambda: bar.update(1))
+                                    tick=lambda: bar.update(1), precision=args.precision)
             out = args.out or default_eval_dir(args.checkpoint, reader, args.map)
     paths = write_result(result, out, None if mapping else reader.label_space)
     print(result.markdown())
@@ -104,8 +107,18 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    from ..engine.report import write_report
+    from ..evaluation import write_report
+    from ..evaluation.study_report import write_study_report
 
+    if bool(args.results) == bool(args.study):
+        raise ValueError("give metrics.json files, or --study OUT")
+    if args.study:
+        written = write_study_report(args.study, args.out)
+        print(written[0].read_text(encoding="utf-8"))
+        print("written: " + ", ".join(str(p) for p in written))
+        return 0
+    if args.out is None:
+        raise ValueError("--out is required with metrics.json files")
     paths = write_report(args.results, args.out)
     print(paths["markdown"].read_text())
     print("written: " + ", ".join(str(p) for p in paths.values()))

@@ -1,12 +1,15 @@
-"""The experiment configuration: typed sections validated from YAML (configs/*.yaml)."""
+"""The experiment configuration: typed sections validated from YAML (configs/*.yaml). The model
+section is the model's own :class:`~spd.model.ModelConfig` (a preset and overrides, resolved at load)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
 from ..data.transforms import AugmentConfig
-from ..validation import require
+from ..inference.settings import EvalConfig
 from ..losses import LossConfig
+from ..model.config import PRESETS, ModelConfig
+from ..ops.validation import require
 
 
 @dataclass(frozen=True)
@@ -22,6 +25,8 @@ class SynthConfig:
 
 @dataclass(frozen=True)
 class DataConfig:
+    RETIRED = {"pin_memory": "batches are pinned whenever CUDA is used",
+               "persistent_workers": "workers persist across epochs whenever there are any"}
     root: str = "runs/data/synthetic_A"
     train_split: str = "train"
     val_split: str = "val"
@@ -29,8 +34,6 @@ class DataConfig:
     synthetic: SynthConfig | None = None
     batch_size: int = 8
     num_workers: int = 2
-    pin_memory: bool = True
-    persistent_workers: bool = True
     skip_corrupt: bool = False
     # Scarce parsing labels: the fraction of the training images whose parsing labels are used (a
     # fixed random subset, the same for every train.seed); the others train pose and DensePose only.
@@ -40,39 +43,6 @@ class DataConfig:
         require("data", [("batch_size", self.batch_size, self.batch_size >= 1, ">= 1"),
                          ("parsing_fraction", self.parsing_fraction, 0 < self.parsing_fraction <= 1, "in (0, 1]"),
                          ("num_workers", self.num_workers, self.num_workers >= 0, ">= 0 (0: load in the main process)")])
-
-
-@dataclass(frozen=True)
-class ModelSection:
-    preset: str = "spd"
-    family: str | None = None             # "dilated" (full size) or "fpn" (the CPU family)
-    backbone: str | None = None           # fpn family encoder, e.g. "resnet18"
-    decoder_width: int | None = None
-    head_width: int | None = None
-    branch_convs: int | None = None       # fpn family: 3x3 convs per initial branch
-    refine_fuse: int | None = None        # fpn family: kernel (1 or 3) of each refinement's first conv
-    depth: int | None = None
-    layout: str | None = None             # dilated family: "caffe" (official JPPNet graph) or "torchvision"
-    output_stride: int | None = None
-    width: float | None = None
-    refine_stages: int | None = None
-    scales: tuple[float, ...] | None = None
-    frozen_bn: bool | None = None
-    head_init: str | None = None          # "jppnet" (N(0, 0.01)) or "kaiming" (for training from scratch)
-    backbone_weights: str | None = None  # None, "imagenet" or a state-dict path
-
-    def __post_init__(self) -> None:
-        from ..model.config import preset  # every model setting is checked when the config loads
-
-        try:
-            preset(self.preset, **self.overrides())
-        except KeyError as err:
-            raise ValueError(err.args[0]) from None
-
-    def overrides(self) -> dict:
-        keys = ("family", "backbone", "decoder_width", "head_width", "branch_convs", "refine_fuse", "depth", "layout",
-                "output_stride", "width", "refine_stages", "scales", "frozen_bn", "head_init")
-        return {k: getattr(self, k) for k in keys if getattr(self, k) is not None}
 
 
 @dataclass(frozen=True)
@@ -94,6 +64,9 @@ class OptimConfig:
                           ("warmup_steps", self.warmup_steps, self.warmup_steps >= 0, ">= 0")])
 
 
+PRECISIONS = ("32-true", "bf16-mixed", "16-mixed", "bf16-true", "64-true")
+
+
 @dataclass(frozen=True)
 class TrainConfig:
     max_epochs: int = 35
@@ -112,9 +85,18 @@ class TrainConfig:
     # last.ckpt; -1 keeps every one, 0 only last.ckpt.
     keep_checkpoints: int = 3
     log_every_n_steps: int = 10
+    # Deterministic algorithms where they exist: on CUDA some do not (2-D cross-entropy, bilinear
+    # backward), and those warn once instead of stopping the run.
     deterministic: bool = False
+    # Speed on GPUs (tested to compute the same function; each is a measured choice, docs/training.md):
+    sync_batchnorm: bool = False        # batch-norm statistics over every process's batch (layers that train them)
+    channels_last: bool = False         # NHWC memory format (faster convolutions with bf16 on recent GPUs)
+    compile: bool = False               # torch.compile the network
+    tf32: bool = True                   # TensorFloat-32 matrix products on CUDA for the fp32 parts
 
     def __post_init__(self) -> None:
+        if self.precision not in PRECISIONS:
+            raise ValueError(f"train.precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}")
         devices_ok = self.devices == "auto" if isinstance(self.devices, str) else self.devices >= 1
         require("train", [
             ("max_epochs", self.max_epochs, self.max_epochs >= 1 or (self.max_epochs == -1 and self.max_steps >= 1),
@@ -130,39 +112,10 @@ class TrainConfig:
             ("log_every_n_steps", self.log_every_n_steps, self.log_every_n_steps >= 1, ">= 1")])
 
 
-RESIZE_POLICIES = ("squash", "letterbox")
-# "jppnet": the official evaluation (heatmaps nearest-resized to the original size, integer argmax).
-POSE_DECODERS = ("subpixel", "argmax", "jppnet")
-INTERPOLATIONS = ("half_pixel", "tf_legacy")
-
-
-@dataclass(frozen=True)
-class EvalConfig:
-    input_size: tuple[int, int] = (384, 384)  # each image is resized to this (x each scale) before the network
-    scales: tuple[float, ...] = (1.0,)
-    flip: bool = False
-    stages: str = "all"                 # "all": mean of every stage's logits (JPPNet); "final"
-    resize: str = "squash"              # "squash" to input_size (JPPNet) or "letterbox" (keeps the aspect ratio)
-    pose_decoder: str = "subpixel"      # bilinear heatmaps, argmax refined by a parabola fit; "argmax"; "jppnet"
-    # Resizes of the image to the network and of its outputs back: "half_pixel" (F.interpolate,
-    # align_corners=False) or "tf_legacy" (TF1's resize_images, as JPPNet's evaluation).
-    interpolation: str = "half_pixel"
-
-    def __post_init__(self) -> None:
-        choices = {"stages": ("all", "final"), "resize": RESIZE_POLICIES, "pose_decoder": POSE_DECODERS,
-                   "interpolation": INTERPOLATIONS}
-        for key, allowed in choices.items():
-            if getattr(self, key) not in allowed:
-                raise ValueError(f"eval.{key} must be one of {', '.join(allowed)}, got {getattr(self, key)!r}")
-        if min(self.input_size) < 8 or not self.scales or min(self.scales) <= 0:
-            raise ValueError(f"eval.input_size must be at least 8 px and eval.scales positive, got "
-                             f"{list(self.input_size)} and {list(self.scales)}")
-
-
 @dataclass(frozen=True)
 class ExperimentConfig:
     data: DataConfig = field(default_factory=DataConfig)
-    model: ModelSection = field(default_factory=ModelSection)
+    model: ModelConfig = field(default_factory=lambda: PRESETS["spd"])
     loss: LossConfig = field(default_factory=LossConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)
     augment: AugmentConfig = field(default_factory=AugmentConfig)

@@ -15,7 +15,7 @@ import hashlib
 import logging
 from pathlib import Path
 
-from ..atomic import write_text
+from ..ops.atomic import write_text
 from .errors import DataError
 from .reader import IMAGE_SUFFIXES, ParsingReader, attach_densepose, index_files, read_id_list
 from .sample import Record

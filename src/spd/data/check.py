@@ -8,7 +8,6 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
 import yaml
 
 from ..labels import label_space
@@ -18,6 +17,7 @@ from .image_io import read_image
 from .lip import SPLITS as LIP_SPLITS, find_lip_layout, lip_records
 from .pose_csv import read_pose_csv
 from .reader import IMAGE_SUFFIXES, attach_densepose, index_files, read_id_list
+from .rules import compression_problem, outside_joints, split_problem
 from .sample import Record, load_densepose, load_parsing
 from .synthetic.writer import MANIFEST
 
@@ -47,20 +47,7 @@ class CheckReport:
         return "\n".join(lines)
 
 
-# Annotation masks are regions: a pixel unlike all four neighbours is rare (< 0.1% in hand-drawn
-# and rendered labels); JPEG ringing puts 3-40% of pixels there.
-NOISE_LIMIT = 0.01
 LARGE_SIDE = 4000
-
-
-def isolated_fraction(labels: np.ndarray) -> float:
-    """The fraction of inner pixels whose class differs from each of their four neighbours."""
-    if min(labels.shape) < 3:
-        return 0.0
-    inner = labels[1:-1, 1:-1]
-    alone = ((inner != labels[:-2, 1:-1]) & (inner != labels[2:, 1:-1]) &
-             (inner != labels[1:-1, :-2]) & (inner != labels[1:-1, 2:]))
-    return float(alone.mean())
 
 
 def check_record(record: Record, space: str, problems: list[Problem], require_parsing: bool) -> dict[str, bool]:
@@ -81,20 +68,16 @@ def check_record(record: Record, space: str, problems: list[Problem], require_pa
         try:
             labels = load_parsing(record.parsing, hw, record.image, label_space(space).num_classes)
             found["label"] = True
-            noise = isolated_fraction(labels.numpy())
-            if noise > NOISE_LIMIT:
-                problems.append(Problem(record.parsing, f"{100 * noise:.1f}% of its pixels differ from all four "
-                                                        "neighbours: it looks lossily compressed (saved as JPEG?); "
-                                                        "class ids must be stored losslessly"))
+            compressed = compression_problem(labels.numpy())
+            if compressed:
+                problems.append(Problem(record.parsing, compressed))
         except DataError as err:
             problems.append(Problem.from_error(err))
     if record.keypoints is not None and hw is not None:
-        xy = record.keypoints[:, :2]
-        present = np.isfinite(xy).all(axis=1)
-        outside = present & ((xy[:, 0] < -0.5) | (xy[:, 0] > hw[1] - 0.5) | (xy[:, 1] < -0.5) | (xy[:, 1] > hw[0] - 0.5))
-        if outside.any():
-            problems.append(Problem(record.image, f"keypoints {np.nonzero(outside)[0].tolist()} lie outside the "
-                                                  f"{hw[1]}x{hw[0]} image"))
+        outside = outside_joints(record.keypoints, hw)
+        if outside:
+            problems.append(Problem(record.image, f"keypoints {outside} lie outside the {hw[1]}x{hw[0]} image "
+                                                  "(training treats them as missing)"))
     if record.densepose is not None and hw is not None:
         try:
             load_densepose(record.densepose, hw, record.image)
@@ -123,6 +106,9 @@ def _check_records(report: CheckReport, split: str, records: list[Record], space
         if tick:
             tick()
     report.counts[split] = counts
+    empty = split_problem(split, len(records))
+    if empty:
+        report.problems.append(Problem(report.root, empty))
     if large:
         report.notes.append(f"{split}: {len(large)} images have a side over {LARGE_SIDE} px (e.g. {large[0]}): "
                             "evaluation resizes them band by band, but each is decoded whole (about 12 bytes a pixel "

@@ -12,7 +12,7 @@ from torchvision import tv_tensors
 
 from ..labels import IGNORE_INDEX
 from .errors import DataError
-from ..model.tf_ops import legacy_nearest_resize
+from ..ops.tf import legacy_nearest_resize
 from .heatmaps import HeatmapCodec, jppnet_heatmaps
 from .reader import ParsingReader
 from .sample import Sample
@@ -20,6 +20,11 @@ from .transforms import HeatmapStack, ParsingMask, PartIndexMask, UVMap
 
 log = logging.getLogger(__name__)
 NUM_JOINTS = 16
+
+
+def first_item(batch: list) -> dict:
+    """Collate of loaders at batch 1 that keep each sample's own size (evaluation)."""
+    return batch[0]
 
 
 def to_tv_tensors(sample: Sample, num_joints: int = NUM_JOINTS, dense_heatmaps: bool = False) -> dict[str, Any]:
@@ -48,11 +53,11 @@ def to_tv_tensors(sample: Sample, num_joints: int = NUM_JOINTS, dense_heatmaps: 
 def build_targets(data: dict[str, Any], flags: dict[str, bool], codec: HeatmapCodec) -> dict[str, Any]:
     """Plain tensors for the model and the losses.
 
-    image [3, H, W] uint8; parsing [H, W] int64 (255 ignore); heatmaps [K, h, w] float32;
+    image [3, H, W] uint8; parsing [H, W] uint8 (255 ignore; a quarter of int64's bytes to the device); heatmaps [K, h, w] float32;
     joint_weight [K] (1 = joint present in the crop); keypoints [K, 2] (nan missing);
     (with JPPNet's dense heatmaps in ``data``: those, nearest-resized to the output grid, and
     weight 1 for every joint of an annotated image: a missing joint's all-zero map is a target);
-    dp_index [H, W] int64 (255 ignore); dp_uv [2, H, W] float32 (0 where invalid);
+    dp_index [H, W] uint8 (255 ignore); dp_uv [2, H, W] float32 (0 where invalid);
     dp_uv_valid [H, W] bool (U, V may be trained on: not mirrored, not padding);
     has_parsing, has_pose, has_densepose, has_dp_uv: bool scalars.
     """
@@ -70,11 +75,11 @@ def build_targets(data: dict[str, Any], flags: dict[str, bool], codec: HeatmapCo
     uv_valid = (uv[2] > 0.999) & flags["has_densepose"]
     return {
         "image": image,
-        "parsing": data["parsing"].as_subclass(torch.Tensor).long(),
+        "parsing": data["parsing"].as_subclass(torch.Tensor).to(torch.uint8),
         "heatmaps": heatmaps,
         "joint_weight": weight if flags["has_pose"] else torch.zeros_like(weight),
         "keypoints": keypoints,
-        "dp_index": data["dp_index"].as_subclass(torch.Tensor).long(),
+        "dp_index": data["dp_index"].as_subclass(torch.Tensor).to(torch.uint8),
         "dp_uv": uv[:2] * uv_valid,
         "dp_uv_valid": uv_valid,
         "has_parsing": torch.tensor(flags["has_parsing"]),

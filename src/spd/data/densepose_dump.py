@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..atomic import write_text
+from ..ops.atomic import write_text
 from .errors import DataError
 from .image_io import image_size, write_iuv
 from .reader import IMAGE_SUFFIXES, index_files

@@ -1,4 +1,5 @@
-"""Keypoint <-> Gaussian heatmap codec, computed on the fly at the network's output grid.
+"""Keypoint <-> Gaussian heatmap codec, computed on the fly at the network's output grid; encode for
+training targets, decode (:func:`find_peaks`) for predictions, on the grid or at a photo's size.
 
 JPPNet draws one Gaussian per joint with sigma = 8 input pixels and peak 1, then resizes it to the
 output grid (stride 8). Here the Gaussian is sampled directly at the output cells' centres, which
@@ -10,7 +11,9 @@ geometry.py). A missing joint (nan) or one outside the input gets an all-zero ma
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import Protocol
 
 import torch
 
@@ -43,24 +46,76 @@ class HeatmapCodec:
         heatmaps = gy[..., :, None] * gx[..., None, :] * present[..., None, None]
         return heatmaps, present.float()
 
-    def decode(self, heatmaps: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """heatmaps [..., K, h, w] -> (keypoints [..., K, 2] input pixels, scores [..., K]).
+    def decode(self, heatmaps: torch.Tensor, refine: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
+        """heatmaps [..., K, h, w] on this codec's grid -> (keypoints [..., K, 2] in input pixels, scores [..., K]).
 
-        The argmax is refined by fitting a parabola to the log of the peak and its two neighbours
-        along each axis: exact for a Gaussian, so decode(encode(p)) == p away from the border.
-        """
-        h, w = heatmaps.shape[-2:]
-        flat = heatmaps.reshape(*heatmaps.shape[:-2], h * w)
-        scores, index = flat.max(dim=-1)
-        iy, ix = torch.div(index, w, rounding_mode="floor"), index % w
-        offsets = []
-        for centre, size, step in ((ix, w, 1), (iy, h, w)):
-            inner = (centre > 0) & (centre < size - 1)
-            at = lambda delta: flat.gather(-1, (index + delta * step * inner)[..., None])[..., 0]  # noqa: E731
-            offsets.append(parabola_offset(at(-1), at(0), at(1), inner))
-        x = (ix.float() + offsets[0] + 0.5) * self.stride - 0.5
-        y = (iy.float() + offsets[1] + 0.5) * self.stride - 0.5
-        return torch.stack([x, y], dim=-1), scores
+        The peak of each map (:func:`find_peaks`), refined to sub-cell by a parabola through the logs
+        of its neighbours (exact for a Gaussian, so decode(encode(p)) == p away from the border)."""
+        lead, (k, h, w) = heatmaps.shape[:-3], heatmaps.shape[-3:]
+        flat = heatmaps.reshape(-1, k, h, w)
+        peaks = [find_peaks(GridMaps(m), refine) for m in flat]
+        xy = torch.stack([p[0] for p in peaks]) if peaks else heatmaps.new_zeros(0, k, 2)
+        scores = torch.stack([p[1] for p in peaks]) if peaks else heatmaps.new_zeros(0, k)
+        xy = (xy + 0.5) * self.stride - 0.5  # cell centres in input pixels (align_corners=False)
+        return xy.reshape(*lead, k, 2), scores.reshape(*lead, k)
+
+
+class MapSource(Protocol):
+    """Maps [C, H, W] that may be evaluated lazily (e.g. resized to a photo's size band by band)."""
+
+    channels: int
+    height: int
+    width: int
+
+    def bands(self) -> Iterator[tuple[int, int]]: ...
+    def rows(self, start: int, stop: int) -> torch.Tensor: ...          # [C, stop - start, W]
+    def at(self, rows: torch.Tensor, cols: torch.Tensor) -> torch.Tensor: ...  # [C, N]
+
+
+class GridMaps:
+    """A plain tensor [C, H, W] as a :class:`MapSource`."""
+
+    def __init__(self, maps: torch.Tensor):
+        self.maps = maps
+        self.channels, self.height, self.width = maps.shape
+
+    def bands(self) -> Iterator[tuple[int, int]]:
+        yield 0, self.height
+
+    def rows(self, start: int, stop: int) -> torch.Tensor:
+        return self.maps[:, start:stop]
+
+    def at(self, rows: torch.Tensor, cols: torch.Tensor) -> torch.Tensor:
+        return self.maps[:, rows, cols]
+
+
+def find_peaks(maps: MapSource, refine: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
+    """(peaks [C, 2] as (x, y) in the maps' pixels, values [C]) without holding the maps whole: the
+    first maximum in raster order (as numpy's argmax in JPPNet's evaluation), with ``refine`` moved
+    to sub-pixel by :func:`parabola_offset` along each axis."""
+    k, width = maps.channels, maps.width
+    best, index = None, None
+    for a, b in maps.bands():
+        band = maps.rows(a, b).flatten(1)
+        where = band.argmax(1)
+        value = band.gather(1, where[:, None])[:, 0]
+        if best is None:
+            best, index = value, where + a * width
+        else:
+            better = value > best  # strict: the first maximum in raster order wins, as a full argmax
+            best, index = torch.where(better, value, best), torch.where(better, where + a * width, index)
+    iy, ix = index // width, index % width
+    xy = torch.stack([ix, iy], -1).float()
+    if refine:
+        joints = torch.arange(k, device=xy.device)
+
+        def value(rows, cols):
+            return maps.at(rows.clamp(0, maps.height - 1), cols.clamp(0, width - 1))[joints, joints]
+
+        for axis, (dy, dx), centre, size in ((0, (0, 1), ix, width), (1, (1, 0), iy, maps.height)):
+            lo, hi = value(iy - dy, ix - dx), value(iy + dy, ix + dx)
+            xy[:, axis] += parabola_offset(lo, best, hi, (centre > 0) & (centre < size - 1))
+    return xy, best
 
 
 def parabola_offset(lo: torch.Tensor, mid: torch.Tensor, hi: torch.Tensor, inner: torch.Tensor) -> torch.Tensor:

@@ -13,7 +13,8 @@ import numpy as np
 import torch
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from ..atomic import atomic_path
+from ..ops.arrays import as_numpy
+from ..ops.atomic import atomic_path
 from .errors import DataError
 
 NUM_DENSEPOSE_PARTS = 25  # I in 0..24
@@ -122,7 +123,7 @@ def read_iuv(path: Path | str) -> tuple[torch.Tensor, torch.Tensor]:
 
 
 def _as_uint8_hw(array: np.ndarray | torch.Tensor) -> np.ndarray:
-    array = array.numpy() if isinstance(array, torch.Tensor) else np.asarray(array)
+    array = as_numpy(array)
     if array.ndim != 2:
         raise ValueError(f"expected a [H, W] array, got shape {array.shape}")
     return array.astype(np.uint8)
@@ -155,7 +156,7 @@ def write_iuv(path: Path | str, index: np.ndarray | torch.Tensor, uv: np.ndarray
 def iuv_image(index: np.ndarray | torch.Tensor, uv: np.ndarray | torch.Tensor) -> Image.Image:
     """DensePose as an RGB Pillow image (I, 255*U, 255*V); ``uv`` float [2, H, W] in [0, 1]."""
     index = _as_uint8_hw(index)
-    uv = uv.numpy() if isinstance(uv, torch.Tensor) else np.asarray(uv)
+    uv = as_numpy(uv)
     scaled = np.clip(np.nan_to_num(uv) * 255.0 + 0.5, 0, 255).astype(np.uint8)
     return Image.fromarray(np.stack([index, scaled[0], scaled[1]], axis=-1))
 
@@ -163,7 +164,7 @@ def iuv_image(index: np.ndarray | torch.Tensor, uv: np.ndarray | torch.Tensor) -
 def write_image(path: Path | str, image: np.ndarray | torch.Tensor, quality: int = 92) -> None:
     """Writes an RGB image (uint8 [H, W, 3] array or [3, H, W] tensor) as JPEG or PNG by suffix."""
     if isinstance(image, torch.Tensor):
-        image = image.permute(1, 2, 0).numpy()
+        image = as_numpy(image.permute(1, 2, 0))
     path = Path(path)
     fmt = "JPEG" if path.suffix.lower() in (".jpg", ".jpeg") else "PNG"
     with atomic_path(path) as tmp:

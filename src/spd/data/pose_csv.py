@@ -8,8 +8,9 @@ from pathlib import Path
 
 import numpy as np
 
-from ..atomic import atomic_path
+from ..ops.atomic import atomic_path
 from .errors import DataError, Problem
+from .rules import missing_joints, visibility_problem
 
 NUM_JOINTS = 16
 
@@ -20,7 +21,8 @@ def _strip_extension(name: str) -> str:
 
 
 def parse_pose_line(line: str, path: Path, lineno: int) -> tuple[str, np.ndarray]:
-    """One CSV row -> (id, float32 [16, 3]); a joint with any nan field is all nan."""
+    """One CSV row -> (id, float32 [16, 3]); a missing joint (a nan or negative coordinate) is all
+    nan; a visibility other than 0, 1 or 2 is an error naming the line."""
     fields = [f.strip() for f in line.split(",")]
     if len(fields) != 1 + 3 * NUM_JOINTS:
         raise DataError(path, f"expected {1 + 3 * NUM_JOINTS} comma-separated fields (name and "
@@ -38,7 +40,10 @@ def parse_pose_line(line: str, path: Path, lineno: int) -> tuple[str, np.ndarray
         if math.isinf(values[i]):
             raise DataError(path, f"field {i + 2} is infinite", lineno)
     joints = values.reshape(NUM_JOINTS, 3)
-    joints[np.isnan(joints[:, :2]).any(axis=1)] = np.nan
+    joints[missing_joints(joints)] = np.nan  # nan or a negative coordinate: a missing joint
+    problem = visibility_problem(joints)
+    if problem:
+        raise DataError(path, problem, lineno)
     return _strip_extension(fields[0]), joints
 
 

@@ -25,8 +25,8 @@ from torchvision.transforms.v2 import functional as TF
 from torchvision.transforms.v2._utils import query_size
 
 from ..labels import IGNORE_INDEX, keypoint_space, label_space
-from ..validation import require
-from ..model.tf_ops import legacy_bilinear_resize, legacy_nearest_resize
+from ..ops.validation import require
+from ..ops.tf import legacy_bilinear_resize, legacy_nearest_resize
 from .geometry import affine_matrix, transform_points, transformed_extent, warp
 
 

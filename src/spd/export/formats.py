@@ -4,6 +4,7 @@ normalisation, label names, output layout), each checked against PyTorch after w
 
 from __future__ import annotations
 
+import copy
 import json
 from dataclasses import asdict
 from pathlib import Path
@@ -12,11 +13,11 @@ from typing import Any
 import torch
 
 from .. import __version__
-from ..atomic import atomic_path
-from ..config.schema import EvalConfig
+from ..inference import EvalConfig
 from ..labels import keypoint_space, label_space
 from ..model import SPDNet
-from ..predict.checkpoint import WEIGHTS_FORMAT
+from ..ops.atomic import atomic_path
+from ..weights import WEIGHTS_FORMAT, load_checkpoint, write_weights_file
 from .wrapper import OUTPUTS, ExportWrapper, output_names
 
 FORMATS = {"onnx": ".onnx", "torchscript": ".pt", "safetensors": ".safetensors"}
@@ -64,14 +65,6 @@ def _write_torchscript(wrapper: ExportWrapper, example: torch.Tensor, path: Path
         torch.jit.save(traced, str(tmp), _extra_files={f"spd/{k}": v for k, v in meta.items()})
 
 
-def write_safetensors(model: SPDNet, path: Path, meta: dict[str, str]) -> None:
-    from safetensors.torch import save_file
-
-    state = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
-    with atomic_path(path) as tmp:
-        save_file(state, str(tmp), metadata=meta)
-
-
 def run_exported(path: Path, fmt: str, image: torch.Tensor) -> tuple[torch.Tensor, ...]:
     """The exported file's outputs on ``image`` (ONNX through onnxruntime on the CPU)."""
     if fmt == "onnx":
@@ -81,8 +74,6 @@ def run_exported(path: Path, fmt: str, image: torch.Tensor) -> tuple[torch.Tenso
         return tuple(torch.from_numpy(o) for o in session.run(None, {"image": image.numpy()}))
     if fmt == "torchscript":
         return tuple(torch.jit.load(str(path))(image))
-    from ..predict.checkpoint import load_checkpoint
-
     loaded = load_checkpoint(path)
     return ExportWrapper(loaded.model, loaded.eval.stages)(image)
 
@@ -95,7 +86,7 @@ def export_model(model: SPDNet, settings: EvalConfig, fmt: str, path: Path | str
     if fmt not in FORMATS:
         raise ValueError(f"--format must be one of {', '.join(FORMATS)}, got {fmt!r}")
     path = Path(path)
-    model = model.cpu().eval()
+    model = copy.deepcopy(model).cpu().eval()  # the caller's model stays where it is
     wrapper = ExportWrapper(model, settings.stages)
     meta = metadata(model, settings, experiment, fmt)
     example = example_input(settings)
@@ -105,7 +96,7 @@ def export_model(model: SPDNet, settings: EvalConfig, fmt: str, path: Path | str
         elif fmt == "torchscript":
             _write_torchscript(wrapper, example, path, meta)
         else:
-            write_safetensors(model, path, meta)
+            write_weights_file(model, path, meta)
         h, w = settings.input_size
         stride = model.config.output_stride
         # TorchScript traces fix the shapes of the interpolations: check it at the traced size only.

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from ..model import SPDNet
+from ..model import SPDNet, fuse_stages
 
 OUTPUTS = {
     "parsing": "[B, C, h, w] parsing logits (C classes of the label space)",
@@ -23,8 +23,8 @@ def output_names(model: SPDNet) -> tuple[str, ...]:
 class ExportWrapper(nn.Module):
     """``forward(image uint8 [B, 3, H, W] RGB) -> tuple`` of :data:`OUTPUTS` for the model's tasks,
     at h = ceil(H / output_stride). Normalisation is inside; one scale, no mirror (those are
-    test-time choices of the caller); ``stages="all"`` averages every stage's logits as evaluation
-    does, ``"final"`` takes the last stage."""
+    test-time choices of the caller); the stages are fused as the Predictor and evaluation fuse
+    them (:func:`~spd.model.fuse_stages`: ``"all"`` or ``"final"``)."""
 
     def __init__(self, model: SPDNet, stages: str = "all"):
         super().__init__()
@@ -32,13 +32,5 @@ class ExportWrapper(nn.Module):
         self.names = output_names(model)
 
     def forward(self, image: torch.Tensor) -> tuple[torch.Tensor, ...]:
-        stages = self.model.predict_stages(self.model.normalise(image))
-        chosen = stages if self.stages == "all" else stages[-1:]
-        out = []
-        for name in self.names:
-            if name in ("pose", "dp_uv"):  # heatmaps and U, V from the final stage, as at test time
-                value = getattr(stages[-1], name)
-                out.append(value.flatten(1, 2) if name == "dp_uv" else value)
-            else:
-                out.append(torch.stack([getattr(s, name) for s in chosen]).mean(0))
-        return tuple(out)
+        fused = fuse_stages(self.model.predict_stages(self.model.normalise(image)), self.stages)
+        return tuple(fused.dp_uv.flatten(1, 2) if name == "dp_uv" else getattr(fused, name) for name in self.names)

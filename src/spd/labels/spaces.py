@@ -117,14 +117,27 @@ def _keypoint_space(doc: dict[str, Any]) -> KeypointSpace:
 def read_yaml(path: Path | str) -> dict[str, Any]:
     """A YAML mapping from a file path, or from a file shipped in this package (bare name)."""
     path = Path(path)
-    if path.parent == Path(".") and not path.exists():
-        text = resources.files(__package__).joinpath(path.name).read_text(encoding="utf-8")
-    else:
-        text = path.read_text(encoding="utf-8")
-    doc = yaml.safe_load(text)
+    try:
+        if path.parent == Path(".") and not path.exists():
+            text = resources.files(__package__).joinpath(path.name).read_text(encoding="utf-8")
+        else:
+            text = path.read_text(encoding="utf-8")
+        doc = yaml.safe_load(text)
+    except FileNotFoundError:
+        raise ValueError(f"{path}: file not found") from None
+    except UnicodeDecodeError:
+        raise ValueError(f"{path}: not a YAML file (not UTF-8 text)") from None
+    except yaml.YAMLError as err:
+        raise ValueError(f"{path}: not valid YAML ({getattr(err, 'problem', None) or err}"
+                         f"{_where(err)})") from None
     if not isinstance(doc, dict):
         raise ValueError(f"{path}: expected a YAML mapping at the top level")
     return doc
+
+
+def _where(err: yaml.YAMLError) -> str:
+    mark = getattr(err, "problem_mark", None)
+    return f", line {mark.line + 1}" if mark is not None else ""
 
 
 @cache

@@ -7,7 +7,7 @@ import torch
 import torch.nn.functional as F
 
 from ..labels import IGNORE_INDEX
-from .parsing import at_resolution, parsing_loss
+from .parsing import parsing_loss
 from .targets import resize_nearest
 
 
@@ -20,14 +20,12 @@ def dp_index_loss(logits: torch.Tensor, target: torch.Tensor, has_target: torch.
 
 
 def dp_uv_loss(pred_uv: torch.Tensor, index: torch.Tensor, uv: torch.Tensor, valid: torch.Tensor,
-               beta: float = 1.0 / 9.0, at: str = "output") -> torch.Tensor:
+               beta: float = 1.0 / 9.0) -> torch.Tensor:
     """pred_uv [B, 2, 24, h, w]; index [B, H, W]; uv [B, 2, H, W]; valid [B, H, W] bool -> scalar,
-    the mean smooth-L1 over the valid foreground pixels (0 when there are none). ``at``: "output"
-    (labels nearest-resized to the prediction's grid) or "input" (the prediction upsampled
-    bilinearly to the labels' size, every labelled pixel supervised)."""
-    pred_uv = at_resolution(pred_uv.flatten(1, 2), index.shape[-2:], at).unflatten(1, pred_uv.shape[1:3])
+    the mean smooth-L1 over the valid foreground pixels (0 when there are none), the labels
+    nearest-resized to the prediction's grid."""
     size = pred_uv.shape[-2:]
-    index = resize_nearest(index, size)
+    index = resize_nearest(index, size).long()
     uv = resize_nearest(uv, size)
     valid = resize_nearest(valid, size) & (index > 0) & (index != IGNORE_INDEX)
     part = (index.clamp(1, pred_uv.shape[2]) - 1)[:, None, None]  # [B, 1, 1, h, w]

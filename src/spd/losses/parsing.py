@@ -26,13 +26,14 @@ def at_resolution(prediction: torch.Tensor, label_size: tuple[int, int], at: str
 def parsing_loss(logits: torch.Tensor, target: torch.Tensor, has_target: torch.Tensor,
                  at: str = "output", resize: str = "centred",
                  class_weights: torch.Tensor | None = None) -> torch.Tensor:
-    """logits [B, C, h, w]; target [B, H, W] int64 (255 ignore); has_target [B] bool -> scalar,
+    """logits [B, C, h, w]; target [B, H, W] integer class ids (255 ignore); has_target [B] bool -> scalar,
     the mean over the labelled pixels of the batch (0 when there are none). ``at``: "output"
     (labels to the logits' grid, nearest as ``resize`` says) or "input" (logits to the labels' size).
     ``class_weights`` [C] scale each pixel's term by its class; the sum is still divided by the
     number of labelled pixels, so weights whose pixel-weighted mean is 1 keep the loss's scale."""
     logits = at_resolution(logits, target.shape[-2:], at)
-    target = resize_nearest(target, logits.shape[-2:], resize)
+    target = resize_nearest(target, logits.shape[-2:], resize).long()  # labels travel as uint8
     target = torch.where(has_target[:, None, None], target, IGNORE_INDEX)
-    total = F.cross_entropy(logits.float(), target, weight=class_weights, ignore_index=IGNORE_INDEX, reduction="sum")
+    weight = class_weights.float() if class_weights is not None else None  # a buffer made bf16 by bf16-true
+    total = F.cross_entropy(logits.float(), target, weight=weight, ignore_index=IGNORE_INDEX, reduction="sum")
     return total / (target != IGNORE_INDEX).sum().clamp_min(1)

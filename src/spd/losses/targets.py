@@ -7,7 +7,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from ..model.tf_ops import legacy_nearest_resize
+from ..ops.tf import legacy_nearest_resize
 
 TARGET_RESIZES = ("centred", "tf_legacy")
 

@@ -12,7 +12,7 @@ from torch import nn
 from ..model.outputs import ModelOutput, StageOutput
 from .densepose import dp_index_loss, dp_uv_loss
 from .parsing import DENSE_AT, parsing_loss
-from .pose import POSE_MODES, pose_loss
+from .pose import pose_loss
 from .targets import TARGET_RESIZES, resize_heatmaps
 
 
@@ -26,18 +26,14 @@ TASK_TERMS = {"parsing": ("parsing",), "pose": ("pose",), "densepose": ("dp_inde
 class LossConfig:
     parsing: float = 1.0        # λs
     pose: float = 1.0           # λp
-    densepose: float = 1.0      # λd (applies to the part-index and the U, V terms)
-    uv_weight: float = 1.0      # U, V term relative to the part-index term inside λd
-    pose_mode: str = "l2"       # "l2" (JPPNet) or "mse"
+    densepose: float = 1.0      # λd (applies to the part-index and the U, V terms alike)
     # Resolution of the parsing and part-index cross-entropy: "output" (labels resized to the
     # logits, JPPNet) or "input" (logits upsampled to the labels).
     dense_at: str = "output"
     # The part-index cross-entropy's resolution when it differs from ``dense_at`` (None: the same).
     # DensePose parts are wider than the thinnest garments; at "output" a cpu_spd step costs 11% less.
+    # (The U, V loss is always at the output's resolution, the labels resized to it.)
     part_at: str | None = None
-    # The U, V smooth-L1's resolution, on its own: "output" (the labels resized to the prediction)
-    # or "input" (the 48 U, V channels upsampled to the labels).
-    uv_at: str = "output"
     # How labels and heatmaps reach a smaller grid: "centred" (the pixel under each cell's centre;
     # heatmaps bilinear) or "tf_legacy" (JPPNet: TF1's nearest neighbour, the top-left pixel).
     resize: str = "centred"
@@ -51,10 +47,14 @@ class LossConfig:
     # starting at -log of the task's fixed weight and clamped to +-LOG_VAR_LIMIT).
     balance: str = "fixed"
 
+    RETIRED = {"uv_at": "the U, V loss at input resolution cost 10% more per step for no gain",
+               "pose_mode": "the pose loss is JPPNet's per-image L2 (MSE trained no better)",
+               "uv_weight": "the U, V term is weighted as the part index, by loss.densepose"}
+
     def __post_init__(self) -> None:
         if self.balance not in BALANCES:
             raise ValueError(f"loss.balance must be one of {BALANCES}, got {self.balance!r}")
-        for key in ("parsing", "pose", "densepose", "uv_weight"):
+        for key in ("parsing", "pose", "densepose"):
             if not (getattr(self, key) >= 0):  # also refuses nan
                 raise ValueError(f"loss.{key} must be >= 0, got {getattr(self, key)!r}")
         for key in ("class_balance", "part_balance"):
@@ -66,10 +66,6 @@ class LossConfig:
             raise ValueError(f"loss.dense_at must be one of {DENSE_AT}, got {self.dense_at!r}")
         if self.part_at not in (*DENSE_AT, None):
             raise ValueError(f"loss.part_at must be one of {DENSE_AT}, got {self.part_at!r}")
-        if self.uv_at not in DENSE_AT:
-            raise ValueError(f"loss.uv_at must be one of {DENSE_AT}, got {self.uv_at!r}")
-        if self.pose_mode not in POSE_MODES:
-            raise ValueError(f"loss.pose_mode must be one of {POSE_MODES}, got {self.pose_mode!r}")
 
 
 @dataclass
@@ -88,13 +84,12 @@ def stage_terms(out: StageOutput, batch: dict[str, torch.Tensor], config: LossCo
     if out.pose is not None:
         # Heatmaps are made at the full-scale grid; smaller input scales give smaller grids.
         heatmaps = resize_heatmaps(batch["heatmaps"], out.pose.shape[-2:], config.resize)
-        terms["pose"] = pose_loss(out.pose, heatmaps, batch["joint_weight"] * batch["has_pose"][:, None],
-                                   config.pose_mode)
+        terms["pose"] = pose_loss(out.pose, heatmaps, batch["joint_weight"] * batch["has_pose"][:, None])
     if out.dp_index is not None:
         terms["dp_index"] = dp_index_loss(out.dp_index, batch["dp_index"], batch["has_densepose"],
                                           config.part_at or config.dense_at, config.resize, part_weights)
         terms["dp_uv"] = dp_uv_loss(out.dp_uv, batch["dp_index"], batch["dp_uv"],
-                                    batch["dp_uv_valid"] & batch["has_densepose"][:, None, None], at=config.uv_at)
+                                    batch["dp_uv_valid"] & batch["has_densepose"][:, None, None])
     return terms
 
 
@@ -130,10 +125,8 @@ class MultiTaskLoss(nn.Module):
         return dict(zip(self.tasks, torch.exp(-self.log_vars.clamp(-LOG_VAR_LIMIT, LOG_VAR_LIMIT)).unbind()))
 
     def task_losses(self, terms: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-        """Unweighted loss of each task present in ``terms``: its terms summed (U, V scaled by ``uv_weight``)."""
-        scale = {"dp_uv": self.config.uv_weight}
-        return {task: sum(scale.get(n, 1.0) * terms[n] for n in names)
-                for task, names in TASK_TERMS.items() if names[0] in terms}
+        """Unweighted loss of each task present in ``terms``: its terms summed."""
+        return {task: sum(terms[n] for n in names) for task, names in TASK_TERMS.items() if names[0] in terms}
 
     def forward(self, output: ModelOutput, batch: dict[str, torch.Tensor]) -> LossOutput:
         outputs = list(output.stages)

@@ -54,7 +54,7 @@ class PCKh(Metric):
         self.add_state("counted", default=torch.zeros(space.num_joints, dtype=torch.float64), dist_reduce_fx="sum")
 
     def update(self, pred: torch.Tensor, target: torch.Tensor) -> None:
-        correct, counted = pckh_update(pred.double().cpu(), target.double().cpu(), self.space)
+        correct, counted = pckh_update(pred.double(), target.double(), self.space)  # where the states are
         self.correct += correct.to(self.correct.device)
         self.counted += counted.to(self.counted.device)
 

@@ -1,8 +1,11 @@
-"""Models: backbone, task branches and refinement, assembled from a ModelConfig."""
+"""Models: a trunk that declares its feature maps, task branches with refinement, assembled from a
+ModelConfig (see docs/architecture.md)."""
 
-from .build import build_model
-from .config import PRESETS, TASKS, ModelConfig, preset
-from .outputs import ModelOutput, StageOutput
-from .spd_net import CAFFE_BGR, InputNormalisation, SPDNet
+from .config import PRESETS, TASKS, DilatedConfig, FPNConfig, ModelConfig, model_config, preset
+from .normalisation import CAFFE_BGR, InputNormalisation
+from .outputs import ModelOutput, StageOutput, fuse_stages
+from .spd_net import SPDNet, task_channels
+from .trunk import FeatureInfo, Trunk
 
-__all__ = ["CAFFE_BGR", "InputNormalisation", "build_model", "ModelConfig", "ModelOutput", "PRESETS", "SPDNet", "StageOutput", "TASKS", "preset"]
+__all__ = ["CAFFE_BGR", "DilatedConfig", "FPNConfig", "FeatureInfo", "InputNormalisation", "ModelConfig", "ModelOutput",
+           "PRESETS", "SPDNet", "StageOutput", "TASKS", "Trunk", "fuse_stages", "model_config", "preset", "task_channels"]

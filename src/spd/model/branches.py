@@ -1,7 +1,7 @@
-"""Task branches: an initial prediction from backbone features, and refinement stages that take
-the previous outputs of the task itself and of its feeders (docs/jppnet.md).
-
-Head shapes are data (HEADS), scaled by the model's ``width``; JPPNet's are width 1.0.
+"""Task branches, written once for every family: an initial branch makes a task's first prediction
+from a trunk feature, and each refinement stage takes the previous outputs of the task itself and
+of its feeders (1x1 remaps) next to the task's feature, and predicts again. What the layers are is
+the family's head design (:mod:`.heads`); how they connect is here.
 """
 
 from __future__ import annotations
@@ -11,75 +11,39 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from .layers import ConvStack, DilatedSum, conv
-
-HEADS = {
-    "pose_trunk": [(3, 512), (3, 512), (3, 256), (3, 256), (3, 256), (3, 256)],  # pose_net; last = feature
-    "pose_out": [(1, 512)],
-    "parsing_feature": [(3, 512), (3, 256)],
-    "refine_trunk": [(3, 512), (5, 256), (7, 256), (9, 256)],  # last = the stage's new feature
-    "refine_out": [(1, 256)],
-    "remap": 128,
-}
-
-
-def scaled(spec: Sequence[tuple[int, int]], width: float) -> list[tuple[int, int]]:
-    return [(k, max(8, round(c * width))) for k, c in spec]
-
-
-class OutputHead(nn.Module):
-    """Parsing ends in the summed dilated convs; pose and DensePose in a 1x1 conv (no ReLU)."""
-
-    def __init__(self, task: str, cin: int, cout: int, init: str = "jppnet"):
-        super().__init__()
-        self.head = DilatedSum(cin, cout, init=init) if task == "parsing" else conv(cin, cout, 1, relu=False, init=init)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.head(x)
-
 
 class InitialBranch(nn.Module):
-    """``forward(res4, res5) -> (output, feature)``.
+    """``forward(features {name: map}) -> (output [B, C, h, w], task feature [B, D, h, w])``.
 
-    parsing:         output = fc1_human(res5) (summed dilated convs), feature = 3x3 512, 3x3 256 on res5
-    pose, densepose: pose_net on res4: six 3x3 convs (feature = the 6th), 1x1 512, 1x1 -> outputs
+    ``feature`` makes the task's feature from the trunk map named ``source``; ``out`` makes the
+    output from that feature or, with ``out_reads_source``, from the trunk map itself (JPPNet's
+    parsing output, ``fc1_human``, reads res5 beside its feature convs)."""
 
-    The parsing convs belong to JPPNet's backbone graph (kaffe layers) and start from Glorot.
-    """
-
-    def __init__(self, task: str, res4: int, res5: int, out_channels: int, width: float):
+    def __init__(self, source: str, feature: nn.Module, out: nn.Module, feature_channels: int,
+                 out_reads_source: bool = False):
         super().__init__()
-        self.task = task
-        if task == "parsing":
-            self.out = OutputHead(task, res5, out_channels, init="glorot")
-            self.feature = ConvStack(res5, scaled(HEADS["parsing_feature"], width), init="glorot")
+        # Registered in the order earlier versions did, so that their optimiser states still resume.
+        if out_reads_source:
+            self.out, self.feature = out, feature
         else:
-            self.feature = ConvStack(res4, scaled(HEADS["pose_trunk"], width))
-            mid = ConvStack(self.feature.out_channels, scaled(HEADS["pose_out"], width))
-            self.out = nn.Sequential(mid, OutputHead(task, mid.out_channels, out_channels))
-        self.feature_channels = self.feature.out_channels
+            self.feature, self.out = feature, out
+        self.source, self.out_reads_source, self.feature_channels = source, out_reads_source, feature_channels
 
-    def forward(self, res4: torch.Tensor, res5: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        if self.task == "parsing":
-            return self.out(res5), self.feature(res5)
-        feature = self.feature(res4)
-        return self.out(feature), feature
+    def forward(self, features: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+        x = features[self.source]
+        feature = self.feature(x)
+        return self.out(x if self.out_reads_source else feature), feature
 
 
 class RefineBranch(nn.Module):
-    """One refinement stage of one task: 1x1 remaps (-> 128, ReLU) of the previous outputs (own
-    first, then the feeders'), concatenated with the task's previous feature; 3x3 512, 5x5, 7x7,
-    9x9 256 (new feature), 1x1 256, then the task's output head."""
+    """One refinement stage of one task: ``remaps[i]`` (1x1) of the previous outputs (own first, then
+    the feeders'), concatenated with the task's previous feature; ``trunk`` makes the new feature,
+    ``out`` the refined output. ``forward(previous, feature) -> (output, new feature)``."""
 
-    def __init__(self, task: str, input_channels: Sequence[int], feature_channels: int, out_channels: int,
-                 width: float):
+    def __init__(self, remaps: Sequence[nn.Module], trunk: nn.Module, out: nn.Module, feature_channels: int):
         super().__init__()
-        remap = max(8, round(HEADS["remap"] * width))
-        self.remaps = nn.ModuleList(conv(c, remap, 1) for c in input_channels)
-        self.trunk = ConvStack(remap * len(input_channels) + feature_channels, scaled(HEADS["refine_trunk"], width))
-        mid = ConvStack(self.trunk.out_channels, scaled(HEADS["refine_out"], width))
-        self.out = nn.Sequential(mid, OutputHead(task, mid.out_channels, out_channels))
-        self.feature_channels = self.trunk.out_channels
+        self.remaps, self.trunk, self.out = nn.ModuleList(remaps), trunk, out
+        self.feature_channels = feature_channels
 
     def forward(self, previous: Sequence[torch.Tensor], feature: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         x = torch.cat([remap(p) for remap, p in zip(self.remaps, previous)] + [feature], dim=1)

@@ -1,14 +1,73 @@
-"""One configurable model: which tasks exist, which branch feeds which refinement, how many
-refinement stages, input scales, backbone, output stride, head width. Named presets make JPPNet,
-S, SP, SD and SPD the same code with different settings."""
+"""The model's configuration: which tasks exist, which branch feeds which refinement, how many
+refinement stages, and one section for the model family, which sets the trunk and the heads'
+design. Named presets make JPPNet, S, SP, SD and SPD (and the CPU family's four variants) the same
+code with different settings; a YAML ``model:`` mapping names a preset and overrides its fields.
+
+Two families:
+
+* ``dilated``: JPPNet's graph. A dilated ResNet (output stride 8 by default) whose res4 and res5
+  the heads read; JPPNet's heads (no batch norm, kernels up to 9x9).
+* ``fpn``: the CPU family. A ResNet encoder and a light top-down decoder to stride 4, compact heads
+  with batch norm, for training from scratch on a CPU.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 
+from ..ops.typed import ConfigError, build, merge, to_dict
+
 TASKS = ("parsing", "pose", "densepose")
-FAMILIES = ("dilated", "fpn")
 NUM_DP_PARTS = 24  # DensePose body parts; the part-index head has one more class, background
+LAYOUTS = ("caffe", "torchvision")
+HEAD_INITS = ("jppnet", "kaiming")
+PARSING_SPACES = ("lip", "atr")
+# ResNet encoders of the fpn family: depth and the stride of the finest stage the decoder ends at.
+ENCODER_DEPTHS = {"resnet18": 18, "resnet34": 34, "resnet50": 50}
+FPN_STRIDE = 4
+DILATED_DEPTHS = (18, 34, 50, 101)
+OUTPUT_STRIDES = (8, 16, 32)
+
+
+@dataclass(frozen=True)
+class DilatedConfig:
+    """The dilated family (JPPNet's graph)."""
+
+    depth: int = 101
+    # "caffe": the official JPPNet graph (DeepLab-v2 ResNet, TensorFlow padding); "torchvision":
+    # torchvision's ResNet v1.5, which its ImageNet files fit.
+    layout: str = "caffe"
+    output_stride: int = 8
+    # Batch norm with its running statistics always (JPPNet fine-tunes from ImageNet); false to
+    # learn them, as training from scratch needs.
+    frozen_bn: bool = True
+    width: float = 1.0          # head channel multiplier (1.0: JPPNet's widths)
+    # JPPNet draws head weights from N(0, 0.01) truncated at 2 std, which suits fine-tuning; from
+    # scratch the signal fades through a branch's ~10 convs, and "kaiming" (He, fan-in) keeps it.
+    head_init: str = "jppnet"
+
+    def __post_init__(self) -> None:
+        _choice("model.dilated.depth", self.depth, DILATED_DEPTHS)
+        _choice("model.dilated.layout", self.layout, LAYOUTS)
+        _choice("model.dilated.output_stride", self.output_stride, OUTPUT_STRIDES)
+        _choice("model.dilated.head_init", self.head_init, HEAD_INITS)
+        if not self.width > 0:
+            raise ValueError(f"model.dilated.width must be > 0, got {self.width!r}")
+
+
+@dataclass(frozen=True)
+class FPNConfig:
+    """The fpn family (the CPU family)."""
+
+    encoder: str = "resnet18"
+    decoder_width: int = 64     # channels of the decoder's stride-4 map, which every branch reads
+    head_width: int = 64        # channels of each branch's feature
+
+    def __post_init__(self) -> None:
+        _choice("model.fpn.encoder", self.encoder, tuple(ENCODER_DEPTHS))
+        for key in ("decoder_width", "head_width"):
+            if getattr(self, key) < 8:
+                raise ValueError(f"model.fpn.{key} must be >= 8, got {getattr(self, key)!r}")
 
 
 @dataclass(frozen=True)
@@ -20,71 +79,52 @@ class ModelConfig:
     feeds: dict[str, tuple[str, ...]] = field(default_factory=lambda: {
         "parsing": ("pose", "densepose"), "pose": ("parsing", "densepose"), "densepose": ("parsing", "pose")})
     refine_stages: int = 2
-    # "dilated": JPPNet's graph (a dilated ResNet of ``depth``, heads on res4 / res5 at
-    # ``output_stride``). "fpn": the CPU family (encoder ``backbone``, a top-down decoder of
-    # ``decoder_width`` channels to the encoder's finest stride, compact heads of ``head_width``).
-    family: str = "dilated"
-    depth: int = 101               # ResNet depth: 18, 34, 50 or 101 (dilated family)
-    # Dilated family: "caffe" is the official JPPNet graph (DeepLab-v2 ResNet, TensorFlow padding
-    # and resizes); "torchvision" is torchvision's ResNet v1.5, which its ImageNet files fit.
-    layout: str = "caffe"
-    output_stride: int = 8         # input pixels per output cell
-    backbone: str = "resnet18"     # a name of spd.model.encoders.ENCODERS (fpn family)
-    decoder_width: int = 64
-    head_width: int = 64
-    # fpn family: 3x3 convs in each initial branch, and the kernel (1 or 3) of the refinement's
-    # first conv, which fuses the remapped outputs with the task's feature.
-    branch_convs: int = 2
-    refine_fuse: int = 3
-    frozen_bn: bool = True
-    scales: tuple[float, ...] = (1.0, 0.75, 0.5)  # the whole network runs at each; outputs are fused
-    width: float = 1.0             # head channel multiplier (1.0 = JPPNet's widths)
-    # Head convs have no batch norm. JPPNet draws their weights from a normal of std 0.01
-    # truncated at 2 std (Glorot uniform for fc1_human and the parsing feature convs, which have
-    # no initialiser in its code), which suits fine-tuning from ImageNet; from scratch the signal
-    # fades through the ~10 convs of a pose or refinement branch, and "kaiming" (He, fan-in) keeps
-    # its scale.
-    head_init: str = "jppnet"      # "jppnet" or "kaiming"
-    parsing_space: str = "lip"     # label space of the parsing head: "lip" (20 classes) or "atr" (18)
+    # The input pyramid of JPPNet's training graph: the network runs at each scale and each stage's
+    # output is fused over them (test-time scales are eval.scales, a separate choice).
+    train_scales: tuple[float, ...] = (1.0, 0.75, 0.5)
+    parsing_space: str = "lip"  # label space of the parsing head: "lip" (20 classes) or "atr" (18)
     num_joints: int = 16
+    dilated: DilatedConfig | None = None
+    fpn: FPNConfig | None = None
+    # Initial weights, used when training starts (never when a model file is loaded):
+    backbone_weights: str | None = None  # the encoder's: "imagenet", a state-dict file or a TF checkpoint prefix
+    init_from: str | None = None         # another SPD model's file: parameters matched by name
+
+    RENAMED = {"scales": "train_scales", "family": "dilated or model.fpn (a section per family)",
+               "backbone": "fpn.encoder", "decoder_width": "fpn.decoder_width", "head_width": "fpn.head_width",
+               "depth": "dilated.depth", "layout": "dilated.layout", "output_stride": "dilated.output_stride",
+               "width": "dilated.width", "frozen_bn": "dilated.frozen_bn", "head_init": "dilated.head_init"}
 
     def __post_init__(self) -> None:
         unknown = [t for t in self.tasks if t not in TASKS]
-        if unknown or not self.tasks:
-            raise ValueError(f"model tasks {list(self.tasks)}: each must be one of {TASKS}")
+        if unknown or not self.tasks or len(set(self.tasks)) != len(self.tasks):
+            raise ValueError(f"model.tasks {list(self.tasks)}: each must be one of {TASKS}, once")
         for task, sources in self.feeds.items():
             if task in self.tasks:
                 bad = [s for s in sources if s not in self.tasks or s == task]
                 if bad:
-                    raise ValueError(f"model feeds[{task!r}] names {bad}, which are not other tasks of this model")
+                    raise ValueError(f"model.feeds[{task!r}] names {bad}, which are not other tasks of this model")
         if self.refine_stages < 0:
-            raise ValueError(f"refine_stages must be >= 0, got {self.refine_stages}")
-        if self.head_init not in ("jppnet", "kaiming"):
-            raise ValueError(f"head_init must be 'jppnet' or 'kaiming', got {self.head_init!r}")
-        if self.parsing_space not in ("lip", "atr"):
-            raise ValueError(f"parsing_space must be 'lip' or 'atr', got {self.parsing_space!r}")
-        from .backbone import LAYOUTS
+            raise ValueError(f"model.refine_stages must be >= 0, got {self.refine_stages}")
+        _choice("model.parsing_space", self.parsing_space, PARSING_SPACES)
+        if not self.train_scales or self.train_scales[0] != 1.0 or min(self.train_scales) <= 0:
+            raise ValueError(f"model.train_scales must start with 1.0 (the fused output's size) and be positive, "
+                             f"got {list(self.train_scales)}")
+        if (self.dilated is None) == (self.fpn is None):
+            raise ValueError("model: give exactly one family section, model.dilated or model.fpn "
+                             f"(got {'both' if self.dilated else 'neither'}; to switch a preset's family, set "
+                             "the other section to null)")
+        if self.num_joints != 16:
+            raise ValueError(f"model.num_joints must be 16 (the LIP joints), got {self.num_joints}")
 
-        if self.layout not in LAYOUTS:
-            raise ValueError(f"model layout must be one of {LAYOUTS}, got {self.layout!r}")
-        if self.branch_convs < 1 or self.refine_fuse not in (1, 3):
-            raise ValueError(f"branch_convs must be >= 1 and refine_fuse 1 or 3, got {self.branch_convs}, "
-                             f"{self.refine_fuse}")
-        if self.family not in FAMILIES:
-            raise ValueError(f"model family must be one of {FAMILIES}, got {self.family!r}")
-        if self.family == "fpn":
-            from .encoders import ENCODERS
+    @property
+    def family(self) -> str:
+        return "dilated" if self.dilated is not None else "fpn"
 
-            if self.backbone not in ENCODERS:
-                raise ValueError(f"unknown model backbone {self.backbone!r}; known: {', '.join(ENCODERS)}")
-            finest = ENCODERS[self.backbone].strides[0]
-            if self.output_stride != finest:
-                raise ValueError(f"the fpn family predicts at its encoder's finest stride ({finest} for "
-                                 f"{self.backbone}), got output_stride {self.output_stride}")
-            if min(self.decoder_width, self.head_width) < 8:
-                raise ValueError(f"decoder_width and head_width must be >= 8, got {self.decoder_width}, {self.head_width}")
-        if not self.scales or self.scales[0] != 1.0:
-            raise ValueError(f"scales must start with 1.0 (the fused output's size), got {self.scales}")
+    @property
+    def output_stride(self) -> int:
+        """Input pixels per output cell."""
+        return self.dilated.output_stride if self.dilated is not None else FPN_STRIDE
 
     @property
     def num_parsing_classes(self) -> int:
@@ -95,34 +135,52 @@ class ModelConfig:
     def feeders(self, task: str) -> tuple[str, ...]:
         return tuple(self.feeds.get(task, ()))
 
+    @classmethod
+    def expand(cls, doc: dict, where: str = "model") -> dict:
+        """A YAML model mapping -> the full field mapping: ``preset: NAME`` gives the starting values,
+        the other keys override them (family sections key by key). Without a preset, a mapping that
+        has a family section stands alone (a model file's record, a model written out in full);
+        one without either starts from ``spd``."""
+        name = doc.pop("preset", None)
+        if name is None and ("dilated" in doc or "fpn" in doc):
+            return doc
+        name = name or "spd"
+        if name not in PRESETS:
+            raise ConfigError(f"{where}.preset: unknown model preset {name!r}; known: {', '.join(PRESETS)}")
+        return merge(to_dict(PRESETS[name]), doc)
+
+
+def _choice(key: str, value, allowed: tuple) -> None:
+    if value not in allowed:
+        raise ValueError(f"{key} must be one of {', '.join(map(str, allowed))}, got {value!r}")
+
+
+def model_config(doc: dict | None = None, where: str = "model") -> ModelConfig:
+    """A YAML-style model mapping (``{"preset": "cpu_s", "fpn": {"head_width": 32}}``) -> ModelConfig."""
+    return build(ModelConfig, dict(doc or {}), where)
+
 
 _PAIR = {"parsing": ("pose",), "pose": ("parsing",)}
+_VARIANTS = {
+    # The SPD paper's ablations: segmentation only, + pose, + dense pose, all three.
+    "s": dict(tasks=("parsing",), feeds={}),
+    "sp": dict(tasks=("parsing", "pose"), feeds=_PAIR),
+    "sd": dict(tasks=("parsing", "densepose"), feeds={"parsing": ("densepose",), "densepose": ("parsing",)}),
+    "spd": dict(),
+}
 PRESETS: dict[str, ModelConfig] = {
     # The JPPNet graph as its official code builds it: parsing and pose refine each other.
-    "jppnet": ModelConfig(name="jppnet", tasks=("parsing", "pose"), feeds=_PAIR),
-    # The SPD paper's ablations: segmentation only, + pose, + dense pose, all three.
-    "s": ModelConfig(name="s", tasks=("parsing",), feeds={}),
-    "sp": ModelConfig(name="sp", tasks=("parsing", "pose"), feeds=_PAIR),
-    "sd": ModelConfig(name="sd", tasks=("parsing", "densepose"),
-                      feeds={"parsing": ("densepose",), "densepose": ("parsing",)}),
-    "spd": ModelConfig(name="spd"),
+    "jppnet": ModelConfig(name="jppnet", dilated=DilatedConfig(), **_VARIANTS["sp"]),
+    **{name: ModelConfig(name=name, dilated=DilatedConfig(), **v) for name, v in _VARIANTS.items()},
+    # The CPU family: ResNet-18 with a top-down decoder to stride 4 and compact branches, one
+    # refinement stage, one scale, trained from scratch.
+    **{f"cpu_{name}": ModelConfig(name=f"cpu_{name}", refine_stages=1, train_scales=(1.0,), fpn=FPNConfig(), **v)
+       for name, v in _VARIANTS.items()},
 }
-# A CPU-sized SPD: ResNet-18, quarter-width heads, one refinement stage, one scale. It is meant to
-# train from scratch, so its batch-norm statistics update (frozen statistics suit pretrained weights)
-# and its heads start from He initialisation.
-PRESETS["light"] = replace(PRESETS["spd"], name="light", depth=18, width=0.25, refine_stages=1, scales=(1.0,),
-                           frozen_bn=False, head_init="kaiming")
-# The CPU family: ResNet-18 with a top-down decoder to stride 4 and compact branches (batch norm,
-# He initialisation), trained from scratch. The same four variants as the full-size presets. One
-# 3x3 conv per initial branch and a 1x1 fusing conv in the refinement cost cpu_spd 28% fewer
-# FLOPs than two and a 3x3, at the same mIoU after 300 CPU s (8.9 against 9.0).
-for _name in ("s", "sp", "sd", "spd"):
-    PRESETS[f"cpu_{_name}"] = replace(PRESETS[_name], name=f"cpu_{_name}", family="fpn", output_stride=4,
-                                      refine_stages=1, scales=(1.0,), frozen_bn=False, head_init="kaiming",
-                                      branch_convs=1, refine_fuse=1)
 
 
 def preset(name: str, **overrides) -> ModelConfig:
+    """A preset, with fields replaced (``dilated=...`` / ``fpn=...`` replace a whole section)."""
     if name not in PRESETS:
         raise KeyError(f"unknown model preset {name!r}; known: {', '.join(PRESETS)}")
     return replace(PRESETS[name], **overrides)

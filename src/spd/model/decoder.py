@@ -10,12 +10,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-
-def conv_bn_relu(cin: int, cout: int, kernel: int = 3, dilation: int = 1) -> nn.Sequential:
-    """The CPU family trains from scratch, so its convs carry batch norm (He-initialised)."""
-    layer = nn.Conv2d(cin, cout, kernel, padding=dilation * (kernel // 2), dilation=dilation, bias=False)
-    nn.init.kaiming_normal_(layer.weight, nonlinearity="relu")
-    return nn.Sequential(layer, nn.BatchNorm2d(cout), nn.ReLU(inplace=True))
+from .layers import conv_bn_relu
 
 
 class TopDownDecoder(nn.Module):

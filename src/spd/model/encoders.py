@@ -1,56 +1,40 @@
-"""Feature encoders of the CPU family, declared as data: each names its torchvision builder, the
-modules that make its stages, and each stage's stride and channels. The decoder reads the
-strides and channels from here, so swapping the encoder is one name in the config."""
+"""The fpn family's encoder: a torchvision ResNet up to its last stage, returning every stage's
+features. Module names are torchvision's, so its ImageNet state dicts load as they are (less ``fc``)."""
 
 from __future__ import annotations
-
-from dataclasses import dataclass
 
 import torch
 from torch import nn
 from torchvision.models import resnet
 
+from .config import ENCODER_DEPTHS
 
-@dataclass(frozen=True)
-class EncoderSpec:
-    builder: object                  # torchvision constructor (weights=None -> random init)
-    stem: tuple[str, ...]            # module names applied before the first stage
-    stages: tuple[str, ...]          # module names of the stages whose outputs the decoder reads
-    strides: tuple[int, ...]         # input pixels per feature cell, per stage
-    channels: tuple[int, ...]        # feature channels, per stage
-    depth: int                       # ResNet depth, the key of torchvision's ImageNet weights
+BUILDERS = {"resnet18": resnet.resnet18, "resnet34": resnet.resnet34, "resnet50": resnet.resnet50}
+STEM = ("conv1", "bn1", "relu", "maxpool")
+STAGES = ("layer1", "layer2", "layer3", "layer4")
+STRIDES = (4, 8, 16, 32)
 
 
-_RESNET = dict(stem=("conv1", "bn1", "relu", "maxpool"), stages=("layer1", "layer2", "layer3", "layer4"),
-               strides=(4, 8, 16, 32))
-ENCODERS: dict[str, EncoderSpec] = {
-    "resnet18": EncoderSpec(resnet.resnet18, channels=(64, 128, 256, 512), depth=18, **_RESNET),
-    "resnet34": EncoderSpec(resnet.resnet34, channels=(64, 128, 256, 512), depth=34, **_RESNET),
-    "resnet50": EncoderSpec(resnet.resnet50, channels=(256, 512, 1024, 2048), depth=50, **_RESNET),
-}
-
-
-class Encoder(nn.Module):
-    """``forward(x [B, 3, H, W]) -> [f_1, ..., f_n]``, f_i of shape [B, channels[i], H/strides[i], W/strides[i]].
-
-    Module names are torchvision's, so its ImageNet state dicts load as they are (less ``fc``).
-    """
+class ResNetEncoder(nn.Module):
+    """``forward(x [B, 3, H, W]) -> [f_1, ..., f_4]``, f_i of shape [B, channels[i], H/strides[i], W/strides[i]]."""
 
     def __init__(self, name: str):
         super().__init__()
-        if name not in ENCODERS:
-            raise ValueError(f"unknown backbone {name!r}; known: {', '.join(ENCODERS)}")
-        self.name, self.spec = name, ENCODERS[name]
-        net = self.spec.builder(weights=None)
-        for module_name in self.spec.stem + self.spec.stages:
+        if name not in BUILDERS:
+            raise ValueError(f"unknown encoder {name!r}; known: {', '.join(BUILDERS)}")
+        net = BUILDERS[name](weights=None)
+        for module_name in STEM + STAGES:
             self.add_module(module_name, getattr(net, module_name))
-        self.channels, self.strides, self.depth = self.spec.channels, self.spec.strides, self.spec.depth
+        self.depth = ENCODER_DEPTHS[name]
+        self.strides = STRIDES
+        self.channels = tuple(getattr(net, s)[-1].conv3.out_channels if self.depth >= 50
+                              else getattr(net, s)[-1].conv2.out_channels for s in STAGES)
 
     def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
-        for name in self.spec.stem:
+        for name in STEM:
             x = getattr(self, name)(x)
         features = []
-        for name in self.spec.stages:
+        for name in STAGES:
             x = getattr(self, name)(x)
             features.append(x)
         return features

@@ -1,6 +1,7 @@
-"""Convolution building blocks of the heads (stride 1, "same" padding, bias, no batch norm).
+"""Convolution building blocks (stride 1, "same" padding).
 
-Initialisation as JPPNet's code: ``"jppnet"`` convs (its ``conv2d`` helper) draw weights from a
+The dilated family's heads (:func:`conv`, :class:`ConvStack`, :class:`DilatedSum`) have biases and
+no batch norm, initialised as JPPNet's code: ``"jppnet"`` convs (its ``conv2d`` helper) draw weights from a
 normal of std 0.01 truncated at 2 std, biases 0; ``"glorot"`` convs (its kaffe layers, which pass
 no initialiser) take TensorFlow's default, Glorot uniform, for weights and biases alike.
 """
@@ -12,9 +13,16 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from .tf_ops import glorot_uniform_, truncated_normal_
+from ..ops.tf import glorot_uniform_, truncated_normal_
 
 INITS = ("jppnet", "glorot")
+
+
+def conv_bn_relu(cin: int, cout: int, kernel: int = 3, dilation: int = 1) -> nn.Sequential:
+    """The fpn family trains from scratch, so its convs carry batch norm (He-initialised)."""
+    layer = nn.Conv2d(cin, cout, kernel, padding=dilation * (kernel // 2), dilation=dilation, bias=False)
+    nn.init.kaiming_normal_(layer.weight, nonlinearity="relu")
+    return nn.Sequential(layer, nn.BatchNorm2d(cout), nn.ReLU(inplace=True))
 
 
 def conv(cin: int, cout: int, kernel: int, dilation: int = 1, relu: bool = True, init: str = "jppnet") -> nn.Module:

@@ -1,4 +1,4 @@
-"""Typed model outputs."""
+"""Typed model outputs, and how one forward pass's stages become one output at test time."""
 
 from __future__ import annotations
 
@@ -31,7 +31,8 @@ class StageOutput:
         if dense is not None:
             out.dp_index = dense[:, : NUM_DP_PARTS + 1]
             b, _, h, w = dense.shape
-            out.dp_uv = torch.sigmoid(dense[:, NUM_DP_PARTS + 1:]).reshape(b, 2, NUM_DP_PARTS, h, w)
+            # float32 whatever the autocast: U, V near 0 or 1 lose their precision in bf16
+            out.dp_uv = torch.sigmoid(dense[:, NUM_DP_PARTS + 1:].float()).reshape(b, 2, NUM_DP_PARTS, h, w)
         return out
 
 
@@ -46,3 +47,23 @@ class ModelOutput:
     @property
     def final(self) -> StageOutput:
         return self.stages[-1]
+
+
+STAGE_CHOICES = ("all", "final")
+MEAN_OVER_STAGES = ("parsing", "dp_index")  # logits; heatmaps and U, V are read from the final stage
+
+
+def fuse_stages(stages: list[StageOutput], which: str = "all") -> StageOutput:
+    """The test-time output of one forward pass: the parsing and part-index logits averaged over the
+    chosen stages (``"all"``, as JPPNet's evaluation, or ``"final"``); pose heatmaps and U, V from
+    the final stage (earlier stages' heatmaps are cruder). The Predictor, evaluation and export
+    all fuse through here."""
+    if which not in STAGE_CHOICES:
+        raise ValueError(f"stages must be one of {STAGE_CHOICES}, got {which!r}")
+    chosen = stages if which == "all" else stages[-1:]
+    final = stages[-1]
+    out = StageOutput(pose=final.pose, dp_uv=final.dp_uv)
+    for name in MEAN_OVER_STAGES:
+        if getattr(final, name) is not None:
+            setattr(out, name, torch.stack([getattr(s, name) for s in chosen]).float().mean(0))
+    return out

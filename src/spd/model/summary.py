@@ -13,7 +13,7 @@ def count(module: torch.nn.Module) -> int:
 
 
 def parameter_table(model: SPDNet) -> list[tuple[str, int]]:
-    rows = [("backbone", count(model.backbone))]
+    rows = [(f"trunk.{name}", count(module)) for name, module in model.trunk.named_children()]
     rows += [(f"initial.{task}", count(branch)) for task, branch in model.initial.items()]
     for i, stage in enumerate(model.refine):
         rows += [(f"refine{i + 1}.{task}", count(branch)) for task, branch in stage.items()]

@@ -1,7 +1,7 @@
 """Prediction with a trained model: the Lightning-free Python API behind ``spd predict``."""
 
-from .checkpoint import LoadedModel, load_checkpoint
+from ..inference import Prediction
+from ..weights import LoadedModel, load_checkpoint
 from .predictor import Predictor
-from .result import Prediction
 
 __all__ = ["LoadedModel", "Prediction", "Predictor", "load_checkpoint"]

@@ -29,26 +29,41 @@ def _item(path: Path, relative: Path) -> InputItem:
     return InputItem(path, relative.with_suffix(""), path.suffix.lower() in VIDEO_SUFFIXES)
 
 
-def expand_inputs(args: list[str]) -> tuple[list[InputItem], list[str]]:
-    """(items in a stable order, problems). A missing path or a pattern that matches nothing is a
-    problem; files in folders whose suffix is neither an image's nor a video's are not inputs."""
+def expand_inputs(args: list[str], exclude: Path | None = None) -> tuple[list[InputItem], list[str], Path | None]:
+    """(items in a stable order, problems, ``exclude`` when it lies inside a searched folder).
+    A missing path or a pattern that matches nothing is a problem; files in folders whose suffix is
+    neither an image's nor a video's are not inputs; nor is anything under ``exclude`` (the output
+    folder, whose files a second run would otherwise read back as inputs) when it is a subfolder
+    of a searched folder."""
     wanted = image_suffixes() | VIDEO_SUFFIXES
     items, problems = [], []
+    out = exclude.resolve() if exclude is not None else None
+    excluded = None
+
+    def searched(base: Path, files) -> list[Path]:
+        """``files`` found under ``base``, less those in the output folder when it lies inside ``base``."""
+        nonlocal excluded
+        base = base.resolve()
+        if out is None or out == base or not out.is_relative_to(base):
+            return sorted(files)
+        excluded = exclude
+        return sorted(p for p in files if not p.resolve().is_relative_to(out))
+
     for arg in args:
         path = Path(arg)
         if path.is_file():
             items.append(_item(path, Path(path.name)))
         elif path.is_dir():
-            found = sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in wanted)
+            found = searched(path, (p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in wanted))
             if not found:
                 problems.append(f"{path}: folder has no image or video files")
             items += [_item(p, p.relative_to(path)) for p in found]
         elif glob.has_magic(arg):
-            found = sorted(Path(p) for p in glob.glob(arg, recursive=True) if Path(p).is_file())
-            if not found:
-                problems.append(f"{arg}: pattern matches no file")
             base = Path(arg.split("*")[0].split("?")[0].split("[")[0])
             base = base if base.is_dir() else base.parent
+            found = searched(base, (Path(p) for p in glob.glob(arg, recursive=True) if Path(p).is_file()))
+            if not found:
+                problems.append(f"{arg}: pattern matches no file")
             items += [_item(p, p.relative_to(base) if p.is_relative_to(base) else Path(p.name)) for p in found]
         else:
             problems.append(f"{path}: no such file or folder")
@@ -62,4 +77,4 @@ def expand_inputs(args: list[str]) -> tuple[list[InputItem], list[str]]:
             continue
         seen[item.name] = item.path
         unique.append(item)
-    return unique, problems
+    return unique, problems, excluded

@@ -4,7 +4,7 @@
     predictor = Predictor.from_checkpoint("model.ckpt", device="auto", flip=True)
     result = predictor("photo.jpg")          # one image -> one Prediction
     results = predictor([img_a, img_b])      # a list -> a list, run in batches
-    labels = result.parsing.numpy()          # uint8 [H, W] at the photo's size
+    labels = result.parsing.numpy()          # uint8 [H, W] at the photo's size, on the CPU
 """
 
 from __future__ import annotations
@@ -16,40 +16,44 @@ from typing import Any
 
 import torch
 
-from ..config.schema import EvalConfig
-from ..engine.devices import torch_device
+from ..inference import EvalConfig, Prediction, decode_views, run_views
 from ..labels import keypoint_space, label_space
 from ..model import SPDNet
-from .checkpoint import load_checkpoint
-from .decode import decode_views
-from .fusion import run_views
-from .result import Prediction
+from ..ops.devices import torch_device
+from ..weights import load_checkpoint
 from .sources import to_image_tensor
+
+PRECISIONS = ("32", "bf16")
 
 
 class Predictor:
     """``model``: an :class:`~spd.model.SPDNet` (or anything with its ``config``, ``normalise`` and
     ``predict_stages``). ``settings``: the test-time protocol (``EvalConfig``: input size, scales,
-    flip, stages, resize policy, pose decoder); keyword arguments override single fields."""
+    flip, stages, resize policy, pose decoder); keyword arguments override single fields.
+    ``precision``: ``"32"`` or ``"bf16"`` (the network under bfloat16 autocast: faster on GPUs
+    and CPUs with AMX; the outputs' resizing and decoding stay in float32). Results are on the
+    CPU, whatever the device."""
 
     def __init__(self, model: SPDNet, settings: EvalConfig = EvalConfig(), device: str | torch.device = "auto",
-                 batch_size: int = 4, **overrides: Any):
+                 batch_size: int = 4, precision: str = "32", **overrides: Any):
         if batch_size < 1:
             raise ValueError(f"batch_size must be at least 1, got {batch_size}")
+        if precision not in PRECISIONS:
+            raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
         self.device = torch_device(device) if isinstance(device, str) else device
         self.model = model.to(self.device).eval()
         self.settings = replace(settings, **_typed(overrides))
-        self.batch_size = batch_size
+        self.batch_size, self.precision = batch_size, precision
         self.classes = label_space(model.config.parsing_space).classes
         self.joints = keypoint_space().joints
 
     @classmethod
     def from_checkpoint(cls, path: str | Path, device: str | torch.device = "auto", batch_size: int = 4,
-                        **overrides: Any) -> "Predictor":
+                        precision: str = "32", **overrides: Any) -> "Predictor":
         """A training checkpoint (``.ckpt``) or exported weights (``.safetensors``); the test-time
         settings recorded with the model are the defaults."""
         loaded = load_checkpoint(path)
-        return cls(loaded.model, loaded.eval, device, batch_size, **overrides)
+        return cls(loaded.model, loaded.eval, device, batch_size, precision, **overrides)
 
     def __call__(self, images: Any, return_probs: bool = False) -> Prediction | list[Prediction]:
         """One image (path, PIL image, numpy array or uint8 tensor) -> one Prediction; a list of
@@ -71,10 +75,12 @@ class Predictor:
 
     def predict_tensors(self, batch: list[tuple[torch.Tensor, str | None]], return_probs: bool = False) -> list[Prediction]:
         """``batch``: (uint8 RGB [3, H, W], source name) pairs of any sizes."""
-        views = run_views(self.model, [image.to(self.device) for image, _ in batch], self.settings)
+        with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.precision == "bf16"):
+            views = run_views(self.model, [image.to(self.device) for image, _ in batch], self.settings)
+        # views hold float32 maps: what follows (resizing to each image, decoding) is outside the autocast
         out = []
         for v, (_, source) in zip(views, batch):
-            result = decode_views(v, self.settings, self.classes, self.joints, return_probs)
+            result = decode_views(v, self.settings, self.classes, self.joints, return_probs).to("cpu")
             result.source = source
             out.append(result)
         return out

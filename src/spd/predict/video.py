@@ -12,7 +12,8 @@ from typing import Callable
 import numpy as np
 import torch
 
-from ..atomic import atomic_path, write_text
+from ..ops.arrays import as_numpy
+from ..ops.atomic import atomic_path, write_text
 from ..vis.overlay import overlay
 from .predictor import Predictor
 from .writers import OutputSpec, keypoints_record
@@ -57,7 +58,7 @@ def predict_video(predictor: Predictor, path: Path, overlay_path: Path | None, k
                         records.append({"frame": frames_done, "time": round(frames_done / float(fps), 4),
                                         **keypoints_record(result)})
                     if sink is not None:
-                        picture = overlay(image.permute(1, 2, 0).numpy(), result, spec.space, spec.min_score,
+                        picture = overlay(as_numpy(image.permute(1, 2, 0)), result, spec.space, spec.min_score,
                                           all_classes=True)
                         h, w = picture.shape[:2]
                         picture = np.pad(picture, ((0, h % 2), (0, w % 2), (0, 0)), constant_values=255)

@@ -10,6 +10,7 @@
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -18,12 +19,12 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ..atomic import write_text
+from ..ops.atomic import write_text
 from ..data.image_io import write_image, write_iuv, write_label
 from ..labels import label_space
 from ..labels.relabel import Relabel
 from ..vis.overlay import overlay
-from .result import Prediction
+from ..inference import Prediction
 
 KINDS = ("parsing", "labels", "keypoints", "iuv", "overlay")
 SUFFIX = {"parsing": "_parsing.png", "labels": "_labels.png", "keypoints": "_keypoints.json",
@@ -64,11 +65,17 @@ def output_paths(out_dir: Path, name: Path, kinds: tuple[str, ...], video: bool 
 
 def keypoints_record(prediction: Prediction) -> dict[str, Any]:
     """COCO results style: ``keypoints`` = [x1, y1, s1, x2, ...] in original-image pixels."""
-    xy = prediction.keypoints.cpu().numpy()
-    scores = prediction.keypoint_scores.cpu().numpy()
+    xy = prediction.keypoints.detach().cpu().numpy()
+    scores = prediction.keypoint_scores.detach().cpu().numpy()
     triplets = np.concatenate([xy, scores[:, None]], axis=1)
-    return {"joints": list(prediction.joints), "keypoints": [round(float(v), 2) for v in triplets.reshape(-1)],
-            "score": round(float(scores.mean()), 4)}
+    # JSON has no NaN or infinity: a value that is not a number is written as null.
+    return {"joints": list(prediction.joints), "keypoints": [_number(v, 2) for v in triplets.reshape(-1)],
+            "score": _number(scores.mean(), 4)}
+
+
+def _number(value, digits: int) -> float | None:
+    value = float(value)
+    return round(value, digits) if math.isfinite(value) else None
 
 
 def keypoints_document(prediction: Prediction) -> dict[str, Any]:
@@ -98,16 +105,17 @@ def _shrunk(image: np.ndarray, prediction: Prediction, max_side: int) -> tuple[n
 
 
 def write_outputs(prediction: Prediction, image: torch.Tensor, paths: dict[str, Path], spec: OutputSpec) -> None:
-    """``image``: the uint8 RGB [3, H, W] input the prediction was made on."""
+    """``image``: the uint8 RGB [3, H, W] input the prediction was made on (either on any device)."""
+    prediction, image = prediction.to("cpu"), image.cpu()
     for kind, path in paths.items():
         if kind == "parsing":
-            write_label(path, prediction.parsing.cpu(), label_space(spec.space).palette_array())
+            write_label(path, prediction.parsing, label_space(spec.space).palette_array())
         elif kind == "labels":
-            write_label(path, spec.relabel.apply(prediction.parsing.cpu().numpy()), spec.relabel.palette)
+            write_label(path, spec.relabel.apply(prediction.parsing.numpy()), spec.relabel.palette)
         elif kind == "keypoints":
-            write_text(path, json.dumps(keypoints_document(prediction), indent=1) + "\n")
+            write_text(path, json.dumps(keypoints_document(prediction), indent=1, allow_nan=False) + "\n")
         elif kind == "iuv":
-            write_iuv(path, prediction.dp_index.cpu(), prediction.dp_uv.cpu())
+            write_iuv(path, prediction.dp_index, prediction.dp_uv)
         elif kind == "overlay":
-            rgb, small = _shrunk(image.permute(1, 2, 0).cpu().numpy(), prediction, spec.overlay_max_side)
+            rgb, small = _shrunk(image.permute(1, 2, 0).numpy(), prediction, spec.overlay_max_side)
             write_image(path, overlay(rgb, small, spec.space, spec.min_score))

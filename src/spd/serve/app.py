@@ -3,7 +3,8 @@ prediction at a time; every failure of a request becomes a message on the page, 
 
     GET  /                      the page
     GET  /example.png           a bundled example (a generated synthetic person)
-    POST /predict               raw image bytes in the body -> JSON (panels, downloads, size)
+    POST /predict               an image: the raw body, or a multipart form's file field
+                                (curl -F image=@photo.jpg) -> JSON (panels, downloads, size)
     GET  /result/ID/NAME        a result file (kept for the last ``keep`` predictions)
 """
 
@@ -17,6 +18,8 @@ import threading
 import time
 import uuid
 from collections import OrderedDict
+from email.parser import BytesParser
+from email.policy import HTTP
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from importlib import resources
@@ -27,6 +30,7 @@ from PIL import Image, UnidentifiedImageError
 
 from ..data.image_io import iuv_image, label_image, pil_to_tensor
 from ..labels import label_space
+from ..ops.arrays import as_numpy
 from ..predict import Predictor
 from ..predict.writers import keypoints_document
 from ..vis.legend import legend
@@ -63,9 +67,12 @@ class DemoApp:
     """The page's logic, independent of HTTP: ``predict(bytes, name) -> reply dict``."""
 
     def __init__(self, predictor: Predictor, name: str, max_bytes: int = 20 << 20, max_pixels: int = 40_000_000,
-                 keep: int = 16, min_score: float = 0.2):
+                 keep: int = 16, min_score: float = 0.2, max_requests: int = 8, read_timeout: float = 30.0):
         self.predictor, self.name = predictor, name
         self.max_bytes, self.max_pixels, self.keep, self.min_score = max_bytes, max_pixels, keep, min_score
+        # Uploads held at once (each up to max_bytes in memory); more get 503 at once.
+        self.max_requests, self.slots = max_requests, threading.BoundedSemaphore(max_requests)
+        self.read_timeout = read_timeout
         self.results: OrderedDict[str, dict[str, tuple[str, bytes]]] = OrderedDict()
         self.lock = threading.Lock()
         self.page = resources.files(__package__).joinpath("page.html").read_text(encoding="utf-8").replace(
@@ -98,15 +105,15 @@ class DemoApp:
         start = time.perf_counter()
         with self.lock:
             result = self.predictor.predict_tensors([(image, filename)])[0]
-        rgb = image.permute(1, 2, 0).numpy()
+        rgb = as_numpy(image.permute(1, 2, 0))
         space = self.predictor.model.config.parsing_space
         views = panels(rgb, result, space, self.min_score)
         files = {f"{kind}.png": ("image/png", _png(panel)) for kind, panel in views.items()}
         downloads = {}
         if result.parsing is not None:
-            present = np.unique(result.parsing.numpy()).tolist()
+            present = np.unique(as_numpy(result.parsing)).tolist()
             files["legend.png"] = ("image/png", _png(legend(space, 640, only=present)))
-            files["parsing_labels.png"] = ("image/png", _png(result.parsing.numpy(), label_space(space).palette_array()))
+            files["parsing_labels.png"] = ("image/png", _png(as_numpy(result.parsing), label_space(space).palette_array()))
             downloads["parsing (class ids)"] = "parsing_labels.png"
         if result.keypoints is not None:
             files["keypoints.json"] = ("application/json", json.dumps(keypoints_document(result)).encode())
@@ -138,6 +145,7 @@ class DemoApp:
 def make_handler(app: DemoApp) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         server_version = "spd-serve"
+        timeout = app.read_timeout  # seconds a read of the request may wait: a body that never comes ends
 
         def log_message(self, fmt: str, *args) -> None:
             log.info("%s %s", self.address_string(), fmt % args)
@@ -180,26 +188,77 @@ def make_handler(app: DemoApp) -> type[BaseHTTPRequestHandler]:
             self._guarded(work)
 
         def do_POST(self) -> None:
-            def work():
-                if self.path != "/predict":
-                    raise RequestError(HTTPStatus.NOT_FOUND, f"no page {self.path}")
-                try:
-                    length = int(self.headers.get("Content-Length", "0"))
-                except ValueError:
-                    raise RequestError(HTTPStatus.BAD_REQUEST, "bad Content-Length") from None
-                name = unquote(self.headers.get("X-Filename", "upload"))[:200]
-                if length > app.max_bytes:
-                    self.close_connection = True  # do not read what will not be used
-                    raise RequestError(HTTPStatus.REQUEST_ENTITY_TOO_LARGE,
-                                       f"{name}: {length / 1e6:.1f} MB is larger than the "
-                                       f"{app.max_bytes / 1e6:.1f} MB limit")
-                self._json(HTTPStatus.OK, app.predict(self.rfile.read(length), name))
-            self._guarded(work)
+            if not app.slots.acquire(blocking=False):
+                # Every request gets an answer: one beyond what the server takes at once is refused now.
+                self.close_connection = True
+                self._json(HTTPStatus.SERVICE_UNAVAILABLE, {"error": f"busy: {app.max_requests} uploads are in "
+                                                                     "progress; try again in a moment"})
+                return
+            try:
+                self._guarded(self._predict)
+            finally:
+                app.slots.release()
+
+        def _predict(self) -> None:
+            if self.path != "/predict":
+                raise RequestError(HTTPStatus.NOT_FOUND, f"no page {self.path}")
+            try:
+                length = int(self.headers.get("Content-Length", ""))
+            except ValueError:
+                self.close_connection = True
+                raise RequestError(HTTPStatus.LENGTH_REQUIRED, "the upload needs a Content-Length") from None
+            name = unquote(self.headers.get("X-Filename", "upload"))[:200]
+            if length < 0:
+                self.close_connection = True
+                raise RequestError(HTTPStatus.BAD_REQUEST, f"Content-Length {length} is negative")
+            if length > app.max_bytes:
+                self.close_connection = True  # do not read what will not be used
+                raise RequestError(HTTPStatus.REQUEST_ENTITY_TOO_LARGE,
+                                   f"{name}: {length / 1e6:.1f} MB is larger than the {app.max_bytes / 1e6:.1f} MB limit")
+            body = self._read_body(length)
+            body, name = upload_content(self.headers.get("Content-Type", ""), body, name)
+            self._json(HTTPStatus.OK, app.predict(body, name))
+
+        def _read_body(self, length: int) -> bytes:
+            chunks, left = [], length
+            try:
+                while left > 0:
+                    chunk = self.rfile.read(min(left, 1 << 20))
+                    if not chunk:
+                        break
+                    chunks.append(chunk)
+                    left -= len(chunk)
+            except (TimeoutError, OSError):
+                left = left or 1
+            if left > 0:
+                self.close_connection = True
+                raise RequestError(HTTPStatus.REQUEST_TIMEOUT, f"the upload ended {left} bytes short of its "
+                                                               f"Content-Length ({length}) within {self.timeout} s")
+            return b"".join(chunks)
 
     return Handler
 
 
+class Server(ThreadingHTTPServer):
+    daemon_threads = True
+    request_queue_size = 128  # connections waiting to be accepted (the default, 5, resets the rest)
+
+
 def make_server(app: DemoApp, host: str = "127.0.0.1", port: int = 8000) -> ThreadingHTTPServer:
-    server = ThreadingHTTPServer((host, port), make_handler(app))
-    server.daemon_threads = True
-    return server
+    return Server((host, port), make_handler(app))
+
+
+def upload_content(content_type: str, body: bytes, name: str) -> tuple[bytes, str]:
+    """The image bytes of an upload and its name: the raw body, or the file field of a
+    ``multipart/form-data`` form (``curl -F image=@photo.jpg``)."""
+    if not content_type.lower().startswith("multipart/form-data"):
+        return body, name
+    message = BytesParser(policy=HTTP).parsebytes(f"Content-Type: {content_type}\r\n\r\n".encode("latin-1") + body)
+    if not message.is_multipart():
+        raise RequestError(HTTPStatus.BAD_REQUEST, "a multipart form without parts (or without its boundary)")
+    parts = [p for p in message.iter_parts() if p.get_content_disposition() == "form-data"]
+    files = [p for p in parts if p.get_filename()] or [p for p in parts if p.get_param("name", header="content-disposition")
+                                                        == "image"]
+    if not files:
+        raise RequestError(HTTPStatus.BAD_REQUEST, "the form has no file field (send it as image=@photo.jpg)")
+    return files[0].get_payload(decode=True) or b"", (files[0].get_filename() or name)[:200]

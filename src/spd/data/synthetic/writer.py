@@ -4,10 +4,11 @@ folder of full-image IUV PNGs, and a manifest written last (its absence marks an
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -15,7 +16,7 @@ import numpy as np
 import yaml
 
 from ... import __version__
-from ...atomic import write_text
+from ...ops.atomic import write_text
 from ...labels import label_space
 from ..atr import write_split
 from ..errors import DataError
@@ -90,36 +91,62 @@ def generate(out: Path | str, spec: SynthSpec, progress: Callable[[int], None] |
     ``out`` must be missing or empty, or hold synthetic data of exactly this spec (then it is reused
     as it is). Anything else is an error: nothing that is there is overwritten or mixed. The data
     are written into a hidden sibling folder and renamed to ``out`` when complete, so an interrupted
-    run never leaves a half-written dataset under the final name."""
+    run never leaves a half-written dataset under the final name. Generation holds a lock on
+    ``.NAME.lock`` beside ``out``: processes that ask for the same data at once (the ranks of a
+    distributed run) wait for the first and reuse its data, and what a killed generation left
+    (``.NAME.partial-*``) is removed by the next one."""
     out = Path(out)
     domain = get_domain(spec.domain)
     fmt = spec.resolved_format(domain)
     if out.exists() and not out.is_dir():
         raise DataError(out, "exists and is not a folder")
-    if out.is_dir() and any(out.iterdir()):
-        manifest = out / MANIFEST
-        if not manifest.is_file():
-            raise DataError(out, f"folder is not empty and has no {MANIFEST}: synthetic data are generated only "
-                                 "into a new or empty folder (choose another one, or delete this one if it is an "
-                                 "interrupted generation)")
-        different = _same_spec(manifest, spec, fmt)
-        if different:
-            raise DataError(out, "holds synthetic data of another spec: " + "; ".join(different) +
-                                 " (delete the folder or choose another one)")
-        if progress is not None:
-            progress(spec.num)
-        return manifest
     out.parent.mkdir(parents=True, exist_ok=True)
-    work = Path(tempfile.mkdtemp(prefix=f".{out.name}.partial-", dir=out.parent))
-    try:
-        _write_dataset(work, spec, domain, fmt, progress)
-        if out.is_dir():
-            out.rmdir()  # empty, checked above
-        os.replace(work, out)
-    finally:
-        if work.exists():
-            shutil.rmtree(work, ignore_errors=True)
+    with _locked(out.parent / f".{out.name}.lock"):
+        if out.is_dir() and any(out.iterdir()):
+            manifest = out / MANIFEST
+            if not manifest.is_file():
+                raise DataError(out, f"folder is not empty and has no {MANIFEST}: synthetic data are generated only "
+                                     "into a new or empty folder (choose another one, or delete this one if it is an "
+                                     "interrupted generation)")
+            different = _same_spec(manifest, spec, fmt)
+            if different:
+                raise DataError(out, "holds synthetic data of another spec: " + "; ".join(different) +
+                                     " (delete the folder or choose another one)")
+            if progress is not None:
+                progress(spec.num)
+            return manifest
+        for stale in out.parent.glob(f".{out.name}.partial-*"):  # a killed generation's: nobody else holds the lock
+            shutil.rmtree(stale, ignore_errors=True)
+        work = Path(tempfile.mkdtemp(prefix=f".{out.name}.partial-", dir=out.parent))
+        try:
+            _write_dataset(work, spec, domain, fmt, progress)
+            if out.is_dir():
+                out.rmdir()  # empty, checked above
+            os.replace(work, out)
+        except OSError as err:  # a full disk, a quota, permissions: say where
+            where = f"{err.filename}" if err.filename else str(out)
+            raise OSError(err.errno, f"{err.strerror or err} (writing the synthetic dataset {out}: {where})") from None
+        finally:
+            if work.exists():
+                shutil.rmtree(work, ignore_errors=True)
     return out / MANIFEST
+
+
+@contextlib.contextmanager
+def _locked(path: Path) -> Iterator[None]:
+    """An exclusive flock on ``path`` while the block runs (a no-op where flock is missing)."""
+    with open(path, "a+", encoding="utf-8") as f:
+        try:
+            import fcntl
+
+            fcntl.flock(f, fcntl.LOCK_EX)
+        except (ImportError, OSError):  # Windows, or a file system without flock
+            yield
+            return
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
 
 
 def _write_dataset(out: Path, spec: SynthSpec, domain: Domain, fmt: str,

@@ -1,1 +1,0 @@
-"""Training (Lightning) and evaluation."""

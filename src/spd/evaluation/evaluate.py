@@ -1,0 +1,124 @@
+"""Evaluation of a checkpoint, or of saved predictions of any method, under the same protocol."""
+
+from __future__ import annotations
+
+import datetime
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from .. import __version__
+from ..data.dataset import ParsingDataset, first_item
+from ..data.errors import DataError
+from ..data.image_io import read_label
+from ..data.pose_csv import read_pose_csv
+from ..data.reader import ParsingReader
+from ..labels import LabelMapping, label_space
+from ..inference import EvalConfig, Prediction, predict_image, protocol_dict
+from ..model import SPDNet
+from ..weights import load_checkpoint
+from .evaluator import EvalResult, Evaluator
+
+
+def load_model(checkpoint: Path | str, device: torch.device | str = "cpu") -> tuple[SPDNet, dict[str, Any] | None]:
+    """The model of a checkpoint or weights file, and the training config saved with it (if any)."""
+    loaded = load_checkpoint(checkpoint, device)
+    return loaded.model, loaded.experiment
+
+
+def _meta(name: str, reader: ParsingReader, protocol: dict, source: dict) -> dict[str, Any]:
+    return {"name": name, "source": source, "protocol": protocol,
+            "data": {"root": str(reader.root), "split": reader.split, "label_space": reader.label_space,
+                     "layout": reader.layout},
+            "spd_version": __version__, "date": datetime.datetime.now().astimezone().isoformat(timespec="seconds")}
+
+
+def default_eval_dir(source: Path, reader: ParsingReader, mapping: str | None, predictions: bool = False) -> Path:
+    """Where results go unless ``--out`` says: named by what was evaluated on what, so that
+    evaluating another checkpoint, dataset, split or mapping never replaces earlier results.
+    A run's checkpoint: ``RUN/eval/<checkpoint>_<data>_<split>[_map-<m>]``; a weights file or a
+    predictions folder: beside it."""
+    tag = f"{source.stem if not predictions else source.name}_{Path(reader.root).name}_{reader.split}"
+    tag += f"_map-{mapping}" if mapping else ""
+    if predictions:
+        return source.parent / f"eval_{tag}"
+    run = source.parent.parent if source.parent.name == "checkpoints" else source.parent
+    return run / "eval" / tag
+
+
+def evaluate_model(model: SPDNet, reader: ParsingReader, protocol: EvalConfig, mapping: LabelMapping | None = None,
+                   name: str = "", source: dict | None = None, num_workers: int = 2,
+                   tick: Callable[[], None] | None = None, densepose_truth: str = "synthetic ground truth",
+                   subsets: dict[str, set[str]] | None = None, precision: str = "32") -> EvalResult:
+    """The whole split's metrics; ``subsets`` (name -> image ids) also scores each subset on its own
+    (``result.subsets[name]``), from the same predictions. ``precision``: ``"32"``, or ``"bf16"``
+    for the network under bfloat16 autocast."""
+    device = next(model.parameters()).device
+    tasks = model.config.tasks
+
+    def new_evaluator() -> Evaluator:
+        return Evaluator(model.config.parsing_space, reader.label_space, mapping,
+                         pose="pose" in tasks and reader.has_pose, densepose="densepose" in tasks,
+                         densepose_truth=densepose_truth)
+
+    evaluator = new_evaluator()
+    parts = {key: (ids, new_evaluator()) for key, ids in (subsets or {}).items()}
+    loader = torch.utils.data.DataLoader(ParsingDataset(reader), batch_size=1, num_workers=num_workers,
+                                         collate_fn=first_item)
+    model.eval()
+    for item in loader:
+        prediction = predict_image(model, item["image"].to(device), protocol, precision)
+        evaluator.update(prediction, item)
+        for ids, part in parts.values():
+            if item["id"] in ids:
+                part.update(prediction, item)
+        if tick:
+            tick()
+    meta = _meta(name, reader, protocol_dict(protocol), source or {"model": model.config.name})
+    result = evaluator.result(meta)
+    result.subsets = {key: part.result({**meta, "subset": key}) for key, (_, part) in parts.items()}
+    return result
+
+
+def evaluate_predictions(pred_dir: Path | str, reader: ParsingReader, pred_space: str | None = None,
+                         mapping: LabelMapping | None = None, name: str = "",
+                         tick: Callable[[], None] | None = None) -> EvalResult:
+    """Scores ``pred_dir/<id>.png`` (class ids, at the ground truth's size) and, when present,
+    ``pred_dir/keypoints.csv`` (LIP pose CSV format). Every id of the split must have a file."""
+    pred_dir = Path(pred_dir)
+    if not pred_dir.is_dir():
+        raise DataError(pred_dir, "predictions folder not found")
+    missing = [r.id for r in reader.records if not (pred_dir / f"{r.id}.png").is_file()]
+    if missing:
+        raise DataError(pred_dir, f"{len(missing)} of {len(reader)} images have no prediction PNG (first: {missing[0]}.png)")
+    keypoints = read_pose_csv(pred_dir / "keypoints.csv") if (pred_dir / "keypoints.csv").is_file() else None
+    evaluator = Evaluator(pred_space or reader.label_space, reader.label_space, mapping,
+                          pose=keypoints is not None and reader.has_pose, densepose=False)
+    dataset = ParsingDataset(reader)
+    space = pred_space or reader.label_space
+    num_classes = label_space(space).num_classes
+    for i, record in enumerate(reader.records):
+        item = dataset[i]
+        path = pred_dir / f"{record.id}.png"
+        parsing = read_label(path).long()
+        bad = parsing >= num_classes
+        if bool(bad.any()):
+            raise DataError(path, f"{int(bad.sum())} pixels have class values outside 0..{num_classes - 1} of the "
+                                  f"{space} label space (first: {int(parsing[bad][0])}); a prediction assigns a "
+                                  "class to every pixel")
+        if tuple(parsing.shape) != tuple(item["parsing"].shape):
+            raise DataError(path, f"prediction is {parsing.shape[1]}x{parsing.shape[0]} but the ground truth is "
+                                  f"{item['parsing'].shape[1]}x{item['parsing'].shape[0]} (predictions must be at the "
+                                  "original resolution)")
+        pred = Prediction(parsing=parsing)
+        if keypoints is not None:
+            if record.id not in keypoints:
+                raise DataError(pred_dir / "keypoints.csv", f"no row for image {record.id!r}")
+            pred.keypoints = torch.from_numpy(keypoints[record.id][:, :2]).float()
+        evaluator.update(pred, item)
+        if tick:
+            tick()
+    protocol = {"source": "saved predictions", "resolution": "original", "test_time_augmentation": "unknown (as saved)"}
+    return evaluator.result(_meta(name or pred_dir.name, reader, protocol, {"predictions": str(pred_dir)}))

@@ -1,0 +1,250 @@
+"""``spd report --study OUT``: the tables and figures of a study written by ``benchmarks/study.py``
+(one ``result.json`` per run under ``OUT/runs/<arm>/<variant>/seed<k>/``, the evaluations beside
+it): mean ± sample standard deviation over seeds, differences to parsing alone paired by seed,
+learning curves, the left/right classes by view and occlusion, and the task-gradient cosines."""
+
+from __future__ import annotations
+
+import json
+import math
+import statistics
+from collections.abc import Iterable
+from pathlib import Path
+
+from ..labels import label_space
+from ..ops.atomic import atomic_path, write_text
+
+VARIANTS = ("cpu_s", "cpu_sp", "cpu_sd", "cpu_spd")
+SUBSETS = ("front", "back", "occluded", "not_occluded")
+REFERENCE = "cpu_s"
+
+
+def load_runs(out: Path) -> list[dict]:
+    """Every finished run of the study, its evaluations read in (``run["scores"][milestone][data]``)."""
+    runs = []
+    for path in sorted(Path(out).glob("runs/*/*/seed*/result.json")):
+        run = json.loads(path.read_text(encoding="utf-8"))
+        run["folder"] = path.parent
+        run["scores"] = {tag: {name: json.loads((path.parent / rel).read_text(encoding="utf-8"))
+                               for name, rel in evaluation.items() if name not in ("step", "checkpoint")}
+                         for tag, evaluation in run["evaluations"].items()}
+        runs.append(run)
+    return runs
+
+
+def left_right_classes(space: str = "lip") -> list[str]:
+    """The classes of the label space's left/right pairs (arms, legs, shoes)."""
+    s = label_space(space)
+    return [s.classes[i] for pair in s.flip_pairs for i in pair]
+
+
+def _mean_sd(values: Iterable[float | None], digits: int = 1) -> str:
+    values = [v for v in values if v is not None and not (isinstance(v, float) and math.isnan(v))]
+    if not values:
+        return "–"
+    if len(values) == 1:
+        return f"{values[0]:.{digits}f}"
+    return f"{statistics.mean(values):.{digits}f} ± {statistics.stdev(values):.{digits}f}"
+
+
+def _metric(doc: dict | None, key: str) -> float | None:
+    if not doc:
+        return None
+    if key == "miou":
+        return (doc.get("parsing") or {}).get("miou")
+    if key == "pckh":
+        return ((doc.get("pose") or {}).get("pckh") or {}).get("Total")
+    if key == "part_miou":
+        return (doc.get("densepose") or {}).get("part_miou")
+    if key == "lr_iou":
+        ious = (doc.get("parsing") or {}).get("iou") or {}
+        values = [ious.get(c) for c in left_right_classes()]
+        values = [v for v in values if v is not None]
+        return statistics.mean(values) if values else None
+    raise KeyError(key)
+
+
+def _select(runs: list[dict], arm: str, variant: str) -> list[dict]:
+    return sorted((r for r in runs if r["arm"] == arm and r["variant"] == variant), key=lambda r: r["seed"])
+
+
+def _paired(runs: list[dict], arm: str, variant: str, reference: list[dict], tag: str, data: str) -> str:
+    """The difference to the reference variant, seed by seed: mean ± sd (n)."""
+    ours = {r["seed"]: _metric(r["scores"][tag].get(data), "miou") for r in _select(runs, arm, variant)}
+    theirs = {r["seed"]: _metric(r["scores"][tag].get(data), "miou") for r in reference}
+    diffs = [ours[s] - theirs[s] for s in sorted(set(ours) & set(theirs)) if ours[s] is not None and theirs[s] is not None]
+    if not diffs:
+        return "–"
+    sign = "+" if statistics.mean(diffs) >= 0 else ""
+    return f"{sign}{_mean_sd(diffs)} ({len(diffs)})"
+
+
+def main_table(runs: list[dict], arm: str = "main", variants: Iterable[str] = VARIANTS, reference_arm: str = "main") -> list[str]:
+    reference = _select(runs, reference_arm, REFERENCE)
+    lines = ["| variant | seeds | schedule point | A val mIoU | Δ vs cpu_s (A) | B shared mIoU | Δ vs cpu_s (B) | "
+             "A held-out mIoU | PCKh | part mIoU |", "|---|---:|---|---:|---:|---:|---:|---:|---:|---:|"]
+    for variant in variants:
+        members = _select(runs, arm, variant)
+        if not members:
+            continue
+        for tag in ("quarter", "final"):
+            steps = {r["evaluations"][tag]["step"] for r in members}
+            scores = [r["scores"][tag] for r in members]
+            lines.append(f"| {variant} | {len(members)} | {tag} (step {', '.join(map(str, sorted(steps)))}) | "
+                         f"{_mean_sd(_metric(s.get('A_val'), 'miou') for s in scores)} | "
+                         f"{_paired(runs, arm, variant, reference, tag, 'A_val') if variant != REFERENCE or arm != reference_arm else ''} | "
+                         f"{_mean_sd(_metric(s.get('B_shared'), 'miou') for s in scores)} | "
+                         f"{_paired(runs, arm, variant, reference, tag, 'B_shared') if variant != REFERENCE or arm != reference_arm else ''} | "
+                         f"{_mean_sd(_metric(s.get('A_heldout'), 'miou') for s in scores)} | "
+                         f"{_mean_sd(_metric(s.get('A_val'), 'pckh') for s in scores)} | "
+                         f"{_mean_sd(_metric(s.get('A_val'), 'part_miou') for s in scores)} |")
+    return lines
+
+
+def subset_table(runs: list[dict], arm: str = "main") -> list[str]:
+    classes = left_right_classes()
+    lines = [f"Mean IoU of the left/right classes ({', '.join(classes)}) and mIoU, by subset of the held-out domain A "
+             "images, final checkpoints, mean ± sd over seeds:", "",
+             "| variant | " + " | ".join(f"{s} L/R IoU | {s} mIoU" for s in SUBSETS) + " |",
+             "|---|" + "---:|" * (2 * len(SUBSETS))]
+    for variant in VARIANTS:
+        members = _select(runs, arm, variant)
+        if not members:
+            continue
+        cells = []
+        for subset in SUBSETS:
+            docs = [(r["scores"]["final"].get("A_heldout") or {}).get("subsets", {}).get(subset) for r in members]
+            cells += [_mean_sd(_metric(d, "lr_iou") for d in docs), _mean_sd(_metric(d, "miou") for d in docs)]
+        lines.append(f"| {variant} | " + " | ".join(cells) + " |")
+    sizes = next((r["scores"]["final"]["A_heldout"].get("subsets") for r in runs if "A_heldout" in r["scores"]["final"]), {})
+    if sizes:
+        lines += ["", "Images per subset: " + ", ".join(f"{k} {v['meta']['images']}" for k, v in sizes.items())]
+    return lines
+
+
+def balance_rows(runs: list[dict]) -> list[str]:
+    lines = main_table(runs, "balance", ("cpu_spd",))[2:]
+    weights = []
+    for run in _select(runs, "balance", "cpu_spd"):
+        if run.get("learned_weights"):
+            last = run["learned_weights"][-1]
+            weights.append(", ".join(f"{k.removeprefix('train/weight_')} {v:.3g}" for k, v in last.items() if k != "step"))
+    if weights:
+        lines += ["", "Learned task weights at the end (exp(-s)), per seed: " + "; ".join(weights)]
+    return lines
+
+
+def curves_figure(runs: list[dict], path: Path, arm: str = "main", key: str = "val/miou") -> Path:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    fig, ax = plt.subplots(figsize=(6.5, 4))
+    for variant in VARIANTS:
+        members = [r for r in _select(runs, arm, variant) if r.get("curve")]
+        if not members:
+            continue
+        steps = sorted(set.intersection(*({row["step"] for row in r["curve"] if key in row} for r in members)))
+        values = np.array([[next(row[key] for row in r["curve"] if row["step"] == s) for s in steps] for r in members])
+        mean = values.mean(0)
+        ax.plot(steps, mean, label=f"{variant} ({len(members)} seeds)")
+        if len(members) > 1:
+            sd = values.std(0, ddof=1)
+            ax.fill_between(steps, mean - sd, mean + sd, alpha=0.2)
+    ax.set_xlabel("training step (batch 4)")
+    ax.set_ylabel("A val mIoU (%), one scale, no mirror")
+    ax.set_title(f"learning curves ({arm}): mean ± sd over seeds", fontsize=9)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def interference_figure(runs: list[dict], path: Path) -> Path | None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    measured = [r for r in runs if r.get("task_gradients")]
+    if not measured:
+        return None
+    fig, axes = plt.subplots(1, 2, figsize=(10, 3.8), sharey=True)
+    for ax, task in zip(axes, ("pose", "densepose")):
+        for run in measured:
+            rows = [row for row in run["task_gradients"] if f"cos/{task}" in row]
+            if rows:
+                ax.plot([row["step"] for row in rows], [row[f"cos/{task}"] for row in rows], marker=".",
+                        label=f"{run['variant']} ({run['arm']}, seed {run['seed']})")
+        ax.axhline(0, color="grey", lw=0.8)
+        ax.set_xlabel("training step")
+        ax.set_title(f"cos(parsing, {task}) on the shared trunk", fontsize=9)
+        ax.legend(fontsize=7)
+    axes[0].set_ylabel("cosine of the gradients")
+    fig.tight_layout()
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def interference_table(runs: list[dict]) -> list[str]:
+    lines = ["| run | measurements | cos(parsing, pose): mean, first half / second half | cos(parsing, DensePose) | "
+             "|g| parsing : pose : DensePose (mean) |", "|---|---:|---|---|---|"]
+    for run in runs:
+        rows = run.get("task_gradients") or []
+        if not rows:
+            continue
+        half = len(rows) // 2
+
+        def cos(task: str, part: list[dict]) -> str:
+            values = [r[f"cos/{task}"] for r in part if f"cos/{task}" in r]
+            return f"{statistics.mean(values):+.3f}" if values else "–"
+
+        norms = {t: statistics.mean(r[f"norm/{t}"] for r in rows) for t in ("parsing", "pose", "densepose")
+                 if all(f"norm/{t}" in r for r in rows)}
+        lines.append(f"| {run['variant']} ({run['arm']}, seed {run['seed']}) | {len(rows)} | "
+                     f"{cos('pose', rows)}: {cos('pose', rows[:half])} / {cos('pose', rows[half:])} | "
+                     f"{cos('densepose', rows)}: {cos('densepose', rows[:half])} / {cos('densepose', rows[half:])} | "
+                     + " : ".join(f"{v:.3g}" for v in norms.values()) + " |")
+    return lines
+
+
+def write_study_report(out: Path | str, report_dir: Path | str | None = None) -> list[Path]:
+    """Writes ``report_dir`` (default ``OUT/report``): ``study.md``, ``curves.png``,
+    ``interference.png``. Returns the files written."""
+    out = Path(out)
+    report_dir = Path(report_dir) if report_dir else out / "report"
+    runs = load_runs(out)
+    if not runs:
+        raise ValueError(f"{out}: no finished study runs (OUT/runs/<arm>/<variant>/seed<k>/result.json)")
+    settings = json.loads((out / "study.json").read_text(encoding="utf-8")) if (out / "study.json").is_file() else {}
+    written = [curves_figure(runs, report_dir / "curves.png")]
+    figure = interference_figure(runs, report_dir / "interference.png")
+    written += [figure] if figure else []
+    first = runs[0]
+    train_s = [r["timing"]["train_wall_s_this_call"] for r in runs if not r["timing"].get("resumed")]
+    text = ["# Study: does SPD help?", "",
+            f"{len(runs)} finished runs; every run {settings.get('steps', first['steps'])} steps of batch "
+            f"{first['batch_size']} on {first['train_images']} training images with the demo's recipe; machine: "
+            f"{first['machine']}; training wall time per uninterrupted run "
+            f"{_mean_sd([s / 60 for s in train_s])} min.", "",
+            "## In domain and across domains (equal steps, equal schedule)", "",
+            *main_table(runs), "",
+            "Δ: the difference to cpu_s of the same seed, mean ± sd over seeds (number of pairs).", "",
+            "## Left / right classes by view and occlusion", "", *subset_table(runs), "",
+            "## Scarce parsing labels", "",
+            f"Parsing labels on {settings.get('parsing_fraction', '?')} of the training images, pose and DensePose "
+            "on all; Δ against cpu_s on the same scarce labels.", "",
+            *main_table(runs, "scarce", ("cpu_s", "cpu_spd"), reference_arm="scarce"), "",
+            "## Loss balancing: uncertainty weighting", "", *main_table(runs, "main", ("cpu_spd",))[:2],
+            *main_table(runs, "main", ("cpu_spd",))[2:], *balance_rows(runs), "",
+            "## Interference: task gradients on the shared trunk", "", *interference_table(runs), "",
+            "Figures: `curves.png` (validation mIoU during training), `interference.png` (gradient cosines)."]
+    path = report_dir / "study.md"
+    write_text(path, "\n".join(text) + "\n")
+    return [path, *written]

@@ -1,0 +1,87 @@
+"""Pretrained weights for a trunk's encoder, for every family: torchvision's ImageNet weights (from
+the torch cache, or downloaded when the user is online), a local state-dict file, or a TensorFlow
+checkpoint of a Caffe / DeepLab-v2 ResNet (the prefix of ``PREFIX.index``). What fits is read from
+the trunk's declaration (``weights_layout``, ``depth``); every file is checked against the
+encoder's keys and shapes before anything is loaded."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import torch
+from torch.hub import get_dir
+from torchvision.models import resnet
+
+from ..ops.state import WeightsError, check_state_dict, read_torch_file, unwrap_state_dict
+from ..ops.tf_checkpoint import map_variables, read_checkpoint
+from .caffe_names import caffe_resnet_names
+from .trunk import Trunk
+
+IMAGENET = {18: resnet.ResNet18_Weights.IMAGENET1K_V1, 34: resnet.ResNet34_Weights.IMAGENET1K_V1,
+            50: resnet.ResNet50_Weights.IMAGENET1K_V1, 101: resnet.ResNet101_Weights.IMAGENET1K_V1}
+# Prefixes that other code bases put before a ResNet's own keys.
+WRAPPERS = ("backbone.", "encoder.", "trunk.encoder.")
+
+
+def imagenet_cache_path(depth: int) -> Path:
+    """Where torchvision keeps the ImageNet file for this depth (``$TORCH_HOME/hub/checkpoints``)."""
+    return Path(get_dir()) / "checkpoints" / os.path.basename(IMAGENET[depth].url)
+
+
+def load_encoder_weights(trunk: Trunk, source: str | Path, allow_download: bool = True) -> str:
+    """Loads ``source`` (``"imagenet"``, a state-dict file or a TensorFlow checkpoint prefix) into
+    ``trunk.encoder``. Returns where the weights came from."""
+    if str(source) == "imagenet":
+        path = _imagenet_file(trunk, allow_download)
+    elif Path(f"{source}.index").is_file():
+        return _load_tf_checkpoint(trunk, Path(source))
+    else:
+        path = Path(source)
+        if not path.is_file():
+            raise WeightsError(f"{path}: backbone weights file not found (nor a TensorFlow checkpoint {path}.index)")
+    state = unwrap_state_dict(read_torch_file(path, "state-dict file"), path)
+    for wrapper in WRAPPERS:
+        if state and all(k.startswith(wrapper) for k in state):
+            state = {k.removeprefix(wrapper): v for k, v in state.items()}
+    state = {k: v for k, v in state.items() if not k.startswith("fc.")}  # the ImageNet classifier
+    check_state_dict(trunk.encoder.state_dict(), state, path, f"a ResNet-{trunk.depth} encoder")
+    trunk.encoder.load_state_dict(state)
+    return str(path)
+
+
+def _imagenet_file(trunk: Trunk, allow_download: bool) -> Path:
+    if trunk.weights_layout != "torchvision":
+        raise WeightsError(f"torchvision's ImageNet weights fit the torchvision layout (stride in the 3x3 convs); "
+                           f"this encoder has the {trunk.weights_layout} layout. Set model.dilated.layout: "
+                           "torchvision, or pass a state dict trained in the caffe layout")
+    path = imagenet_cache_path(trunk.depth)
+    if not path.is_file():
+        url = IMAGENET[trunk.depth].url
+        if not allow_download:
+            raise WeightsError(f"ImageNet weights for ResNet-{trunk.depth} are not in the torch cache. "
+                               f"Download {url} to {path} (or pass the file's path instead of 'imagenet').")
+        try:
+            torch.hub.download_url_to_file(url, str(path), progress=True)
+        except Exception as err:  # URLError, HTTPError, OSError: all mean "not here"
+            raise WeightsError(f"could not download the ImageNet weights ({err}). Download {url} on a "
+                               f"machine with network access and copy it to {path}, or pass its path.") from err
+    return path
+
+
+def _load_tf_checkpoint(trunk: Trunk, prefix: Path) -> str:
+    if trunk.weights_layout != "caffe":
+        raise WeightsError(f"{prefix}: a TensorFlow (DeepLab / Caffe) ResNet fits the caffe layout; this encoder "
+                           f"has the {trunk.weights_layout} layout. Set model.dilated.layout: caffe")
+    trunk.encoder.load_state_dict(caffe_resnet_state(trunk, prefix))
+    return f"{prefix} (TensorFlow checkpoint)"
+
+
+def caffe_resnet_state(trunk: Trunk, prefix: Path | str) -> dict[str, torch.Tensor]:
+    """A Caffe-layout encoder's weights from a TensorFlow checkpoint with DeepLab-v2's variable names
+    (DeepLab-ResNet-TensorFlow's ImageNet initialisation, or JPPNet's own checkpoint). Other
+    variables in the checkpoint (heads) are left alone."""
+    state = trunk.encoder.state_dict()
+    converted = map_variables(read_checkpoint(prefix), caffe_resnet_names(trunk.encoder, trunk.depth), state,
+                              str(prefix), f"a Caffe ResNet-{trunk.depth} checkpoint", others_allowed=True)
+    return {**state, **converted}

@@ -1,0 +1,45 @@
+"""Atomic file writes: write to a temporary name in the same folder, then rename, so that an
+interrupted run never leaves a half-written output behind."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+
+@contextlib.contextmanager
+def atomic_path(path: Path | str, temp_suffix: str | None = None) -> Iterator[Path]:
+    """Yields a temporary path beside ``path``; renames it onto ``path`` if the block succeeds.
+
+    The temporary name keeps the final suffix, so writers that pick a format from it still work;
+    ``temp_suffix`` replaces it where a temporary must not look like a finished file (checkpoints,
+    which a killed process may leave behind and a later run would otherwise take for its own).
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    suffix = temp_suffix if temp_suffix is not None else f".tmp{path.suffix}"
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=suffix, dir=path.parent)
+    os.close(fd)
+    tmp_path = Path(tmp)
+    try:
+        yield tmp_path
+        # mkstemp creates 0600, and some writers (safetensors) replace the file with one of their own:
+        # the finished file gets the mode any other new file would (0666 less the umask).
+        os.chmod(tmp_path, 0o666 & ~_umask())
+        os.replace(tmp_path, path)
+    finally:
+        tmp_path.unlink(missing_ok=True)
+
+
+def _umask() -> int:
+    mask = os.umask(0)  # the only way to read it; set straight back
+    os.umask(mask)
+    return mask
+
+
+def write_text(path: Path | str, text: str) -> None:
+    with atomic_path(path) as tmp:
+        tmp.write_text(text, encoding="utf-8")

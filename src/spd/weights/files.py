@@ -1,0 +1,143 @@
+"""Reading and writing SPD model files.
+
+* a training checkpoint (``*.ckpt``, Lightning's format): the model record under ``spd``, the
+  weights under ``state_dict`` with the prefix ``model.``, the training config under
+  ``hyper_parameters``, the optimiser's state and progress;
+* a weights file (``*.safetensors``): the weights, and the record, the test-time settings and (when
+  known) the training config as string metadata.
+
+Either gives a :class:`ModelFile` (record and weights in today's layout, see :func:`.record.upgrade`);
+:func:`load_checkpoint` builds the network from it, checked key by key, shape by shape, and value by
+value (no NaN or infinity).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from ..inference.settings import EvalConfig
+from ..model import SPDNet
+from ..ops.atomic import atomic_path
+from ..ops.state import WeightsError, check_finite, check_state_dict, read_torch_file
+from ..ops.typed import ConfigError, build
+from .record import model_from_record, upgrade
+
+WEIGHTS_FORMAT = "spd-weights/1"
+MODEL_PREFIX = "model."  # the network's keys inside a training checkpoint's state dict
+
+
+@dataclass
+class ModelFile:
+    """What an SPD model file holds, in today's layout."""
+
+    path: Path
+    kind: str                           # "training checkpoint" or "weights file"
+    record: dict[str, Any]              # SPDNet.metadata(): version, config, normalisation
+    state: dict[str, torch.Tensor]      # the network's state dict
+    eval: dict[str, Any] | None         # the test-time settings recorded with the model
+    experiment: dict[str, Any] | None   # the resolved training config, when recorded
+    progress: dict[str, int] = field(default_factory=dict)  # {"step", "epoch"} of a training checkpoint
+
+
+@dataclass
+class LoadedModel:
+    model: SPDNet
+    eval: EvalConfig                   # test-time settings recorded with the model
+    experiment: dict[str, Any] | None  # the resolved training config, for training checkpoints
+    kind: str                          # "training checkpoint" or "weights file"
+    progress: dict[str, int] = field(default_factory=dict)
+
+
+def read_model_file(path: Path | str) -> ModelFile:
+    """A training checkpoint or a weights file, told apart by their bytes. Raises WeightsError naming
+    the file for anything else."""
+    path = Path(path)
+    if not path.is_file():
+        raise WeightsError(f"{path}: model file not found")
+    with path.open("rb") as f:
+        head = f.read(16)
+    # safetensors: an 8-byte little-endian header length, then a JSON header starting with '{'.
+    return _weights_file(path) if head[8:9] == b"{" else _training_checkpoint(path)
+
+
+def training_state(ckpt: dict, path: Path | str) -> dict[str, torch.Tensor]:
+    """A training checkpoint's whole state dict (model and loss buffers) with the model's keys in
+    today's layout: what resuming loads."""
+    record = (ckpt.get("spd") or {}).get("model")
+    if not isinstance(record, dict) or not isinstance(ckpt.get("state_dict"), dict):
+        raise WeightsError(f"{path}: not a checkpoint of `spd train` (no model record or no state dict: a bare "
+                           "state dict, exported weights, or a checkpoint of an early pre-release?)")
+    state = ckpt["state_dict"]
+    model = {k.removeprefix(MODEL_PREFIX): v for k, v in state.items() if k.startswith(MODEL_PREFIX)}
+    _, model = upgrade(record, model, path)
+    return {**{k: v for k, v in state.items() if not k.startswith(MODEL_PREFIX)},
+            **{MODEL_PREFIX + k: v for k, v in model.items()}}
+
+
+def _training_checkpoint(path: Path) -> ModelFile:
+    ckpt = read_torch_file(path, "checkpoint")
+    if not isinstance(ckpt, dict):
+        raise WeightsError(f"{path}: not a checkpoint of `spd train` (it holds a {type(ckpt).__name__})")
+    state = training_state(ckpt, path)
+    record, _ = upgrade(ckpt["spd"]["model"], {}, path)
+    experiment = (ckpt.get("hyper_parameters") or {}).get("config")
+    progress = {k: int(ckpt[key]) for k, key in (("step", "global_step"), ("epoch", "epoch")) if key in ckpt}
+    return ModelFile(path, "training checkpoint", record,
+                     {k.removeprefix(MODEL_PREFIX): v for k, v in state.items() if k.startswith(MODEL_PREFIX)},
+                     (experiment or {}).get("eval"), experiment, progress)
+
+
+def _weights_file(path: Path) -> ModelFile:
+    from safetensors import SafetensorError, safe_open
+
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            meta = f.metadata() or {}
+            state = {k: f.get_tensor(k) for k in f.keys()}
+    except (SafetensorError, OSError, ValueError) as err:
+        raise WeightsError(f"{path}: cannot read the safetensors file ({err})") from None
+    if meta.get("format") != WEIGHTS_FORMAT:
+        raise WeightsError(f"{path}: not an SPD weights file (metadata 'format' is {meta.get('format')!r}, expected "
+                           f"{WEIGHTS_FORMAT!r}; write one with `spd export --format safetensors`)")
+    try:
+        record, settings = json.loads(meta["model"]), json.loads(meta["eval"])
+        experiment = json.loads(meta["experiment"]) if "experiment" in meta else None
+    except (KeyError, json.JSONDecodeError) as err:
+        raise WeightsError(f"{path}: invalid SPD metadata ({type(err).__name__}: {err})") from None
+    record, state = upgrade(record, state, path)
+    return ModelFile(path, "weights file", record, state, settings, experiment)
+
+
+def eval_settings(settings: dict | None, source: Path | str) -> EvalConfig:
+    try:
+        return build(EvalConfig, dict(settings or {}), "eval")
+    except ConfigError as err:
+        raise WeightsError(f"{source}: the recorded test-time settings are invalid ({err})") from None
+
+
+def load_checkpoint(path: Path | str, device: torch.device | str = "cpu") -> LoadedModel:
+    """The model of any SPD model file (in eval mode, on ``device``) and its recorded settings."""
+    loaded = read_model_file(path)
+    model = model_from_record(loaded.record, loaded.path)
+    check_state_dict(model.state_dict(), loaded.state, loaded.path, "the recorded model")
+    check_finite(loaded.state, loaded.path)
+    model.load_state_dict(loaded.state)
+    return LoadedModel(model.to(device).eval(), eval_settings(loaded.eval, loaded.path), loaded.experiment,
+                       loaded.kind, loaded.progress)
+
+
+def write_weights_file(model: SPDNet, path: Path | str, metadata: dict[str, str]) -> Path:
+    """The model's weights as safetensors with ``metadata`` (which must hold the record and the
+    test-time settings: see :func:`spd.export.formats.metadata`), written atomically (mode as any
+    new file under the user's umask)."""
+    from safetensors.torch import save_file
+
+    state = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
+    with atomic_path(path) as tmp:
+        save_file(state, str(tmp), metadata=metadata)
+    return Path(path)
