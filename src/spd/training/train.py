@@ -81,6 +81,10 @@ def _train(config: ExperimentConfig, run_dir: Path, device: str, resume: bool | 
     accelerator, devices = parse_device(device, t.devices)
     if accelerator == "gpu":
         torch.set_float32_matmul_precision("high" if t.tf32 else "highest")
+    sync_batchnorm = t.sync_batchnorm and accelerator == "gpu"
+    if t.sync_batchnorm and not sync_batchnorm:
+        log.warning("train.sync_batchnorm: PyTorch synchronises batch norm on GPUs only; on the CPU each process "
+                    "keeps its own statistics")
     checkpoint = ModelCheckpoint(dirpath=run_dir / "checkpoints", auto_insert_metric_name=False,
                                  **keep_newest(t.keep_checkpoints),
                                  every_n_train_steps=t.checkpoint_every_n_steps or None,
@@ -95,7 +99,7 @@ def _train(config: ExperimentConfig, run_dir: Path, device: str, resume: bool | 
         # No deterministic kernel exists on CUDA for some operations: those warn instead of failing.
         deterministic="warn" if t.deterministic else False, benchmark=not t.deterministic,
         # The data module splits the epoch order across processes itself (EpochSampler).
-        use_distributed_sampler=False, sync_batchnorm=t.sync_batchnorm,
+        use_distributed_sampler=False, sync_batchnorm=sync_batchnorm,
         logger=run_loggers(run_dir, resume=bool(resume)),
         callbacks=[checkpoint, LearningRateMonitor("step"), *bar, ReplacedCheckpoints(run_dir), *(callbacks or [])],
         plugins=[AtomicCheckpointIO()], enable_progress_bar=progress, enable_model_summary=False,

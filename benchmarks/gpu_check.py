@@ -1,0 +1,405 @@
+"""Everything that needs a GPU, in one run (about 8 minutes on one GPU), written to one Markdown
+report: ``bash benchmarks/gpu_check.sh [OUT.md]``.
+
+1. every preset computes on CUDA what it computes on the CPU (fp32, TF32 off);
+2. a bf16 training run's loss falls (``spd.train`` on synthetic data, the full-size ``spd``);
+3. ``spd predict``, ``spd evaluate`` and the web page's prediction work on CUDA;
+4. DDP with two processes trains the S / SP / SD / SPD variants without unused-parameter errors
+   (on two GPUs when there are two, else on the CPU with gloo);
+5. host-device synchronisations in one training step (``torch.cuda.set_sync_debug_mode``);
+6. training images/s and achieved TFLOP/s against the card's bf16 peak (``spd`` at 384 px, batch
+   8 and 16, with and without channels-last; ``cpu_spd``), inference images/s at batch 1 and 32,
+   and the data loader's images/s by worker count;
+7. how busy ``spd predict`` keeps the GPU over 1000 images (``nvidia-smi`` samples).
+
+Each check records its result or its error and the others go on. ``--quick`` shrinks every size
+(a smoke test of this script itself, also on the CPU with ``--device cpu``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import io
+import json
+import os
+import platform
+import subprocess
+import sys
+import threading
+import time
+import traceback
+import warnings
+from pathlib import Path
+
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+import torch  # noqa: E402
+
+from spd.config import load_config  # noqa: E402
+from spd.data.synthetic import SynthSpec, generate  # noqa: E402
+from spd.model import PRESETS, SPDNet, preset  # noqa: E402
+from spd.ops.atomic import write_text  # noqa: E402
+
+# Dense bf16 tensor-core peaks (TFLOP/s), from the vendors' data sheets.
+BF16_PEAK = {"H200": 989.0, "H100": 989.0, "A100": 312.0, "L40S": 362.0, "L4": 121.0, "A10": 125.0, "RTX 4090": 165.0}
+ROOT = Path(__file__).parents[1]
+
+
+def peak_tflops(name: str) -> float | None:
+    return next((v for k, v in BF16_PEAK.items() if k.lower() in name.lower()), None)
+
+
+def timed(fn, device: torch.device, warmup: int, repeats: int) -> float:
+    for _ in range(warmup):
+        fn()
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    start = time.perf_counter()
+    for _ in range(repeats):
+        fn()
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    return (time.perf_counter() - start) / repeats
+
+
+class Report:
+    def __init__(self, path: Path, args: argparse.Namespace):
+        self.path, self.sections, self.failed, self.start = path, [], [], time.perf_counter()
+        self.args = args
+
+    def run(self, title: str, check) -> None:
+        t0 = time.perf_counter()
+        print(f"== {title}", flush=True)
+        try:
+            lines = check()
+        except Exception as err:  # noqa: BLE001 - a failed check is recorded, the others go on
+            self.failed.append(title)
+            lines = [f"**failed**: `{type(err).__name__}: {err}`", "", "```", traceback.format_exc()[-3000:], "```"]
+        self.sections.append((title, round(time.perf_counter() - t0, 1), lines))
+        self.write()
+
+    def write(self) -> None:
+        device = self.args.device
+        name = torch.cuda.get_device_name(0) if device == "cuda" and torch.cuda.is_available() else platform.processor()
+        head = [f"# GPU check: {name}", "",
+                f"`bash benchmarks/gpu_check.sh` on {time.strftime('%Y-%m-%d')}: {name}; torch {torch.__version__}, "
+                f"CUDA {torch.version.cuda}; {os.cpu_count()} CPU cores; total {time.perf_counter() - self.start:.0f} s"
+                + (" (--quick: toy sizes, not measurements)" if self.args.quick else "") + ".", ""]
+        if self.failed:
+            head += [f"Failed: {', '.join(self.failed)}.", ""]
+        body = []
+        for title, seconds, lines in self.sections:
+            body += [f"## {title} ({seconds} s)", "", *lines, ""]
+        write_text(self.path, "\n".join(head + body) + "\n")
+
+
+def agreement(args) -> list[str]:
+    """fp32 with TF32 off: the largest difference relative to the output's scale, per preset."""
+    torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = False
+    size = 64 if args.quick else 160
+    lines = ["| preset | output | max abs diff | max abs value | relative |", "|---|---|---:|---:|---:|"]
+    worst = 0.0
+    for name in (["cpu_spd", "jppnet"] if args.quick else list(PRESETS)):
+        torch.manual_seed(0)
+        model = SPDNet(preset(name)).eval()
+        x = torch.randn(2, 3, size, size - 16)
+        with torch.no_grad():
+            cpu = model(x).final
+            gpu = model.to(args.device)(x.to(args.device)).final
+        for task in ("parsing", "pose", "dp_index", "dp_uv"):
+            a, b = getattr(cpu, task), getattr(gpu, task)
+            if a is None:
+                continue
+            diff, scale = float((a - b.float().cpu()).abs().max()), float(a.abs().max())
+            worst = max(worst, diff / max(scale, 1e-6))
+            lines.append(f"| {name} | {task} | {diff:.2e} | {scale:.3g} | {diff / max(scale, 1e-6):.1e} |")
+        del model
+    torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = True
+    lines += ["", f"Largest relative difference: {worst:.1e} ({'agrees' if worst < 1e-3 else 'DISAGREES'}: threshold 1e-3)."]
+    if worst >= 1e-3:
+        raise AssertionError("\n".join(lines))
+    return lines
+
+
+def synthetic(args, num: int, size: int, name: str) -> Path:
+    root = args.work / name
+    generate(root, SynthSpec(num=num, domain="A", seed=0, size=size, val_fraction=0.1))
+    return root
+
+
+def bf16_training(args) -> list[str]:
+    size = 96 if args.quick else 384
+    root = synthetic(args, 40 if args.quick else 200, size, f"synth_{size}")
+    model = "spd (ResNet-18, heads x0.125: --quick)" if args.quick else "spd"
+    config, _ = load_config(ROOT / "configs" / "synth_A_spd.yaml", [
+        f"data.root={root}", f"data.synthetic={{domain: A, num: {40 if args.quick else 200}, size: {size}, seed: 0, "
+        "val_fraction: 0.1}", *(["model.dilated.depth=18", "model.dilated.width=0.125"] if args.quick else []),
+        "data.batch_size=8", "data.num_workers=4",
+        f"augment.size=[{size}, {size}]", "train.max_epochs=-1", f"train.max_steps={8 if args.quick else 60}",
+        "train.val_every_n_epochs=1000", f"train.out_dir={args.work / 'runs'}", "train.name=bf16",
+        "train.log_every_n_steps=1", "optim.name=adamw", "optim.lr=3e-4", "optim.warmup_steps=5",
+        f"train.precision={'bf16-mixed' if args.device == 'cuda' else '32-true'}", "train.keep_checkpoints=0",
+        "train.sync_batchnorm=false"])
+    from spd.training import train
+
+    start = time.perf_counter()
+    result = train(config, device=args.device, progress=False, overwrite=True)
+    seconds = time.perf_counter() - start
+    import csv
+
+    rows = list(csv.DictReader(open(next((result.run_dir / "logs").glob("version_*/metrics.csv")), newline="")))
+    losses = [float(r["loss"]) for r in rows if r.get("loss")]
+    k = max(1, len(losses) // 5)
+    first, last = sum(losses[:k]) / k, sum(losses[-k:]) / k
+    args.checkpoint = result.last_checkpoint
+    lines = [f"`{model}` at {size} px, batch 8, {result.global_step} steps in {seconds:.0f} s (start-up included), "
+             f"{config.train.precision}: loss {first:.3f} (first {k} steps) -> {last:.3f} (last {k})."]
+    if not last < first:
+        raise AssertionError(lines[0] + " The loss did not fall.")
+    return lines
+
+
+def cuda_commands(args) -> list[str]:
+    from spd.cli.main import main
+
+    if getattr(args, "checkpoint", None) is None:
+        raise RuntimeError("needs the bf16 training check's checkpoint")
+    size = 96 if args.quick else 384
+    root = args.work / f"synth_{size}"
+    images = next(root.rglob("val_images"))
+    out = args.work / "predicted"
+    lines = []
+    for name, argv in (("spd predict", ["predict", str(args.checkpoint), str(images), "--out", str(out), "--device",
+                                        args.device, "--overwrite", "--precision", "bf16"]),
+                       ("spd evaluate", ["evaluate", str(args.checkpoint), "--data", str(root), "--split", "val",
+                                         "--device", args.device, "--out", str(args.work / "eval")])):
+        start = time.perf_counter()
+        code = main(argv)
+        lines.append(f"- `{name}` on {args.device}: exit {code} in {time.perf_counter() - start:.1f} s")
+        if code != 0:
+            raise AssertionError("\n".join(lines))
+    from spd.predict import Predictor
+    from spd.serve import DemoApp
+
+    app = DemoApp(Predictor.from_checkpoint(args.checkpoint, device=args.device, batch_size=1), "check")
+    reply = app.predict(next(images.iterdir()).read_bytes(), "x.jpg")
+    lines.append(f"- the web page's prediction on {args.device}: panels {sorted(reply['panels'])} in {reply['seconds']} s")
+    return lines
+
+
+DDP_SCRIPT = """
+import sys
+from spd.config import load_config
+from spd.training import train
+config, _ = load_config(None, sys.argv[2:])
+train(config, device=sys.argv[1], progress=False, overwrite=True)
+"""
+
+
+def ddp(args) -> list[str]:
+    gpus = torch.cuda.device_count() if args.device == "cuda" else 0
+    device = "cuda" if gpus >= 2 else "cpu"
+    root = synthetic(args, 24, 64, "synth_64")
+    script = args.work / "ddp_train.py"
+    script.write_text(DDP_SCRIPT)
+    lines = [f"Two processes on {'two GPUs (NCCL)' if device == 'cuda' else 'the CPU (gloo)'}:", ""]
+    for name in ("s", "sp", "sd", "spd", "cpu_spd"):
+        family = {"fpn": {"decoder_width": 16, "head_width": 16}} if name.startswith("cpu") else \
+            {"dilated": {"depth": 18, "width": 0.125, "frozen_bn": False}}
+        sets = [f"data.root={root}", "data.synthetic={domain: A, num: 24, size: 64, seed: 0, val_fraction: 0.1}",
+                f"model={json.dumps({'preset': name, **family})}", "data.batch_size=4", "data.num_workers=0",
+                "augment.size=[64, 48]", "train.max_epochs=-1", "train.max_steps=4", "train.devices=2",
+                "train.strategy=ddp", "train.val_every_n_epochs=1000", f"train.out_dir={args.work / 'runs'}",
+                f"train.name=ddp_{name}", "train.sync_batchnorm=true"]
+        start = time.perf_counter()
+        done = subprocess.run([sys.executable, str(script), device, *sets], capture_output=True, text=True, timeout=600)
+        ok = done.returncode == 0
+        lines.append(f"- `{name}`: {'ok' if ok else 'FAILED'} ({time.perf_counter() - start:.0f} s)"
+                     + ("" if ok else f"\n\n```\n{done.stderr[-2000:]}\n```"))
+    if any("FAILED" in line for line in lines):
+        raise AssertionError("\n".join(lines))
+    return lines
+
+
+def host_syncs(args) -> list[str]:
+    """Synchronisations in one training step of the module (forward, loss, backward, optimiser)."""
+    if args.device != "cuda":
+        return ["skipped: needs CUDA (torch.cuda.set_sync_debug_mode)"]
+    from spd.data.dataset import ParsingDataset
+    from spd.data.detect import open_dataset
+    from spd.data.transforms import AugmentConfig, train_transform
+    from spd.training.module import SPDModule
+
+    size = 96 if args.quick else 384
+    _, resolved = load_config(ROOT / "configs" / "synth_A_spd.yaml", ["model.preset=spd", "model.backbone_weights=null"])
+    module = SPDModule(resolved, initialise=False).cuda().train()
+    dataset = ParsingDataset(open_dataset(args.work / f"synth_{size}", "train"),
+                             train_transform(AugmentConfig(size=(size, size), recipe="jppnet"), "lip"), dense_heatmaps=True)
+    batch = torch.utils.data.default_collate([dataset[i] for i in range(4)])
+    batch = {k: v.cuda(non_blocking=True) if isinstance(v, torch.Tensor) else v for k, v in batch.items()}
+    optimiser = torch.optim.SGD(module.parameters(), lr=1e-6)
+
+    def step():
+        with torch.autocast("cuda", dtype=torch.bfloat16):
+            loss = module.criterion(module(batch["image"]), batch).total
+        loss.backward()
+        optimiser.step()
+        optimiser.zero_grad(set_to_none=True)
+
+    step()
+    torch.cuda.synchronize()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        torch.cuda.set_sync_debug_mode(1)
+        try:
+            step()
+        finally:
+            torch.cuda.set_sync_debug_mode(0)
+    syncs = [str(w.message).split("\n")[0] for w in caught if "synchroniz" in str(w.message).lower()]
+    lines = [f"{len(syncs)} synchronising operation(s) in one training step of `spd` (target: at most 5)."]
+    lines += [f"- {s}" for s in syncs[:10]]
+    return lines
+
+
+def flops_of_step(model: torch.nn.Module, x: torch.Tensor) -> float:
+    from torch.utils.flop_counter import FlopCounterMode
+
+    with FlopCounterMode(display=False) as counter:
+        out = model(x)
+        sum(t.float().mean() for s in out.stages for t in vars(s).values() if t is not None).backward()
+    model.zero_grad(set_to_none=True)
+    return counter.get_total_flops()
+
+
+def speed(args) -> list[str]:
+    device = torch.device(args.device)
+    name = torch.cuda.get_device_name(0) if device.type == "cuda" else platform.processor()
+    peak = peak_tflops(name) if device.type == "cuda" else None
+    size = 96 if args.quick else 384
+    lines = [f"Training steps (forward, backward, SGD; bf16 autocast on CUDA), {size} px; achieved TFLOP/s count a "
+             f"multiply-add as 2; the card's dense bf16 peak: {peak or 'unknown'} TFLOP/s.", "",
+             "| model | batch | channels-last | step (s) | images/s | TFLOP/s | of peak | peak memory (GiB) |",
+             "|---|---:|---|---:|---:|---:|---:|---:|"]
+    for model_name, batches in (("spd", (8, 16) if not args.quick else (2,)), ("cpu_spd", (16,) if not args.quick else (2,))):
+        for batch in batches:
+            for channels_last in (False, True):
+                torch.manual_seed(0)
+                model = SPDNet(preset(model_name)).to(device).train()
+                x = torch.randn(batch, 3, size, size, device=device)
+                flops = flops_of_step(model, x)
+                if channels_last:
+                    model = model.to(memory_format=torch.channels_last)
+                    x = x.contiguous(memory_format=torch.channels_last)
+                optimiser = torch.optim.SGD(model.parameters(), lr=1e-6, momentum=0.9)
+
+                def step():
+                    with torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
+                        out = model(x)
+                        loss = sum(t.float().mean() for s in out.stages for t in vars(s).values() if t is not None)
+                    loss.backward()
+                    optimiser.step()
+                    optimiser.zero_grad(set_to_none=True)
+
+                if device.type == "cuda":
+                    torch.cuda.reset_peak_memory_stats()
+                seconds = timed(step, device, 2, 2 if args.quick else 5)
+                tflops = flops / seconds / 1e12
+                memory = torch.cuda.max_memory_allocated() / 2**30 if device.type == "cuda" else float("nan")
+                lines.append(f"| {model_name} | {batch} | {channels_last} | {seconds:.3f} | {batch / seconds:.1f} | "
+                             f"{tflops:.1f} | {f'{100 * tflops / peak:.0f}%' if peak else '–'} | {memory:.1f} |")
+                del model, optimiser, x
+                if device.type == "cuda":
+                    torch.cuda.empty_cache()
+    lines += ["", "Inference (`predict_stages`, bf16 autocast on CUDA, one scale):", "",
+              "| model | batch | images/s |", "|---|---:|---:|"]
+    for model_name in ("spd", "cpu_spd"):
+        model = SPDNet(preset(model_name)).to(device).eval()
+        for batch in ((1, 32) if not args.quick else (1, 2)):
+            x = torch.randn(batch, 3, size, size, device=device)
+
+            def infer():
+                with torch.no_grad(), torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
+                    model.predict_stages(x)
+
+            lines.append(f"| {model_name} | {batch} | {batch / timed(infer, device, 2, 3 if args.quick else 10):.1f} |")
+        del model
+    lines += ["", "Data loader (JPPNet's augmentation, targets included, synthetic 384-px images):", "",
+              "| workers | images/s |", "|---:|---:|"]
+    from spd.data.dataset import ParsingDataset
+    from spd.data.detect import open_dataset
+    from spd.data.transforms import AugmentConfig, train_transform
+
+    dataset = ParsingDataset(open_dataset(args.work / f"synth_{size}", "train"),
+                             train_transform(AugmentConfig(size=(size, size), recipe="jppnet"), "lip"), dense_heatmaps=True)
+    for workers in ((0, 2) if args.quick else (0, 2, 4, 8, min(16, os.cpu_count() or 1))):
+        loader = torch.utils.data.DataLoader(dataset, batch_size=8, num_workers=workers, shuffle=True,
+                                             persistent_workers=False)
+        start, count = time.perf_counter(), 0
+        for batch in loader:
+            count += len(batch["id"])
+        lines.append(f"| {workers} | {count / (time.perf_counter() - start):.1f} |")
+    return lines
+
+
+def predict_busy(args) -> list[str]:
+    if args.device != "cuda" or getattr(args, "checkpoint", None) is None:
+        return ["skipped: needs CUDA and the bf16 training check's checkpoint"]
+    from spd.cli.main import main
+
+    root = args.work / "predict_1000"
+    generate(root, SynthSpec(num=1000 if not args.quick else 40, domain="A", seed=5, size=384, val_fraction=1.0))
+    samples, stop = [], threading.Event()
+
+    def sample():
+        while not stop.is_set():
+            with contextlib.suppress(Exception):
+                out = subprocess.run(["nvidia-smi", "--query-gpu=utilization.gpu", "--format=csv,noheader,nounits"],
+                                     capture_output=True, text=True, timeout=5).stdout
+                samples.append(float(out.split()[0]))
+            time.sleep(0.5)
+
+    thread = threading.Thread(target=sample, daemon=True)
+    start = time.perf_counter()
+    thread.start()
+    with contextlib.redirect_stderr(io.StringIO()):
+        code = main(["predict", str(args.checkpoint), str(next(root.rglob("val_images"))), "--out",
+                     str(args.work / "predicted_1000"), "--device", "cuda", "--batch-size", "16", "--overwrite",
+                     "--outputs", "parsing,keypoints,iuv"])
+    seconds = time.perf_counter() - start
+    stop.set()
+    thread.join()
+    busy = sorted(samples)[len(samples) // 2] if samples else float("nan")
+    mean = sum(samples) / len(samples) if samples else float("nan")
+    return [f"`spd predict` over {1000 if not args.quick else 40} images of 384 px (batch 16, outputs parsing, keypoints, "
+            f"IUV): exit {code}, {seconds:.0f} s; GPU utilisation from nvidia-smi every 0.5 s: median {busy:.0f}%, mean "
+            f"{mean:.0f}% over {len(samples)} samples (target: at least 80%)."]
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--out", type=Path, default=None, help="the Markdown report (default: benchmarks/results_gpu_<card>.md)")
+    parser.add_argument("--device", default="cuda")
+    parser.add_argument("--work", type=Path, default=Path("runs/gpu_check"))
+    parser.add_argument("--quick", action="store_true", help="toy sizes: a smoke test of this script")
+    parser.add_argument("--only", nargs="+", default=None, help="run only these checks (by number, 1-7)")
+    args = parser.parse_args()
+    if args.device == "cuda" and not torch.cuda.is_available():
+        print("gpu_check: no CUDA device here (use --device cpu --quick to try the script itself)", file=sys.stderr)
+        return 2
+    card = torch.cuda.get_device_name(0).replace(" ", "_") if args.device == "cuda" else "cpu"
+    out = args.out or ROOT / "benchmarks" / f"results_gpu_{card}.md"
+    args.work.mkdir(parents=True, exist_ok=True)
+    report = Report(out, args)
+    checks = [("1. CPU and CUDA agree", agreement), ("2. bf16 training", bf16_training),
+              ("3. predict, evaluate and the web page on CUDA", cuda_commands), ("4. DDP, two processes", ddp),
+              ("5. host syncs in a training step", host_syncs), ("6. speed", speed), ("7. spd predict keeps the GPU busy", predict_busy)]
+    for number, (title, check) in enumerate(checks, start=1):
+        if args.only is None or str(number) in args.only:
+            report.run(title, lambda check=check: check(args))
+    print(f"report: {out}" + (f"; failed: {', '.join(report.failed)}" if report.failed else ""))
+    return 1 if report.failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
