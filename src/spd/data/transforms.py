@@ -55,22 +55,23 @@ MEAN_COLOUR = (0.485 * 255, 0.456 * 255, 0.406 * 255)
 class AugmentConfig:
     """Training augmentation, one of two recipes:
 
-    * ``affine``: random scale (per axis unless ``keep_aspect``), rotation and crop / pad as one
+    * ``affine``: random scale (per axis), rotation and a random crop / pad as one
       affine warp around the image centre; pose targets rendered after it at the output grid.
     * ``jppnet``: JPPNet's own (utils/lip_reader.py): mirror; ONE factor s in ``scale`` and a
       resize of everything to int(size * s) whatever the image's aspect (TF1's legacy resizes);
       padding on the right and bottom to ``size`` (image: the mean colour, labels 255, heatmaps 0);
       a random crop. Pose targets are JPPNet's dense heatmaps made at the original size, resized
-      with the image. ``keep_aspect``, ``rotation``, ``fit`` and ``random_crop`` do not apply.
+      with the image. ``rotation`` and ``fit`` do not apply.
     """
+
+    RETIRED = {"keep_aspect": "the affine recipe scales each axis on its own (no config kept the aspect)",
+               "random_crop": "crops are random (no config centred them)"}
 
     size: tuple[int, int] = (384, 384)       # output height, width
     scale: tuple[float, float] = (0.75, 1.25)
-    keep_aspect: bool = False
     rotation: float = 0.0                    # maximum |angle| in degrees
     flip: float = 0.5                        # probability of a mirror
     fit: bool = False                        # first scale the image so its longer side fits ``size``
-    random_crop: bool = True                 # False: the crop is centred
     recipe: str = "affine"                   # "affine" or "jppnet" (see above)
 
     def __post_init__(self) -> None:
@@ -84,7 +85,7 @@ class AugmentConfig:
 
 
 class RandomAffineCrop(v2.Transform):
-    """Random scale (per axis unless ``keep_aspect``), rotation and crop / pad to ``size``, applied
+    """Random scale (per axis), rotation and crop / pad to ``size``, applied
     as one affine warp so that every target is resampled once and stays aligned."""
 
     def __init__(self, config: AugmentConfig):
@@ -96,17 +97,16 @@ class RandomAffineCrop(v2.Transform):
         in_hw = query_size(flat_inputs)
         base = min(cfg.size[0] / in_hw[0], cfg.size[1] / in_hw[1]) if cfg.fit else 1.0
         sx = float(torch.empty(1).uniform_(*cfg.scale))
-        sy = sx if cfg.keep_aspect else float(torch.empty(1).uniform_(*cfg.scale))
+        sy = float(torch.empty(1).uniform_(*cfg.scale))
         angle = float(torch.empty(1).uniform_(-cfg.rotation, cfg.rotation)) if cfg.rotation > 0 else 0.0
         matrix = affine_matrix(in_hw, cfg.size, (sx * base, sy * base), angle)
         shift = [0.0, 0.0]
-        if cfg.random_crop:
-            # Crop inside the transformed image when it is larger than the output, place it
-            # anywhere inside the output when it is smaller (JPPNet: pad, then random crop).
-            for axis, extent in enumerate(transformed_extent(in_hw, matrix)):
-                slack = abs(extent - cfg.size[1 - axis]) / 2.0
-                shift[axis] = float(torch.empty(1).uniform_(-slack, slack))
-            matrix = affine_matrix(in_hw, cfg.size, (sx * base, sy * base), angle, tuple(shift))
+        # Crop inside the transformed image when it is larger than the output, place it anywhere
+        # inside the output when it is smaller (JPPNet: pad, then random crop).
+        for axis, extent in enumerate(transformed_extent(in_hw, matrix)):
+            slack = abs(extent - cfg.size[1 - axis]) / 2.0
+            shift[axis] = float(torch.empty(1).uniform_(-slack, slack))
+        matrix = affine_matrix(in_hw, cfg.size, (sx * base, sy * base), angle, tuple(shift))
         return {"matrix": matrix}
 
     def transform(self, inpt: Any, params: dict[str, Any]) -> Any:

@@ -83,13 +83,13 @@ class ModelConfig:
     # output is fused over them (test-time scales are eval.scales, a separate choice).
     train_scales: tuple[float, ...] = (1.0, 0.75, 0.5)
     parsing_space: str = "lip"  # label space of the parsing head: "lip" (20 classes) or "atr" (18)
-    num_joints: int = 16
     dilated: DilatedConfig | None = None
     fpn: FPNConfig | None = None
     # Initial weights, used when training starts (never when a model file is loaded):
     backbone_weights: str | None = None  # the encoder's: "imagenet", a state-dict file or a TF checkpoint prefix
     init_from: str | None = None         # another SPD model's file: parameters matched by name
 
+    RETIRED = {"num_joints": "the pose head has one channel per joint of the keypoint space (16, LIP's)"}
     RENAMED = {"scales": "train_scales", "family": "dilated or model.fpn (a section per family)",
                "backbone": "fpn.encoder", "decoder_width": "fpn.decoder_width", "head_width": "fpn.head_width",
                "depth": "dilated.depth", "layout": "dilated.layout", "output_stride": "dilated.output_stride",
@@ -114,8 +114,13 @@ class ModelConfig:
             raise ValueError("model: give exactly one family section, model.dilated or model.fpn "
                              f"(got {'both' if self.dilated else 'neither'}; to switch a preset's family, set "
                              "the other section to null)")
-        if self.num_joints != 16:
-            raise ValueError(f"model.num_joints must be 16 (the LIP joints), got {self.num_joints}")
+
+    @property
+    def num_joints(self) -> int:
+        """The pose head's channels: the LIP joints (the keypoint space, data)."""
+        from ..labels import keypoint_space
+
+        return keypoint_space().num_joints
 
     @property
     def family(self) -> str:

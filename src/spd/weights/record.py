@@ -29,7 +29,7 @@ def upgrade(record: dict, state: dict[str, torch.Tensor], source: Path | str) ->
         raise WeightsError(f"{source}: model record version {version!r}; this spd reads versions 1 and {RECORD_VERSION}")
     old = dict(record.get("config") or {})
     family = old.get("family", "dilated")
-    config = {k: old[k] for k in ("name", "tasks", "feeds", "refine_stages", "parsing_space", "num_joints") if k in old}
+    config = {k: old[k] for k in ("name", "tasks", "feeds", "refine_stages", "parsing_space") if k in old}
     config["train_scales"] = old.get("scales", [1.0])
     if family == "fpn":
         if (old.get("branch_convs", 2), old.get("refine_fuse", 3)) != (1, 1):
