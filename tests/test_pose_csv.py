@@ -49,6 +49,14 @@ coordinate = st.one_of(st.just(math.nan), st.floats(-50, 500, allow_nan=False).m
 def test_format_then_parse_round_trips(joints):
     array = np.array(joints, np.float32)
     _, back = parse_pose_line(format_pose_line("a.jpg", array), None, 1)
-    missing = np.isnan(array[:, :2]).any(axis=1)
+    # A nan or negative coordinate is a missing joint (as LIP's evaluation reads the files).
+    missing = np.isnan(array[:, :2]).any(axis=1) | (np.nan_to_num(array[:, :2], nan=0.0) < 0).any(axis=1)
     assert np.isnan(back[missing]).all()
     assert np.allclose(back[~missing], array[~missing])
+
+
+def test_a_negative_coordinate_is_a_missing_joint_and_a_visibility_outside_0_1_2_an_error(tmp_path):
+    _, joints = parse_pose_line("a.jpg,-1,5,1," + ",".join(["1,2,1"] * 15), tmp_path / "x.csv", 1)
+    assert np.isnan(joints[0]).all() and joints[1].tolist() == [1, 2, 1]
+    with pytest.raises(DataError, match=r"x.csv:4: visibility values \[7.0\] are not one of 0, 1, 2"):
+        parse_pose_line("a.jpg,3,5,7," + ",".join(["1,2,1"] * 15), tmp_path / "x.csv", 4)

@@ -17,26 +17,26 @@ pytestmark = pytest.mark.slow
 
 
 def test_study_runs_resumes_and_reports(tmp_path):
-    args = [sys.executable, str(STUDY), "--out", str(tmp_path), "--steps", "8", "--seeds", "0", "--variants", "cpu_s",
-            "cpu_spd", "--num", "24", "--cross", "4", "--heldout", "8", "--val-every", "1", "--grad-every", "4",
+    args = [sys.executable, str(STUDY), "--out", str(tmp_path), "--steps", "8", "--seeds", "0", "--variants", "cpu_spd",
+            "--num", "24", "--cross", "4", "--heldout", "8", "--val-every", "1", "--grad-every", "4",
             "--workers", "0", "--threads", "2"]
     first = subprocess.run(args, check=True, capture_output=True, text=True, timeout=900).stdout
-    assert first.count('"arm"') == 5  # main: cpu_s, cpu_spd; scarce: cpu_s, cpu_spd; balance: cpu_spd
+    assert first.count('"arm"') == 3  # cpu_spd in each arm: main, scarce, balance
     run = json.loads((tmp_path / "runs" / "balance" / "cpu_spd" / "seed0" / "result.json").read_text())
     assert [run["evaluations"][t]["step"] for t in ("quarter", "final")] == [2, 8]
     assert run["curve"] and "val/miou" in run["curve"][-1]
     assert [r["step"] for r in run["task_gradients"]] == [0, 4] and "cos/pose" in run["task_gradients"][0]
-    heldout = json.loads((tmp_path / "runs" / "main" / "cpu_s" / "seed0" / "eval" / "final_A_heldout" /
+    heldout = json.loads((tmp_path / "runs" / "main" / "cpu_spd" / "seed0" / "eval" / "final_A_heldout" /
                           "metrics.json").read_text())
     assert set(heldout["subsets"]) == {"front", "back", "occluded", "not_occluded"}
     assert sum(heldout["subsets"][k]["meta"]["images"] for k in ("front", "back")) == heldout["meta"]["images"] == 8
-    scarce = (tmp_path / "runs" / "scarce" / "cpu_s" / "seed0" / "config.yaml").read_text()
+    scarce = (tmp_path / "runs" / "scarce" / "cpu_spd" / "seed0" / "config.yaml").read_text()
     assert "parsing_fraction: 0.2" in scarce
     # Done runs are skipped; a run without its result.json resumes from its checkpoint.
-    (tmp_path / "runs" / "main" / "cpu_s" / "seed0" / "result.json").unlink()
+    (tmp_path / "runs" / "main" / "cpu_spd" / "seed0" / "result.json").unlink()
     again = subprocess.run(args, check=True, capture_output=True, text=True, timeout=900).stdout
-    assert again.count('"arm"') == 1 and '"variant": "cpu_s"' in again
-    assert json.loads((tmp_path / "runs" / "main" / "cpu_s" / "seed0" / "result.json").read_text())["timing"]["resumed"]
+    assert again.count('"arm"') == 1 and '"arm": "main"' in again
+    assert json.loads((tmp_path / "runs" / "main" / "cpu_spd" / "seed0" / "result.json").read_text())["timing"]["resumed"]
     # Another schedule in the same folder would mix protocols in one table: refused, naming it.
     other = subprocess.run([*args[:5], "9", *args[6:]], capture_output=True, text=True, timeout=900)
     assert other.returncode != 0 and "steps" in other.stderr
