@@ -52,10 +52,11 @@ def compressed_labels(reader: ParsingReader, sample: int = COMPRESSION_SAMPLE) -
 
 
 def missing_joints(joints: np.ndarray) -> np.ndarray:
-    """[K, 3] (x, y, v) -> bool [K]: a joint is missing when a coordinate is nan or negative (as
-    LIP's evaluation reads them)."""
+    """[K, 3] (x, y, v) -> bool [K]: a joint is missing when a coordinate is nan or negative, that
+    is, left of or above the image's first pixel, whose centre is 0 (LIP's files hold whole pixels,
+    so a negative one is -1 or less). Within half a pixel of the edge a joint is still on the image."""
     xy = joints[:, :2]
-    return ~np.isfinite(xy).all(axis=1) | (np.nan_to_num(xy, nan=-1.0) < 0).any(axis=1)
+    return ~np.isfinite(xy).all(axis=1) | (np.nan_to_num(xy, nan=-1.0) < -0.5).any(axis=1)
 
 
 def visibility_problem(joints: np.ndarray) -> str | None:
