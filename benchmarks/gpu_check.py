@@ -272,6 +272,45 @@ def flops_of_step(model: torch.nn.Module, x: torch.Tensor) -> float:
     return counter.get_total_flops()
 
 
+def _training_row(model_name: str, batch: int, channels_last: bool, size: int, device: torch.device,
+                  peak: float | None, quick: bool) -> str:
+    torch.manual_seed(0)
+    model = SPDNet(preset(model_name)).to(device).train()
+    x = torch.randn(batch, 3, size, size, device=device)
+    flops = flops_of_step(model, x)
+    if channels_last:
+        model = model.to(memory_format=torch.channels_last)
+        x = x.contiguous(memory_format=torch.channels_last)
+    optimiser = torch.optim.SGD(model.parameters(), lr=1e-6, momentum=0.9)
+
+    def step():
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
+            out = model(x)
+            loss = sum(t.float().mean() for s in out.stages for t in vars(s).values() if t is not None)
+        loss.backward()
+        optimiser.step()
+        optimiser.zero_grad(set_to_none=True)
+
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats()
+    seconds = timed(step, device, 2, 2 if quick else 5)
+    tflops = flops / seconds / 1e12
+    memory = torch.cuda.max_memory_allocated() / 2**30 if device.type == "cuda" else float("nan")
+    return (f"| {model_name} | {batch} | {channels_last} | {seconds:.3f} | {batch / seconds:.1f} | {tflops:.1f} | "
+            f"{f'{100 * tflops / peak:.0f}%' if peak else '–'} | {memory:.1f} |")
+
+
+def _inference_row(model_name: str, batch: int, size: int, device: torch.device, quick: bool) -> str:
+    model = SPDNet(preset(model_name)).to(device).eval()
+    x = torch.randn(batch, 3, size, size, device=device)
+
+    def infer():
+        with torch.no_grad(), torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
+            model.predict_stages(x)
+
+    return f"| {model_name} | {batch} | {batch / timed(infer, device, 2, 3 if quick else 10):.1f} |"
+
+
 def speed(args) -> list[str]:
     device = torch.device(args.device)
     name = torch.cuda.get_device_name(0) if device.type == "cuda" else platform.processor()
@@ -284,46 +323,14 @@ def speed(args) -> list[str]:
     for model_name, batches in (("spd", (8, 16) if not args.quick else (2,)), ("cpu_spd", (16,) if not args.quick else (2,))):
         for batch in batches:
             for channels_last in (False, True):
-                torch.manual_seed(0)
-                model = SPDNet(preset(model_name)).to(device).train()
-                x = torch.randn(batch, 3, size, size, device=device)
-                flops = flops_of_step(model, x)
-                if channels_last:
-                    model = model.to(memory_format=torch.channels_last)
-                    x = x.contiguous(memory_format=torch.channels_last)
-                optimiser = torch.optim.SGD(model.parameters(), lr=1e-6, momentum=0.9)
-
-                def step():
-                    with torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
-                        out = model(x)
-                        loss = sum(t.float().mean() for s in out.stages for t in vars(s).values() if t is not None)
-                    loss.backward()
-                    optimiser.step()
-                    optimiser.zero_grad(set_to_none=True)
-
-                if device.type == "cuda":
-                    torch.cuda.reset_peak_memory_stats()
-                seconds = timed(step, device, 2, 2 if args.quick else 5)
-                tflops = flops / seconds / 1e12
-                memory = torch.cuda.max_memory_allocated() / 2**30 if device.type == "cuda" else float("nan")
-                lines.append(f"| {model_name} | {batch} | {channels_last} | {seconds:.3f} | {batch / seconds:.1f} | "
-                             f"{tflops:.1f} | {f'{100 * tflops / peak:.0f}%' if peak else '–'} | {memory:.1f} |")
-                del model, optimiser, x
+                lines.append(_training_row(model_name, batch, channels_last, size, device, peak, args.quick))
                 if device.type == "cuda":
                     torch.cuda.empty_cache()
     lines += ["", "Inference (`predict_stages`, bf16 autocast on CUDA, one scale):", "",
               "| model | batch | images/s |", "|---|---:|---:|"]
     for model_name in ("spd", "cpu_spd"):
-        model = SPDNet(preset(model_name)).to(device).eval()
         for batch in ((1, 32) if not args.quick else (1, 2)):
-            x = torch.randn(batch, 3, size, size, device=device)
-
-            def infer():
-                with torch.no_grad(), torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
-                    model.predict_stages(x)
-
-            lines.append(f"| {model_name} | {batch} | {batch / timed(infer, device, 2, 3 if args.quick else 10):.1f} |")
-        del model
+            lines.append(_inference_row(model_name, batch, size, device, args.quick))
     lines += ["", "Data loader (JPPNet's augmentation, targets included, synthetic 384-px images):", "",
               "| workers | images/s |", "|---:|---:|"]
     from spd.data.dataset import ParsingDataset

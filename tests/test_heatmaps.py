@@ -43,3 +43,17 @@ def test_decode_batches_and_border_peaks():
     decoded, scores = codec.decode(heat)
     assert decoded.shape == (2, 2, 2) and scores.shape == (2, 2)
     assert (decoded - kp).abs().max() <= 4.0  # within half a cell, even at the border
+
+
+def test_decoding_a_lazy_source_is_decoding_the_tensor():
+    """The product decodes heatmaps resized to a photo band by band (a MapSource); that is the same
+    decoding as on a tensor, which encode round-trips."""
+    from spd.data.heatmaps import GridMaps
+
+    codec = HeatmapCodec(stride=4)
+    keypoints = torch.tensor([[10.0, 20.0], [33.3, 7.7], [50.0, 60.0]])
+    heatmaps, _ = codec.encode(keypoints, (80, 64))
+    from_tensor = codec.decode(heatmaps)
+    from_source = codec.decode(GridMaps(heatmaps))
+    assert torch.equal(from_tensor[0], from_source[0]) and torch.equal(from_tensor[1], from_source[1])
+    assert torch.allclose(from_source[0], keypoints, atol=1e-3)

@@ -46,18 +46,26 @@ class HeatmapCodec:
         heatmaps = gy[..., :, None] * gx[..., None, :] * present[..., None, None]
         return heatmaps, present.float()
 
-    def decode(self, heatmaps: torch.Tensor, refine: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
-        """heatmaps [..., K, h, w] on this codec's grid -> (keypoints [..., K, 2] in input pixels, scores [..., K]).
+    def decode(self, heatmaps: "torch.Tensor | MapSource", refine: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
+        """Heatmaps on this codec's grid -> (keypoints in input pixels, scores): a tensor [..., K, h, w]
+        gives [..., K, 2] and [..., K]; a :class:`MapSource` (maps evaluated lazily, e.g. resized to
+        a photo's size band by band, with ``stride=1``) gives [K, 2] and [K].
 
         The peak of each map (:func:`find_peaks`), refined to sub-cell by a parabola through the logs
         of its neighbours (exact for a Gaussian, so decode(encode(p)) == p away from the border)."""
+        if not isinstance(heatmaps, torch.Tensor):
+            xy, scores = find_peaks(heatmaps, refine)
+            return self.to_input(xy), scores
         lead, (k, h, w) = heatmaps.shape[:-3], heatmaps.shape[-3:]
         flat = heatmaps.reshape(-1, k, h, w)
         peaks = [find_peaks(GridMaps(m), refine) for m in flat]
         xy = torch.stack([p[0] for p in peaks]) if peaks else heatmaps.new_zeros(0, k, 2)
         scores = torch.stack([p[1] for p in peaks]) if peaks else heatmaps.new_zeros(0, k)
-        xy = (xy + 0.5) * self.stride - 0.5  # cell centres in input pixels (align_corners=False)
-        return xy.reshape(*lead, k, 2), scores.reshape(*lead, k)
+        return self.to_input(xy).reshape(*lead, k, 2), scores.reshape(*lead, k)
+
+    def to_input(self, xy: torch.Tensor) -> torch.Tensor:
+        """Grid coordinates -> input pixels: cell centres, as align_corners=False."""
+        return (xy + 0.5) * self.stride - 0.5 if self.stride != 1 else xy
 
 
 class MapSource(Protocol):

@@ -214,9 +214,31 @@ def interference_table(runs: list[dict]) -> list[str]:
     return lines
 
 
+def _compact(doc: dict | None) -> dict | None:
+    """An evaluation without its confusion matrices (the scores, per class too, and the subsets')."""
+    if doc is None:
+        return None
+    out = {k: v for k, v in doc.items() if k not in ("parsing", "subsets")}
+    if doc.get("parsing"):
+        out["parsing"] = {k: v for k, v in doc["parsing"].items() if k != "confusion_matrix"}
+    if doc.get("subsets"):
+        out["subsets"] = {k: _compact(v) for k, v in doc["subsets"].items()}
+    return out
+
+
+def run_record(run: dict) -> dict:
+    """One run's result, its evaluations inlined without confusion matrices: what a results folder keeps."""
+    keep = {k: v for k, v in run.items() if k not in ("folder", "scores", "evaluations")}
+    keep["evaluations"] = {tag: {"step": run["evaluations"][tag]["step"],
+                                 **{name: _compact(doc) for name, doc in scores.items()}}
+                           for tag, scores in run["scores"].items()}
+    return keep
+
+
 def write_study_report(out: Path | str, report_dir: Path | str | None = None) -> list[Path]:
     """Writes ``report_dir`` (default ``OUT/report``): ``study.md``, ``curves.png``,
-    ``interference.png``. Returns the files written."""
+    ``interference.png`` and ``runs/<arm>_<variant>_seed<k>.json`` (each run's result with its
+    scores, without confusion matrices). Returns the files written."""
     out = Path(out)
     report_dir = Path(report_dir) if report_dir else out / "report"
     runs = load_runs(out)
@@ -247,4 +269,7 @@ def write_study_report(out: Path | str, report_dir: Path | str | None = None) ->
             "Figures: `curves.png` (validation mIoU during training), `interference.png` (gradient cosines)."]
     path = report_dir / "study.md"
     write_text(path, "\n".join(text) + "\n")
+    for run in runs:
+        name = f"{run['arm']}_{run['variant']}_seed{run['seed']}.json"
+        write_text(report_dir / "runs" / name, json.dumps(run_record(run), indent=1) + "\n")
     return [path, *written]

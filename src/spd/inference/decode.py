@@ -15,7 +15,7 @@ from dataclasses import asdict
 
 import torch
 
-from ..data.heatmaps import find_peaks
+from ..data.heatmaps import HeatmapCodec
 from .resized import ResizedSum
 from .result import Prediction
 from .settings import EvalConfig
@@ -59,7 +59,8 @@ def decode_views(v: Views, tta: EvalConfig, classes: tuple[str, ...], joints: tu
         if return_probs:
             out.parsing_probs = _probabilities(fused["parsing"])
     if "pose" in fused:
-        out.keypoints, out.keypoint_scores = find_peaks(fused["pose"], refine=tta.pose_decoder == "subpixel")
+        # Heatmaps already at the photo's size: the codec's decoding at stride 1.
+        out.keypoints, out.keypoint_scores = HeatmapCodec(stride=1).decode(fused["pose"], refine=tta.pose_decoder == "subpixel")
     if "dp_index" in fused:
         out.dp_index = _argmax_map(fused["dp_index"])
         uv = ResizedSum(v.uv, v.placements, 1.0 / len(v.uv))
