@@ -155,7 +155,8 @@ def test_every_concurrent_upload_gets_an_http_answer(strict_server):
     with ThreadPoolExecutor(20) as pool:
         answers = list(pool.map(lambda _: _post(url, body), range(20)))
     statuses = sorted(status for status, _ in answers)
-    assert set(statuses) <= {200, 503} and statuses.count(200) >= 1, statuses
+    # Predictions take turns, so more than two arrive while two are held: those are refused at once.
+    assert set(statuses) == {200, 503}, statuses
     assert all("busy" in reply["error"] for status, reply in answers if status == 503)
 
 
