@@ -44,3 +44,24 @@ def test_study_runs_resumes_and_reports(tmp_path):
     text = (tmp_path / "rep" / "study.md").read_text()
     assert "| cpu_spd | 1 | final (step 8) |" in text and "## Left / right classes by view and occlusion" in text
     assert (tmp_path / "rep" / "curves.png").is_file() and (tmp_path / "rep" / "interference.png").is_file()
+
+
+def test_side_scores_count_swapped_limbs_and_side_blind_iou():
+    """On a confusion matrix where every left arm is called right and every right arm left, the side
+    is always wrong and the side-blind IoU is perfect; a correct matrix is the other way round."""
+    from spd.evaluation.study_report import side_scores
+    from spd.labels import label_space
+
+    space = label_space("lip")
+    n = space.num_classes
+    swapped = [[0] * (n + 1) for _ in range(n)]
+    for left, right in space.flip_pairs:
+        swapped[left][right] = swapped[right][left] = 10
+    wrong, blind = side_scores({"parsing": {"confusion_matrix": swapped}})
+    assert wrong == 100.0 and blind == 100.0
+    correct = [[0] * (n + 1) for _ in range(n)]
+    for left, right in space.flip_pairs:
+        correct[left][left] = correct[right][right] = 10
+        correct[left][0] = 10  # half of each left limb missed (predicted background)
+    wrong, blind = side_scores({"parsing": {"confusion_matrix": correct}})
+    assert wrong == 0.0 and abs(blind - 100 * 20 / 30) < 1e-9

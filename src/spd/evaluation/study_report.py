@@ -101,6 +101,53 @@ def main_table(runs: list[dict], arm: str = "main", variants: Iterable[str] = VA
     return lines
 
 
+def side_scores(doc: dict | None, space: str = "lip") -> tuple[float, float] | None:
+    """(wrong side %, side-blind IoU %) of the left/right pairs, from a confusion matrix: the share of
+    the limbs' correctly found pixels given the other side's class, and the IoU of each pair merged
+    into one class (arm, leg, shoe), averaged over the pairs."""
+    conf = ((doc or {}).get("parsing") or {}).get("confusion_matrix")
+    if not conf:
+        return None
+    pairs = label_space(space).flip_pairs
+    wrong, merged = [], []
+    for left, right in pairs:
+        same = conf[left][left] + conf[right][right]
+        swapped = conf[left][right] + conf[right][left]
+        if same + swapped:
+            wrong.append(100.0 * swapped / (same + swapped))
+        found = same + swapped
+        truth = sum(conf[left]) + sum(conf[right])
+        predicted = sum(row[left] + row[right] for row in conf)
+        if truth + predicted - found:
+            merged.append(100.0 * found / (truth + predicted - found))
+    if not wrong or not merged:
+        return None
+    return statistics.mean(wrong), statistics.mean(merged)
+
+
+def side_table(runs: list[dict], arm: str = "main") -> list[str]:
+    lines = ["Where the left/right classes go wrong, held-out domain A, final checkpoints: the share of the limbs' "
+             "found pixels labelled with the other side (wrong side), and the IoU of each left/right pair merged "
+             "into one class (side-blind), mean ± sd over seeds:", "",
+             "| variant | front: wrong side | front: side-blind IoU | back: wrong side | back: side-blind IoU |",
+             "|---|---:|---:|---:|---:|"]
+    for variant in VARIANTS:
+        members = _select(runs, arm, variant)
+        if not members:
+            continue
+        cells = []
+        for subset in ("front", "back"):
+            scores = [side_scores(_full_subset(r, subset)) for r in members]
+            cells += [_mean_sd(s[0] for s in scores if s), _mean_sd(s[1] for s in scores if s)]
+        lines.append(f"| {variant} | " + " | ".join(cells) + " |")
+    return lines
+
+
+def _full_subset(run: dict, subset: str) -> dict | None:
+    """A subset's evaluation with its confusion matrix (read from the run's metrics.json)."""
+    return ((run["scores"]["final"].get("A_heldout") or {}).get("subsets") or {}).get(subset)
+
+
 def subset_table(runs: list[dict], arm: str = "main") -> list[str]:
     classes = left_right_classes()
     lines = [f"Mean IoU of the left/right classes ({', '.join(classes)}) and mIoU, by subset of the held-out domain A "
@@ -258,7 +305,7 @@ def write_study_report(out: Path | str, report_dir: Path | str | None = None) ->
             "## In domain and across domains (equal steps, equal schedule)", "",
             *main_table(runs), "",
             "Δ: the difference to cpu_s of the same seed, mean ± sd over seeds (number of pairs).", "",
-            "## Left / right classes by view and occlusion", "", *subset_table(runs), "",
+            "## Left / right classes by view and occlusion", "", *subset_table(runs), "", *side_table(runs), "",
             "## Scarce parsing labels", "",
             f"Parsing labels on {settings.get('parsing_fraction', '?')} of the training images, pose and DensePose "
             "on all; Δ against cpu_s on the same scarce labels.", "",
