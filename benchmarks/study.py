@@ -7,7 +7,7 @@ across domains (domain B through the LIP-ATR shared classes).
     python benchmarks/study.py --out runs/study [--steps 3000] [--seeds 0 1 2] [--arms main scarce balance]
     python benchmarks/study.py --out runs/study --report-only     # tables and figures from what has run
 
-Arms (each run is one ``spd.engine.train.train`` call, the API behind ``spd train``):
+Arms (each run is one ``spd.training.train`` call, the API behind ``spd train``):
 
 * ``main``: the four variants, every training image with every label, fixed loss weights.
 * ``scarce``: parsing labels on ``--parsing-fraction`` (20%) of the training images, pose and

@@ -65,3 +65,22 @@ def test_side_scores_count_swapped_limbs_and_side_blind_iou():
         correct[left][0] = 10  # half of each left limb missed (predicted background)
     wrong, blind = side_scores({"parsing": {"confusion_matrix": correct}})
     assert wrong == 0.0 and abs(blind - 100 * 20 / 30) < 1e-9
+
+
+def test_cosine_with_a_zero_gradient_is_left_out():
+    """A batch without parsing labels gives the parsing task a zero gradient: the cosine is undefined
+    and is not written (nor read back from older logs) as 0, which would read as "no interference"."""
+    import torch
+
+    from spd.evaluation.study_report import defined_cosines
+    from spd.training.task_gradients import gradient_cosines
+
+    w = torch.nn.Parameter(torch.tensor([1.0, 2.0]))
+    out = gradient_cosines({"parsing": (w * 0).sum(), "pose": (w * w).sum(), "densepose": w[0] * 3}, [w])
+    assert out["norm/parsing"] == 0 and "cos/pose" not in out and "cos/densepose" not in out
+    out = gradient_cosines({"parsing": w.sum(), "pose": -w.sum(), "densepose": w[0] * 0}, [w])
+    assert abs(out["cos/pose"] + 1) < 1e-6 and "cos/densepose" not in out
+    old = {"step": 250, "norm/parsing": 0.0, "norm/pose": 0.1, "cos/pose": 0.0}
+    assert defined_cosines(old) == {"step": 250, "norm/parsing": 0.0, "norm/pose": 0.1}
+    kept = {"step": 0, "norm/parsing": 1.0, "norm/pose": 0.1, "cos/pose": 0.3}
+    assert defined_cosines(kept) == kept

@@ -28,8 +28,19 @@ def load_runs(out: Path) -> list[dict]:
         run["scores"] = {tag: {name: json.loads((path.parent / rel).read_text(encoding="utf-8"))
                                for name, rel in evaluation.items() if name not in ("step", "checkpoint")}
                          for tag, evaluation in run["evaluations"].items()}
+        run["task_gradients"] = [defined_cosines(row) for row in run.get("task_gradients") or []]
         runs.append(run)
     return runs
+
+
+def defined_cosines(row: dict) -> dict:
+    """A gradient measurement without the cosines that involve a zero gradient (a batch without
+    parsing labels under scarce labels): those are undefined, not "no interference". Logs written
+    before the callback left them out have them as 0."""
+    zero = {key.removeprefix("norm/") for key, value in row.items() if key.startswith("norm/") and value == 0}
+    if "parsing" in zero:
+        return {k: v for k, v in row.items() if not k.startswith("cos/")}
+    return {k: v for k, v in row.items() if not (k.startswith("cos/") and k.removeprefix("cos/") in zero)}
 
 
 def left_right_classes(space: str = "lip") -> list[str]:
@@ -79,7 +90,9 @@ def _paired(runs: list[dict], arm: str, variant: str, reference: list[dict], tag
     return f"{sign}{_mean_sd(diffs)} ({len(diffs)})"
 
 
-def main_table(runs: list[dict], arm: str = "main", variants: Iterable[str] = VARIANTS, reference_arm: str = "main") -> list[str]:
+def main_table(runs: list[dict], arm: str = "main", variants: Iterable[str] = VARIANTS, reference_arm: str = "main",
+               label: str = "") -> list[str]:
+    """The scores table of ``arm``'s variants; ``label`` (when given) names the rows instead of the variant."""
     reference = _select(runs, reference_arm, REFERENCE)
     lines = ["| variant | seeds | schedule point | A val mIoU | Δ vs cpu_s (A) | B shared mIoU | Δ vs cpu_s (B) | "
              "A held-out mIoU | PCKh | part mIoU |", "|---|---:|---|---:|---:|---:|---:|---:|---:|---:|"]
@@ -90,7 +103,7 @@ def main_table(runs: list[dict], arm: str = "main", variants: Iterable[str] = VA
         for tag in ("quarter", "final"):
             steps = {r["evaluations"][tag]["step"] for r in members}
             scores = [r["scores"][tag] for r in members]
-            lines.append(f"| {variant} | {len(members)} | {tag} (step {', '.join(map(str, sorted(steps)))}) | "
+            lines.append(f"| {label or variant} | {len(members)} | {tag} (step {', '.join(map(str, sorted(steps)))}) | "
                          f"{_mean_sd(_metric(s.get('A_val'), 'miou') for s in scores)} | "
                          f"{_paired(runs, arm, variant, reference, tag, 'A_val') if variant != REFERENCE or arm != reference_arm else ''} | "
                          f"{_mean_sd(_metric(s.get('B_shared'), 'miou') for s in scores)} | "
@@ -170,7 +183,7 @@ def subset_table(runs: list[dict], arm: str = "main") -> list[str]:
 
 
 def balance_rows(runs: list[dict]) -> list[str]:
-    lines = main_table(runs, "balance", ("cpu_spd",))[2:]
+    lines = main_table(runs, "balance", ("cpu_spd",), label="cpu_spd, uncertainty weighting")[2:]
     weights = []
     for run in _select(runs, "balance", "cpu_spd"):
         if run.get("learned_weights"):
@@ -196,7 +209,7 @@ def curves_figure(runs: list[dict], path: Path, arm: str = "main", key: str = "v
         steps = sorted(set.intersection(*({row["step"] for row in r["curve"] if key in row} for r in members)))
         values = np.array([[next(row[key] for row in r["curve"] if row["step"] == s) for s in steps] for r in members])
         mean = values.mean(0)
-        ax.plot(steps, mean, label=f"{variant} ({len(members)} seeds)")
+        ax.plot(steps, mean, label=f"{variant} ({len(members)} seed{'s' if len(members) > 1 else ''})")
         if len(members) > 1:
             sd = values.std(0, ddof=1)
             ax.fill_between(steps, mean - sd, mean + sd, alpha=0.2)
@@ -241,7 +254,7 @@ def interference_figure(runs: list[dict], path: Path) -> Path | None:
 
 def interference_table(runs: list[dict]) -> list[str]:
     lines = ["| run | measurements | cos(parsing, pose): mean, first half / second half | cos(parsing, DensePose) | "
-             "|g| parsing : pose : DensePose (mean) |", "|---|---:|---|---|---|"]
+             "gradient norm, parsing : pose : DensePose (mean) |", "|---|---:|---|---|---|"]
     for run in runs:
         rows = run.get("task_gradients") or []
         if not rows:
@@ -257,7 +270,7 @@ def interference_table(runs: list[dict]) -> list[str]:
         lines.append(f"| {run['variant']} ({run['arm']}, seed {run['seed']}) | {len(rows)} | "
                      f"{cos('pose', rows)}: {cos('pose', rows[:half])} / {cos('pose', rows[half:])} | "
                      f"{cos('densepose', rows)}: {cos('densepose', rows[:half])} / {cos('densepose', rows[half:])} | "
-                     + " : ".join(f"{v:.3g}" for v in norms.values()) + " |")
+                     + " : ".join(f"{norms[t]:.3g}" if t in norms else "–" for t in ("parsing", "pose", "densepose")) + " |")
     return lines
 
 
@@ -310,8 +323,8 @@ def write_study_report(out: Path | str, report_dir: Path | str | None = None) ->
             f"Parsing labels on {settings.get('parsing_fraction', '?')} of the training images, pose and DensePose "
             "on all; Δ against cpu_s on the same scarce labels.", "",
             *main_table(runs, "scarce", ("cpu_s", "cpu_spd"), reference_arm="scarce"), "",
-            "## Loss balancing: uncertainty weighting", "", *main_table(runs, "main", ("cpu_spd",))[:2],
-            *main_table(runs, "main", ("cpu_spd",))[2:], *balance_rows(runs), "",
+            "## Loss balancing: uncertainty weighting", "",
+            *main_table(runs, "main", ("cpu_spd",), label="cpu_spd, fixed weights"), *balance_rows(runs), "",
             "## Interference: task gradients on the shared trunk", "", *interference_table(runs), "",
             "Figures: `curves.png` (validation mIoU during training), `interference.png` (gradient cosines)."]
     path = report_dir / "study.md"

@@ -21,7 +21,9 @@ log = logging.getLogger(__name__)
 
 def gradient_cosines(task_losses: dict[str, torch.Tensor], params: list[torch.nn.Parameter],
                      reference: str = "parsing") -> dict[str, float]:
-    """``{"norm/<task>": |g_task|, "cos/<task>": cos(g_reference, g_task)}`` over ``params``."""
+    """``{"norm/<task>": |g_task|, "cos/<task>": cos(g_reference, g_task)}`` over ``params``. A cosine
+    with a zero gradient (a batch without that task's labels, as with scarce parsing labels) is
+    undefined and left out, rather than written as 0, which would read as "the tasks ignore each other"."""
     grads = {}
     for task, loss in task_losses.items():
         g = torch.autograd.grad(loss, params, retain_graph=True, allow_unused=True)
@@ -30,7 +32,7 @@ def gradient_cosines(task_losses: dict[str, torch.Tensor], params: list[torch.nn
     out = {f"norm/{t}": float(g.norm()) for t, g in grads.items()}
     if reference in grads:
         for task, g in grads.items():
-            if task != reference:
+            if task != reference and float(g.norm()) > 0 and float(grads[reference].norm()) > 0:
                 cos = torch.nn.functional.cosine_similarity(grads[reference], g, dim=0, eps=1e-12)
                 out[f"cos/{task}"] = float(cos)
     return out
