@@ -126,3 +126,20 @@ def test_the_test_can_fail():
     assert _cycle({"a": {"b"}, "b": {"c"}, "c": {"a"}}) == ["a", "b", "c", "a"]
     assert _cycle({"a": {"b"}, "b": set()}) is None
     assert RANK["model"] < RANK["training"] < RANK["cli"]
+
+
+def test_imports_inside_functions_only_where_start_up_time_needs_them():
+    """An spd import inside a function is allowed only in the command line's modules (so that
+    ``spd --help`` does not import torch); anywhere else it would be the sign of a dodged cycle."""
+    hidden = []
+    for path in sorted(SRC.rglob("*.py")):
+        if path.relative_to(SRC).parts[0] == "cli":
+            continue
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        for function in (n for n in ast.walk(tree) if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef))):
+            for node in ast.walk(function):
+                if isinstance(node, ast.ImportFrom) and (node.level or (node.module or "").startswith("spd")):
+                    hidden.append(f"{path.relative_to(SRC.parent)}:{node.lineno}")
+                elif isinstance(node, ast.Import) and any(a.name.startswith("spd") for a in node.names):
+                    hidden.append(f"{path.relative_to(SRC.parent)}:{node.lineno}")
+    assert not hidden, "spd imports inside functions outside cli/:\n" + "\n".join(hidden)

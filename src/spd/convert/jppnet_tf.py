@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..export.formats import metadata
 from ..inference import EvalConfig
 from ..model import CAFFE_BGR, SPDNet, preset
 from ..model.caffe_names import caffe_resnet_names, conv_names
@@ -94,8 +95,6 @@ def official_protocol() -> EvalConfig:
 def write_converted(model: SPDNet, out: Path | str, source: str) -> Path:
     """The converted model as an SPD weights file (safetensors), which ``spd evaluate`` /
     ``spd predict`` / :class:`spd.Predictor` load, with the official test protocol as its defaults."""
-    from ..export.formats import metadata
-
     meta = metadata(model, official_protocol(), None, "safetensors")
     meta["converted_from"] = source
     return write_weights_file(model, out, meta)

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 
+from ..labels import keypoint_space, label_space
 from ..ops.typed import ConfigError, build, merge, to_dict
 
 TASKS = ("parsing", "pose", "densepose")
@@ -118,8 +119,6 @@ class ModelConfig:
     @property
     def num_joints(self) -> int:
         """The pose head's channels: the LIP joints (the keypoint space, data)."""
-        from ..labels import keypoint_space
-
         return keypoint_space().num_joints
 
     @property
@@ -133,8 +132,6 @@ class ModelConfig:
 
     @property
     def num_parsing_classes(self) -> int:
-        from ..labels import label_space
-
         return label_space(self.parsing_space).num_classes
 
     def feeders(self, task: str) -> tuple[str, ...]:

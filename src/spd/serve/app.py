@@ -29,6 +29,7 @@ import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from ..data.image_io import iuv_image, label_image, pil_to_tensor
+from ..data.synthetic import get_domain, render_person
 from ..labels import label_space
 from ..ops.arrays import as_numpy
 from ..predict import Predictor
@@ -57,8 +58,6 @@ def _png(array: np.ndarray, palette: np.ndarray | None = None) -> bytes:
 
 
 def example_image(size: tuple[int, int] = (384, 256), seed: int = 7) -> bytes:
-    from ..data.synthetic import get_domain, render_person
-
     person = render_person(np.random.default_rng(seed), get_domain("A"), size)
     return _png(person.image)
 
