@@ -108,6 +108,8 @@ def _train(config: ExperimentConfig, run_dir: Path, device: str, resume: bool | 
     if trainer.global_rank == 0:
         log.info("batch: %d images per optimiser step = %d process(es) x %d per process x %d accumulated; lr %g",
                  config.data.batch_size, trainer.world_size, per_process, t.accumulate_grad_batches, config.optim.lr)
+        log.info("parsing classes: %s (%d, the training data's label space)", config.model.parsing_space,
+                 config.model.num_parsing_classes)
     ckpt_path, start_step = None, 0
     if resume:
         ckpt_path = str(run_dir / "checkpoints" / "last.ckpt") if resume is True else str(resume)
