@@ -129,8 +129,9 @@ def test_the_test_can_fail():
 
 
 def test_imports_inside_functions_only_where_start_up_time_needs_them():
-    """An spd import inside a function is allowed only in the command line's modules (so that
-    ``spd --help`` does not import torch); anywhere else it would be the sign of a dodged cycle."""
+    """An spd import inside a function is allowed only in the command line's modules (so that a
+    command loads Lightning and the pipelines it does not use only when it runs them); anywhere else
+    it would be the sign of a dodged cycle."""
     hidden = []
     for path in sorted(SRC.rglob("*.py")):
         if path.relative_to(SRC).parts[0] == "cli":

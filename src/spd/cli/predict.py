@@ -44,7 +44,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     from ..predict.writers import KINDS
 
     p = sub.add_parser("predict", help="run a trained model on images, folders, globs and videos",
-                       description="Writes, per image, NAME_parsing.png (class ids, LIP palette), NAME_labels.png "
+                       description="Writes, per image, NAME_parsing.png (class ids, the model's label-space palette), NAME_labels.png "
                                    "(with --labels), NAME_keypoints.json, NAME_iuv.png and NAME_overlay.jpg; per "
                                    "video, NAME_overlay.mp4 and NAME_keypoints.json with one entry per frame.")
     p.add_argument("checkpoint", type=Path, help="a training checkpoint (.ckpt) or exported weights (.safetensors)")

@@ -35,7 +35,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         p.add_argument(flag, dest=key, type=kind, default=None, help=f"{text} (sets train.{key})")
     p.add_argument("--resume", nargs="?", const=True, default=False, metavar="CHECKPOINT",
                    help="continue the run from its last checkpoint (or the one given)")
-    p.add_argument("--overwrite", action="store_true", help="delete the checkpoints of an earlier run of this name")
+    p.add_argument("--overwrite", action="store_true", help="replace an earlier run of this name (its checkpoints are set aside, and deleted once the new run has written its first checkpoint)")
     p.set_defaults(func=cmd_train)
 
     p = sub.add_parser("evaluate", help="evaluate a checkpoint, or saved predictions, on a dataset split")
