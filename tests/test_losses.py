@@ -1,3 +1,5 @@
+import math
+
 import pytest
 import torch
 
@@ -135,3 +137,25 @@ def test_multi_scale_outputs_are_all_supervised(synth_lip):
     assert loss.terms["parsing"] > 4 * single.terms["parsing"]
     loss.total.backward()
     assert all(torch.isfinite(p.grad).all() for p in model.parameters() if p.grad is not None)
+
+
+def test_uncertainty_weighting_starts_at_the_fixed_weights_and_learns_one_over_the_loss():
+    """Kendall et al.: total = sum exp(-s_t) L_t + s_t. Each s starts at -log of the task's fixed
+    weight (so step 0 trains as the fixed recipe), and for constant losses the weights settle where
+    exp(-s_t) = 1 / L_t, within the clamp of +-5 on s."""
+    config = LossConfig(parsing=1.0, pose=0.03, densepose=1.0, balance="uncertainty")
+    loss = MultiTaskLoss(config, tasks=("parsing", "pose", "densepose"))
+    start = {t: float(w) for t, w in loss.task_weights().items()}
+    assert start == pytest.approx({"parsing": 1.0, "pose": 0.03, "densepose": 1.0}, rel=1e-6)
+    losses = {"parsing": torch.tensor(2.0), "pose": torch.tensor(0.5), "densepose": torch.tensor(1e4)}
+    s = loss.log_vars.detach()
+    expected = sum(torch.exp(-s[i]) * losses[t] + s[i] for i, t in enumerate(loss.tasks))
+    assert float(loss.combine(losses)) == pytest.approx(float(expected), rel=1e-6)
+    optimiser = torch.optim.SGD([loss.log_vars], lr=0.05)
+    for _ in range(3000):
+        optimiser.zero_grad()
+        loss.combine(losses).backward()
+        optimiser.step()
+    learned = {t: float(w) for t, w in loss.task_weights().items()}
+    assert learned["parsing"] == pytest.approx(0.5, rel=1e-2) and learned["pose"] == pytest.approx(2.0, rel=1e-2)
+    assert learned["densepose"] == pytest.approx(math.exp(-5.0), rel=1e-6)  # 1e-4 lies beyond the clamp
