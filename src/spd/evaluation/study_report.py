@@ -156,6 +156,21 @@ def side_table(runs: list[dict], arm: str = "main") -> list[str]:
     return lines
 
 
+def view_table(runs: list[dict], arm: str = "main") -> list[str]:
+    """Pose and DensePose of the multi-task variants on front- and back-view people: whether the
+    auxiliary branches themselves know the person's left from right when the person faces away."""
+    lines = ["The auxiliary tasks by view, held-out domain A, final checkpoints, mean ± sd over seeds:", "",
+             "| variant | front: PCKh | back: PCKh | front: part mIoU | back: part mIoU |", "|---|---:|---:|---:|---:|"]
+    for variant in VARIANTS[1:]:
+        members = _select(runs, arm, variant)
+        if not members:
+            continue
+        cells = [_mean_sd(_metric(_full_subset(r, subset), key) for r in members)
+                 for key in ("pckh", "part_miou") for subset in ("front", "back")]
+        lines.append(f"| {variant} | " + " | ".join(cells) + " |")
+    return lines
+
+
 def _full_subset(run: dict, subset: str) -> dict | None:
     """A subset's evaluation with its confusion matrix (read from the run's metrics.json)."""
     return ((run["scores"]["final"].get("A_heldout") or {}).get("subsets") or {}).get(subset)
@@ -318,7 +333,7 @@ def write_study_report(out: Path | str, report_dir: Path | str | None = None) ->
             "## In domain and across domains (equal steps, equal schedule)", "",
             *main_table(runs), "",
             "Δ: the difference to cpu_s of the same seed, mean ± sd over seeds (number of pairs).", "",
-            "## Left / right classes by view and occlusion", "", *subset_table(runs), "", *side_table(runs), "",
+            "## Left / right classes by view and occlusion", "", *subset_table(runs), "", *side_table(runs), "", *view_table(runs), "",
             "## Scarce parsing labels", "",
             f"Parsing labels on {settings.get('parsing_fraction', '?')} of the training images, pose and DensePose "
             "on all; Δ against cpu_s on the same scarce labels.", "",
