@@ -81,7 +81,7 @@ class Report:
 
     def write(self) -> None:
         device = self.args.device
-        name = torch.cuda.get_device_name(0) if device == "cuda" and torch.cuda.is_available() else platform.processor()
+        name = torch.cuda.get_device_name(0) if device == "cuda" and torch.cuda.is_available() else (platform.processor() or platform.machine() or "CPU")
         head = [f"# GPU check: {name}", "",
                 f"`bash benchmarks/gpu_check.sh` on {time.strftime('%Y-%m-%d')}: {name}; torch {torch.__version__}, "
                 f"CUDA {torch.version.cuda}; {os.cpu_count()} CPU cores; total {time.perf_counter() - self.start:.0f} s"
@@ -313,7 +313,7 @@ def _inference_row(model_name: str, batch: int, size: int, device: torch.device,
 
 def speed(args) -> list[str]:
     device = torch.device(args.device)
-    name = torch.cuda.get_device_name(0) if device.type == "cuda" else platform.processor()
+    name = torch.cuda.get_device_name(0) if device.type == "cuda" else (platform.processor() or platform.machine() or "CPU")
     peak = peak_tflops(name) if device.type == "cuda" else None
     size = 96 if args.quick else 384
     lines = [f"Training steps (forward, backward, SGD; bf16 autocast on CUDA), {size} px; achieved TFLOP/s count a "
