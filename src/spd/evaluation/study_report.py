@@ -172,7 +172,7 @@ def view_table(runs: list[dict], arm: str = "main") -> list[str]:
 
 
 def _full_subset(run: dict, subset: str) -> dict | None:
-    """A subset's evaluation with its confusion matrix (read from the run's metrics.json)."""
+    """A subset's evaluation of the held-out set at the final checkpoint (with its confusion matrix)."""
     return ((run["scores"]["final"].get("A_heldout") or {}).get("subsets") or {}).get(subset)
 
 
@@ -188,7 +188,7 @@ def subset_table(runs: list[dict], arm: str = "main") -> list[str]:
             continue
         cells = []
         for subset in SUBSETS:
-            docs = [(r["scores"]["final"].get("A_heldout") or {}).get("subsets", {}).get(subset) for r in members]
+            docs = [_full_subset(r, subset) for r in members]
             cells += [_mean_sd(_metric(d, "lr_iou") for d in docs), _mean_sd(_metric(d, "miou") for d in docs)]
         lines.append(f"| {variant} | " + " | ".join(cells) + " |")
     sizes = next((r["scores"]["final"]["A_heldout"].get("subsets") for r in runs if "A_heldout" in r["scores"]["final"]), {})
