@@ -32,7 +32,7 @@ def gradient_cosines(task_losses: dict[str, torch.Tensor], params: list[torch.nn
     out = {f"norm/{t}": float(g.norm()) for t, g in grads.items()}
     if reference in grads:
         for task, g in grads.items():
-            if task != reference and float(g.norm()) > 0 and float(grads[reference].norm()) > 0:
+            if task != reference and out[f"norm/{task}"] > 0 and out[f"norm/{reference}"] > 0:
                 cos = torch.nn.functional.cosine_similarity(grads[reference], g, dim=0, eps=1e-12)
                 out[f"cos/{task}"] = float(cos)
     return out
