@@ -22,7 +22,7 @@ from ..model.config import NUM_DP_PARTS
 from ..model.pretrained import load_encoder_weights
 from ..weights import init_from_file, read_model_file
 from ..weights.files import training_state
-from ..weights.record import model_from_record
+from ..weights.record import model_description
 
 log = logging.getLogger(__name__)
 
@@ -40,15 +40,12 @@ def build_model(config: ExperimentConfig, initialise: bool = True) -> SPDNet:
     """The network of an experiment; with ``initialise``, its starting weights as the config says
     (``model.backbone_weights``, then ``model.init_from``, whose input normalisation it adopts)."""
     m = config.model
-    if initialise and m.init_from:
-        source = read_model_file(m.init_from)
-        model = SPDNet(m, model_from_record(source.record, source.path).normalisation)
-    else:
-        model = SPDNet(m)
+    source = read_model_file(m.init_from) if initialise and m.init_from else None
+    model = SPDNet(m, model_description(source.record, source.path)[1]) if source else SPDNet(m)
     if initialise and m.backbone_weights:
         log.info("encoder weights loaded from %s", load_encoder_weights(model.trunk, m.backbone_weights))
-    if initialise and m.init_from:
-        log.info(init_from_file(model, m.init_from).summary())
+    if source:
+        log.info(init_from_file(model, source).summary())
     return model
 
 

@@ -18,7 +18,7 @@ import torch
 
 from ..model import SPDNet
 from ..ops.state import WeightsError, check_finite, shape_message
-from .files import read_model_file
+from .files import ModelFile, read_model_file
 
 
 @dataclass
@@ -60,9 +60,10 @@ def _modules(keys: list[str], every: list[str]) -> str:
     return ", ".join(sorted(names)) or "nothing"
 
 
-def init_from_file(model: SPDNet, path: Path | str) -> InitReport:
-    """Copies the weights of the model file ``path`` into ``model`` by name (see the module's doc)."""
-    source = read_model_file(path)
+def init_from_file(model: SPDNet, path: Path | str | ModelFile) -> InitReport:
+    """Copies the weights of the model file ``path`` (or the file already read) into ``model`` by
+    name (see the module's doc)."""
+    source = path if isinstance(path, ModelFile) else read_model_file(path)
     check_finite(source.state, source.path)
     theirs_config = source.record["config"]
     own = model.state_dict()

@@ -52,11 +52,17 @@ def upgrade(record: dict, state: dict[str, torch.Tensor], source: Path | str) ->
     return {**record, "version": RECORD_VERSION, "config": config}, renamed
 
 
-def model_from_record(record: dict, source: Path | str) -> SPDNet:
-    """An untrained network as the record describes it (today's layout; see :func:`upgrade`)."""
+def model_description(record: dict, source: Path | str) -> tuple[ModelConfig, InputNormalisation]:
+    """The network's config and input normalisation as the record describes them (today's layout;
+    see :func:`upgrade`), checked without building the network."""
     try:
         config = build(ModelConfig, dict(record["config"]), "model")
         normalisation = build(InputNormalisation, record["normalisation"], "normalisation")
     except (KeyError, TypeError, ConfigError) as err:
         raise WeightsError(f"{source}: the recorded model description is invalid ({err})") from None
-    return SPDNet(config, normalisation)
+    return config, normalisation
+
+
+def model_from_record(record: dict, source: Path | str) -> SPDNet:
+    """An untrained network as the record describes it."""
+    return SPDNet(*model_description(record, source))
