@@ -113,7 +113,9 @@ class Evaluator:
         device = self.parsing.conf.device
 
         def here(t: torch.Tensor) -> torch.Tensor:
-            return t.to(device, non_blocking=True)
+            # Asynchronous only towards a GPU: a non-blocking copy from a GPU into host memory may be
+            # read before it has arrived (evaluate_model's evaluators live on the CPU).
+            return t.to(device, non_blocking=device.type == "cuda")
 
         if prediction.parsing is not None and bool(targets["has_parsing"]):
             pred, gt = here(prediction.parsing).long(), here(targets["parsing"]).long()
