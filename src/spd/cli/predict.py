@@ -92,14 +92,11 @@ def cmd_predict(args: argparse.Namespace) -> int:
             raise FileExistsError(f"{existing[0]} exists ({len(existing)} output(s) of {item.path}); "
                                   "use --overwrite to replace, or another --out")
         plans.append((item, paths))
-    for problem in problems:
-        print(f"spd predict: skipped {problem}", file=sys.stderr)
-
-    failed = []
-
     def skipped(reason: str) -> None:
-        failed.append(reason)
         print(f"spd predict: skipped {reason}", file=sys.stderr)
+
+    for problem in problems:
+        skipped(problem)
 
     images = [(item.path, paths) for item, paths in plans if not item.video]
     videos = [(item, paths) for item, paths in plans if item.video]

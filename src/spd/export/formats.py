@@ -16,6 +16,7 @@ from .. import __version__
 from ..inference import EvalConfig
 from ..labels import keypoint_space, label_space
 from ..model import SPDNet
+from ..ops.arrays import as_numpy
 from ..ops.atomic import atomic_path
 from ..weights import WEIGHTS_FORMAT, load_checkpoint, write_weights_file
 from .wrapper import OUTPUTS, ExportWrapper, output_names
@@ -71,7 +72,7 @@ def run_exported(path: Path, fmt: str, image: torch.Tensor) -> tuple[torch.Tenso
         import onnxruntime
 
         session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-        return tuple(torch.from_numpy(o) for o in session.run(None, {"image": image.numpy()}))
+        return tuple(torch.from_numpy(o) for o in session.run(None, {"image": as_numpy(image)}))
     if fmt == "torchscript":
         return tuple(torch.jit.load(str(path))(image))
     loaded = load_checkpoint(path)

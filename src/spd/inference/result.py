@@ -8,6 +8,8 @@ from typing import Any
 import numpy as np
 import torch
 
+from ..ops.arrays import as_numpy
+
 
 @dataclass
 class Prediction:
@@ -51,4 +53,4 @@ class Prediction:
 
     def to_numpy(self) -> dict[str, np.ndarray]:
         """The tensors present, as numpy arrays on the CPU (same names and shapes)."""
-        return {n: getattr(self, n).detach().cpu().numpy() for n in self.TENSORS if getattr(self, n) is not None}
+        return {n: as_numpy(getattr(self, n)) for n in self.TENSORS if getattr(self, n) is not None}

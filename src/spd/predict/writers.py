@@ -19,6 +19,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from ..ops.arrays import as_numpy
 from ..ops.atomic import write_text
 from ..data.image_io import write_image, write_iuv, write_label
 from ..labels import label_space
@@ -65,8 +66,7 @@ def output_paths(out_dir: Path, name: Path, kinds: tuple[str, ...], video: bool 
 
 def keypoints_record(prediction: Prediction) -> dict[str, Any]:
     """COCO results style: ``keypoints`` = [x1, y1, s1, x2, ...] in original-image pixels."""
-    xy = prediction.keypoints.detach().cpu().numpy()
-    scores = prediction.keypoint_scores.detach().cpu().numpy()
+    xy, scores = as_numpy(prediction.keypoints), as_numpy(prediction.keypoint_scores)
     triplets = np.concatenate([xy, scores[:, None]], axis=1)
     # JSON has no NaN or infinity: a value that is not a number is written as null.
     return {"joints": list(prediction.joints), "keypoints": [_number(v, 2) for v in triplets.reshape(-1)],
