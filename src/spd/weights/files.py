@@ -65,17 +65,22 @@ def read_model_file(path: Path | str) -> ModelFile:
     return _weights_file(path) if head[8:9] == b"{" else _training_checkpoint(path)
 
 
-def training_state(ckpt: dict, path: Path | str) -> dict[str, torch.Tensor]:
-    """A training checkpoint's whole state dict (model and loss buffers) with the model's keys in
-    today's layout: what resuming loads."""
+def _model_part(ckpt: dict, path: Path | str) -> tuple[dict, dict[str, torch.Tensor]]:
+    """A training checkpoint's model record and the model's state dict (keys without the module's
+    prefix), both in today's layout."""
     record = (ckpt.get("spd") or {}).get("model")
     if not isinstance(record, dict) or not isinstance(ckpt.get("state_dict"), dict):
         raise WeightsError(f"{path}: not a checkpoint of `spd train` (no model record or no state dict: a bare "
                            "state dict, exported weights, or a checkpoint of an early pre-release?)")
-    state = ckpt["state_dict"]
-    model = {k.removeprefix(MODEL_PREFIX): v for k, v in state.items() if k.startswith(MODEL_PREFIX)}
-    _, model = upgrade(record, model, path)
-    return {**{k: v for k, v in state.items() if not k.startswith(MODEL_PREFIX)},
+    model = {k.removeprefix(MODEL_PREFIX): v for k, v in ckpt["state_dict"].items() if k.startswith(MODEL_PREFIX)}
+    return upgrade(record, model, path)
+
+
+def training_state(ckpt: dict, path: Path | str) -> dict[str, torch.Tensor]:
+    """A training checkpoint's whole state dict (model and loss buffers) with the model's keys in
+    today's layout: what resuming loads."""
+    _, model = _model_part(ckpt, path)
+    return {**{k: v for k, v in ckpt["state_dict"].items() if not k.startswith(MODEL_PREFIX)},
             **{MODEL_PREFIX + k: v for k, v in model.items()}}
 
 
@@ -83,13 +88,10 @@ def _training_checkpoint(path: Path) -> ModelFile:
     ckpt = read_torch_file(path, "checkpoint")
     if not isinstance(ckpt, dict):
         raise WeightsError(f"{path}: not a checkpoint of `spd train` (it holds a {type(ckpt).__name__})")
-    state = training_state(ckpt, path)
-    record, _ = upgrade(ckpt["spd"]["model"], {}, path)
+    record, model = _model_part(ckpt, path)
     experiment = (ckpt.get("hyper_parameters") or {}).get("config")
     progress = {k: int(ckpt[key]) for k, key in (("step", "global_step"), ("epoch", "epoch")) if key in ckpt}
-    return ModelFile(path, "training checkpoint", record,
-                     {k.removeprefix(MODEL_PREFIX): v for k, v in state.items() if k.startswith(MODEL_PREFIX)},
-                     (experiment or {}).get("eval"), experiment, progress)
+    return ModelFile(path, "training checkpoint", record, model, (experiment or {}).get("eval"), experiment, progress)
 
 
 def _weights_file(path: Path) -> ModelFile:
