@@ -20,7 +20,7 @@ from spd.data.dataset import ParsingDataset
 from spd.data.detect import open_dataset
 from spd.evaluation.evaluate import evaluate_model, evaluate_predictions, load_model
 from spd.evaluation.evaluator import Evaluator
-from spd.inference import Prediction
+from spd.inference import Prediction, predict_image
 from spd.training.train import train
 
 pytestmark = pytest.mark.slow
@@ -138,7 +138,12 @@ def test_a_short_training_learns_far_above_chance_on_held_out_images(tmp_path, d
     assert len(list((result.run_dir / "checkpoints").iterdir())) == 1  # last.ckpt, nothing else kept
     model, _ = load_model(result.last_checkpoint)
     reader = open_dataset(data_root, "val")
-    scores = evaluate_model(model, reader, config.eval, num_workers=0)
+    seen = []
+    scores = evaluate_model(model, reader, config.eval, num_workers=0, on_prediction=lambda item, p: seen.append((item, p)))
+    # The hook sees every sample in split order with the prediction that was scored.
+    assert [item["id"] for item, _ in seen] == [r.id for r in reader.records]
+    item, prediction = seen[3]
+    assert torch.equal(prediction.parsing, predict_image(model, item["image"], config.eval).parsing)
     chance = background_baseline(reader)
     assert scores.parsing["miou"] > 2 * chance.parsing["miou"], (scores.parsing, chance.parsing)
     assert scores.parsing["pixel_accuracy"] > chance.parsing["pixel_accuracy"] + 5

@@ -12,12 +12,11 @@ from importlib import resources
 from pathlib import Path
 
 from .config import load_config
-from .data.dataset import ParsingDataset
 from .data.detect import open_dataset
 from .data.synthetic import SynthSpec, generate
 from .evaluation import EvalResult, evaluate_model, load_model, write_result
 from .evaluation.report import comparison_table
-from .inference import predict_image
+from .inference import Prediction
 from .labels import load_mapping
 from .ops.atomic import write_text
 from .ops.devices import torch_device
@@ -62,8 +61,14 @@ def run_demo(out: Path | str = "runs/demo", overrides: list[str] = (), device: s
     model, _ = load_model(result.last_checkpoint, torch_device(device))
     reader = open_dataset(root, config.data.val_split)
     source = {"checkpoint": str(result.last_checkpoint), "step": result.global_step}
+    rows = []  # the report's grid: the first 8 val images, drawn from the evaluation's own predictions
+
+    def keep_row(item: dict, prediction: Prediction) -> None:
+        if len(rows) < 8:
+            rows.append(prediction_row(item["image"], item["parsing"], prediction.to("cpu"), reader.label_space))
+
     evaluation = evaluate_model(model, reader, config.eval, name=f"demo ({config.model.name}, domain A)", source=source,
-                                tick=bar("3/4 evaluate (official protocol)", len(reader)))
+                                tick=bar("3/4 evaluate (official protocol)", len(reader)), on_prediction=keep_row)
     report_dir = out / "report"
     write_result(evaluation, report_dir / "domain_A", reader.label_space)
     results = [evaluation]
@@ -78,13 +83,6 @@ def run_demo(out: Path | str = "runs/demo", overrides: list[str] = (), device: s
         results.append(cross)
 
     bar("4/4 report", 0)
-    dataset = ParsingDataset(reader)
-    device_of_model = next(model.parameters()).device
-    rows = []
-    for i in range(min(8, len(dataset))):
-        item = dataset[i]
-        prediction = predict_image(model, item["image"].to(device_of_model), config.eval).to("cpu")
-        rows.append(prediction_row(item["image"], item["parsing"], prediction, reader.label_space))
     grid = prediction_grid(rows, report_dir / "predictions.png", reader.label_space)
     seconds = time.perf_counter() - start
     write_text(report_dir / "README.md",

@@ -9,6 +9,7 @@ from typing import Any
 
 from tqdm import tqdm
 
+from ..inference import INFERENCE_PRECISIONS
 from ..inference.settings import INTERPOLATIONS, POSE_DECODERS, RESIZE_POLICIES
 from .args import COUNT, SCALE, SIDE, number
 
@@ -23,7 +24,7 @@ def add_test_time_flags(p: argparse.ArgumentParser) -> None:
     g.add_argument("--scales", type=SCALE, nargs="+", default=None, help="test-time scales, e.g. 0.75 1 1.25")
     g.add_argument("--input-size", type=SIDE, nargs=2, default=None, metavar=("H", "W"),
                    help="the network's input (every image is resized to it), 8..8192 px per side")
-    g.add_argument("--precision", choices=("32", "bf16"), default="32",
+    g.add_argument("--precision", choices=INFERENCE_PRECISIONS, default="32",
                    help="the network in float32, or under bfloat16 autocast (faster on GPUs)")
     g.add_argument("--stages", choices=("all", "final"), default=None)
     g.add_argument("--resize", choices=RESIZE_POLICIES, default=None,

@@ -51,10 +51,13 @@ def default_eval_dir(source: Path, reader: ParsingReader, mapping: str | None, p
 def evaluate_model(model: SPDNet, reader: ParsingReader, protocol: EvalConfig, mapping: LabelMapping | None = None,
                    name: str = "", source: dict | None = None, num_workers: int = 2,
                    tick: Callable[[], None] | None = None, densepose_truth: str = "synthetic ground truth",
-                   subsets: dict[str, set[str]] | None = None, precision: str = "32") -> EvalResult:
+                   subsets: dict[str, set[str]] | None = None, precision: str = "32",
+                   on_prediction: Callable[[dict, Prediction], None] | None = None) -> EvalResult:
     """The whole split's metrics; ``subsets`` (name -> image ids) also scores each subset on its own
     (``result.subsets[name]``), from the same predictions. ``precision``: ``"32"``, or ``"bf16"``
-    for the network under bfloat16 autocast."""
+    for the network under bfloat16 autocast. ``on_prediction(item, prediction)`` sees every sample
+    (in split order) with its prediction (on the model's device), e.g. to draw some without
+    predicting them again."""
     device = next(model.parameters()).device
     tasks = model.config.tasks
 
@@ -74,6 +77,8 @@ def evaluate_model(model: SPDNet, reader: ParsingReader, protocol: EvalConfig, m
         for ids, part in parts.values():
             if item["id"] in ids:
                 part.update(prediction, item)
+        if on_prediction:
+            on_prediction(item, prediction)
         if tick:
             tick()
     meta = _meta(name, reader, protocol_dict(protocol), source or {"model": model.config.name})

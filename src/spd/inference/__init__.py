@@ -1,12 +1,12 @@
 """Test time: a model's outputs on any image -> predictions at the image's own size, under a
-protocol (input size, scales, mirror, stages, resize policy, pose decoder). Evaluation, the
-Predictor and export share it."""
+protocol (input size, scales, mirror, stages, resize policy, pose decoder). Validation, evaluation,
+the Predictor and export share it."""
 
 from .decode import decode_views
-from .protocol import predict_image, protocol_dict
+from .protocol import INFERENCE_PRECISIONS, predict_batch, predict_image, protocol_dict
 from .result import Prediction
 from .settings import INTERPOLATIONS, POSE_DECODERS, RESIZE_POLICIES, EvalConfig
 from .views import Views, run_views
 
-__all__ = ["EvalConfig", "INTERPOLATIONS", "POSE_DECODERS", "Prediction", "RESIZE_POLICIES", "Views", "decode_views",
-           "predict_image", "protocol_dict", "run_views"]
+__all__ = ["EvalConfig", "INFERENCE_PRECISIONS", "INTERPOLATIONS", "POSE_DECODERS", "Prediction", "RESIZE_POLICIES", "Views", "decode_views",
+           "predict_batch", "predict_image", "protocol_dict", "run_views"]

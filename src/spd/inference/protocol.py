@@ -1,5 +1,6 @@
-"""Test-time prediction of one image under a protocol: views (:mod:`.views`), then the original
-size (:mod:`.decode`). Evaluation calls it per image; the Predictor runs the same two steps in batches."""
+"""Test-time prediction under a protocol: views (:mod:`.views`), then each image's original size
+(:mod:`.decode`). Validation, evaluation, the demo and the Predictor all predict through
+:func:`predict_batch`."""
 
 from __future__ import annotations
 
@@ -13,7 +14,9 @@ from .result import Prediction
 from .settings import EvalConfig
 from .views import run_views
 
-__all__ = ["Prediction", "predict_image", "protocol_dict"]
+__all__ = ["INFERENCE_PRECISIONS", "Prediction", "predict_batch", "predict_image", "protocol_dict"]
+
+INFERENCE_PRECISIONS = ("32", "bf16")
 
 
 def protocol_dict(protocol: EvalConfig) -> dict:
@@ -22,10 +25,21 @@ def protocol_dict(protocol: EvalConfig) -> dict:
 
 
 @torch.no_grad()
+def predict_batch(model, images: list[torch.Tensor], protocol: EvalConfig, precision: str = "32",
+                  return_probs: bool = False) -> list[Prediction]:
+    """images: uint8 RGB [3, H, W] of any sizes, on the model's device; one Prediction per image, on
+    that device too. ``precision``: ``"32"``, or ``"bf16"`` for the network under bfloat16 autocast;
+    the views hold float32 maps, so resizing to each image and decoding stay in float32."""
+    if precision not in INFERENCE_PRECISIONS:
+        raise ValueError(f"precision must be one of {', '.join(INFERENCE_PRECISIONS)}, got {precision!r}")
+    if not images:
+        return []
+    with torch.autocast(images[0].device.type, dtype=torch.bfloat16, enabled=precision == "bf16"):
+        views = run_views(model, images, protocol)
+    classes, joints = label_space(model.config.parsing_space).classes, keypoint_space().joints
+    return [decode_views(v, protocol, classes, joints, return_probs) for v in views]
+
+
 def predict_image(model, image: torch.Tensor, protocol: EvalConfig, precision: str = "32") -> Prediction:
-    """image: uint8 RGB [3, H, W] on the model's device; the prediction is on that device too.
-    ``precision``: ``"32"``, or ``"bf16"`` for the network under bfloat16 autocast (the outputs'
-    resizing and decoding stay in float32)."""
-    with torch.autocast(image.device.type, dtype=torch.bfloat16, enabled=precision == "bf16"):
-        views = run_views(model, [image], protocol)[0]
-    return decode_views(views, protocol, label_space(model.config.parsing_space).classes, keypoint_space().joints)
+    """:func:`predict_batch` of one image."""
+    return predict_batch(model, [image], protocol, precision)[0]

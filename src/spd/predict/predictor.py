@@ -16,14 +16,11 @@ from typing import Any
 
 import torch
 
-from ..inference import EvalConfig, Prediction, decode_views, run_views
-from ..labels import keypoint_space, label_space
+from ..inference import INFERENCE_PRECISIONS, EvalConfig, Prediction, predict_batch
 from ..model import SPDNet
 from ..ops.devices import torch_device
 from ..weights import load_checkpoint
 from .sources import to_image_tensor
-
-PRECISIONS = ("32", "bf16")
 
 
 class Predictor:
@@ -38,14 +35,12 @@ class Predictor:
                  batch_size: int = 4, precision: str = "32", **overrides: Any):
         if batch_size < 1:
             raise ValueError(f"batch_size must be at least 1, got {batch_size}")
-        if precision not in PRECISIONS:
-            raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
+        if precision not in INFERENCE_PRECISIONS:
+            raise ValueError(f"precision must be one of {', '.join(INFERENCE_PRECISIONS)}, got {precision!r}")
         self.device = torch_device(device) if isinstance(device, str) else device
         self.model = model.to(self.device).eval()
         self.settings = replace(settings, **_typed(overrides))
         self.batch_size, self.precision = batch_size, precision
-        self.classes = label_space(model.config.parsing_space).classes
-        self.joints = keypoint_space().joints
 
     @classmethod
     def from_checkpoint(cls, path: str | Path, device: str | torch.device = "auto", batch_size: int = 4,
@@ -75,15 +70,9 @@ class Predictor:
 
     def predict_tensors(self, batch: list[tuple[torch.Tensor, str | None]], return_probs: bool = False) -> list[Prediction]:
         """``batch``: (uint8 RGB [3, H, W], source name) pairs of any sizes."""
-        with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.precision == "bf16"):
-            views = run_views(self.model, [image.to(self.device) for image, _ in batch], self.settings)
-        # views hold float32 maps: what follows (resizing to each image, decoding) is outside the autocast
-        out = []
-        for v, (_, source) in zip(views, batch):
-            result = decode_views(v, self.settings, self.classes, self.joints, return_probs).to("cpu")
-            result.source = source
-            out.append(result)
-        return out
+        out = predict_batch(self.model, [image.to(self.device) for image, _ in batch], self.settings, self.precision,
+                            return_probs)
+        return [replace(result.to("cpu"), source=source) for result, (_, source) in zip(out, batch)]
 
 
 def _typed(overrides: dict[str, Any]) -> dict[str, Any]:

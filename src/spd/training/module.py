@@ -14,8 +14,7 @@ from .. import __version__
 from ..config import from_dict
 from ..config.schema import ExperimentConfig
 from ..evaluation.evaluator import Evaluator
-from ..inference import decode_views, run_views
-from ..labels import keypoint_space, label_space
+from ..inference import predict_batch
 from ..losses import LossOutput, MultiTaskLoss
 from ..model import SPDNet
 from ..model.config import NUM_DP_PARTS
@@ -114,10 +113,9 @@ class SPDModule(L.LightningModule):
 
     def validation_step(self, items: list[dict[str, Any]], batch_idx: int) -> None:
         """``items``: samples at their own sizes (a list, not stacked)."""
-        views = run_views(self.model, [item["image"].to(self.device) for item in items], self.val_protocol)
-        classes, joints = label_space(self.model.config.parsing_space).classes, keypoint_space().joints
-        for v, item in zip(views, items):
-            self.evaluator.update(decode_views(v, self.val_protocol, classes, joints), item)
+        predictions = predict_batch(self.model, [item["image"].to(self.device) for item in items], self.val_protocol)
+        for prediction, item in zip(predictions, items):
+            self.evaluator.update(prediction, item)
 
     def on_validation_epoch_end(self) -> None:
         result = self.evaluator.result({})
