@@ -34,7 +34,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import csv
-import fcntl
 import json
 import os
 import platform
@@ -49,6 +48,7 @@ import torch  # noqa: E402
 from lightning.pytorch.callbacks import ModelCheckpoint  # noqa: E402
 
 from spd.ops.atomic import write_text  # noqa: E402
+from spd.ops.locks import file_lock  # noqa: E402
 from spd.config import load_config  # noqa: E402
 from spd.data.detect import open_dataset  # noqa: E402
 from spd.data.synthetic import SynthSpec, generate, read_people  # noqa: E402
@@ -87,18 +87,11 @@ def run_folder(out: Path, run: dict) -> Path:
 
 @contextlib.contextmanager
 def claimed(folder: Path):
-    """Yields True when this process holds the run (a second study process skips it)."""
+    """Yields True when this process holds the run (a second study process skips it); where the file
+    system cannot lock, every process runs it."""
     folder.mkdir(parents=True, exist_ok=True)
-    with open(folder / ".study.lock", "a+") as f:
-        try:
-            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            yield False
-            return
-        try:
-            yield True
-        finally:
-            fcntl.flock(f, fcntl.LOCK_UN)
+    with file_lock(folder / ".study.lock", wait=False) as lock:
+        yield lock.held or bool(lock.unavailable)
 
 
 def check_same_study(out: Path, settings: dict) -> None:

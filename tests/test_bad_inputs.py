@@ -496,6 +496,7 @@ def test_processes_asking_for_the_same_data_at_once_generate_it_once(tmp_path):
 def test_only_the_first_process_of_any_launcher_takes_the_run_lock(tmp_path, monkeypatch):
     """One srun task per GPU sets SLURM_PROCID only: the other tasks must not take (and fail on) the
     lock that rank 0 holds. A file system without flock gives a warning, not a crash."""
+    from spd.ops import locks
     from spd.training import run_lock
 
     for variable in run_lock.RANK_VARIABLES:
@@ -511,6 +512,6 @@ def test_only_the_first_process_of_any_launcher_takes_the_run_lock(tmp_path, mon
     def no_flock(*args):
         raise OSError(37, "No locks available")
 
-    monkeypatch.setattr(run_lock.fcntl, "flock", no_flock)
+    monkeypatch.setattr(locks.fcntl, "flock", no_flock)
     with run_lock.run_dir_lock(tmp_path / "b"):
         pass

@@ -12,10 +12,7 @@ import socket
 from collections.abc import Iterator
 from pathlib import Path
 
-try:
-    import fcntl
-except ImportError:  # Windows: no flock; runs there are not guarded
-    fcntl = None
+from ..ops.locks import file_lock
 
 
 log = logging.getLogger(__name__)
@@ -37,28 +34,24 @@ def is_main_process() -> bool:
 
 @contextlib.contextmanager
 def run_dir_lock(run_dir: Path) -> Iterator[None]:
-    if fcntl is None or not is_main_process():
+    if not is_main_process():
         yield
         return
     run_dir.mkdir(parents=True, exist_ok=True)
-    with open(run_dir / ".lock", "a+", encoding="utf-8") as f:
-        try:
-            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            f.seek(0)
-            holder = f.read().strip() or "another process"
-            raise RunInUse(f"{run_dir} is in use by another spd train ({holder}); wait for it to finish, or pick "
-                           "another train.name") from None
-        except OSError as err:  # file systems without flock (some NFS and Lustre mounts)
+    with file_lock(run_dir / ".lock", wait=False) as lock:
+        if lock.unavailable:
             log.warning("%s: cannot lock the run folder (%s); two trainings into it at once would not be refused",
-                        run_dir, err.strerror or err)
+                        run_dir, lock.unavailable)
             yield
             return
-        f.seek(0)
-        f.truncate()
-        f.write(f"pid {os.getpid()} on {socket.gethostname()}, since {datetime.datetime.now().isoformat(timespec='seconds')}\n")
-        f.flush()
-        try:
-            yield
-        finally:
-            fcntl.flock(f, fcntl.LOCK_UN)
+        if not lock.held:
+            lock.file.seek(0)
+            holder = lock.file.read().strip() or "another process"
+            raise RunInUse(f"{run_dir} is in use by another spd train ({holder}); wait for it to finish, or pick "
+                           "another train.name")
+        lock.file.seek(0)
+        lock.file.truncate()
+        lock.file.write(f"pid {os.getpid()} on {socket.gethostname()}, "
+                        f"since {datetime.datetime.now().isoformat(timespec='seconds')}\n")
+        lock.file.flush()
+        yield

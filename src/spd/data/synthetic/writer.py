@@ -4,11 +4,10 @@ folder of full-image IUV PNGs, and a manifest written last (its absence marks an
 
 from __future__ import annotations
 
-import contextlib
 import os
 import shutil
 import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -17,6 +16,7 @@ import yaml
 
 from ... import __version__
 from ...ops.atomic import write_text
+from ...ops.locks import file_lock
 from ...labels import label_space
 from ..atr import write_split
 from ..errors import DataError
@@ -101,7 +101,7 @@ def generate(out: Path | str, spec: SynthSpec, progress: Callable[[int], None] |
     if out.exists() and not out.is_dir():
         raise DataError(out, "exists and is not a folder")
     out.parent.mkdir(parents=True, exist_ok=True)
-    with _locked(out.parent / f".{out.name}.lock"):
+    with file_lock(out.parent / f".{out.name}.lock"):  # unguarded where flock is missing
         if out.is_dir() and any(out.iterdir()):
             manifest = out / MANIFEST
             if not manifest.is_file():
@@ -130,23 +130,6 @@ def generate(out: Path | str, spec: SynthSpec, progress: Callable[[int], None] |
             if work.exists():
                 shutil.rmtree(work, ignore_errors=True)
     return out / MANIFEST
-
-
-@contextlib.contextmanager
-def _locked(path: Path) -> Iterator[None]:
-    """An exclusive flock on ``path`` while the block runs (a no-op where flock is missing)."""
-    with open(path, "a+", encoding="utf-8") as f:
-        try:
-            import fcntl
-
-            fcntl.flock(f, fcntl.LOCK_EX)
-        except (ImportError, OSError):  # Windows, or a file system without flock
-            yield
-            return
-        try:
-            yield
-        finally:
-            fcntl.flock(f, fcntl.LOCK_UN)
 
 
 def _write_dataset(out: Path, spec: SynthSpec, domain: Domain, fmt: str,
