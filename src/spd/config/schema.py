@@ -9,7 +9,7 @@ from ..data.transforms import AugmentConfig
 from ..inference.settings import EvalConfig
 from ..losses import LossConfig
 from ..model.config import PRESETS, ModelConfig
-from ..ops.validation import require
+from ..ops.validation import require, require_choice
 
 
 @dataclass(frozen=True)
@@ -95,8 +95,7 @@ class TrainConfig:
     tf32: bool = True                   # TensorFloat-32 matrix products on CUDA for the fp32 parts
 
     def __post_init__(self) -> None:
-        if self.precision not in PRECISIONS:
-            raise ValueError(f"train.precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}")
+        require_choice("train.precision", self.precision, PRECISIONS)
         devices_ok = self.devices == "auto" if isinstance(self.devices, str) else self.devices >= 1
         require("train", [
             ("max_epochs", self.max_epochs, self.max_epochs >= 1 or (self.max_epochs == -1 and self.max_steps >= 1),

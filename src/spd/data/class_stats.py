@@ -8,6 +8,7 @@ import random
 
 import torch
 
+from ..ops.validation import require_choice
 from .image_io import read_iuv, read_label
 from .reader import ParsingReader
 
@@ -18,8 +19,7 @@ def class_frequencies(reader: ParsingReader, num_classes: int, target: str = "pa
                       seed: int = 0) -> torch.Tensor:
     """float64 [num_classes]: each class's share of the labelled pixels (ignore 255 left out) of
     ``reader``'s ``target`` files, or of ``max_images`` of them drawn at random (seeded) on large sets."""
-    if target not in TARGETS:
-        raise ValueError(f"target must be one of {TARGETS}, got {target!r}")
+    require_choice("target", target, TARGETS)
     paths = [getattr(r, target) for r in reader.records if getattr(r, target) is not None]
     if len(paths) > max_images:
         paths = random.Random(seed).sample(paths, max_images)

@@ -25,8 +25,8 @@ from torchvision.transforms.v2 import functional as TF
 from torchvision.transforms.v2._utils import query_size
 
 from ..labels import IGNORE_INDEX, keypoint_space, label_space
-from ..ops.validation import require
 from ..ops.tf import legacy_bilinear_resize, legacy_nearest_resize
+from ..ops.validation import require, require_choice
 from .geometry import affine_matrix, transform_points, transformed_extent, warp
 
 
@@ -75,8 +75,7 @@ class AugmentConfig:
     recipe: str = "affine"                   # "affine" or "jppnet" (see above)
 
     def __post_init__(self) -> None:
-        if self.recipe not in RECIPES:
-            raise ValueError(f"augment.recipe must be one of {', '.join(RECIPES)}, got {self.recipe!r}")
+        require_choice("augment.recipe", self.recipe, RECIPES)
         require("augment", [("size", list(self.size), len(self.size) == 2 and min(self.size) >= 8, "[H, W], each >= 8"),
                             ("scale", list(self.scale), len(self.scale) == 2 and 0 < self.scale[0] <= self.scale[1],
                              "[low, high] with 0 < low <= high"),

@@ -18,6 +18,7 @@ from ..labels import keypoint_space, label_space
 from ..model import SPDNet
 from ..ops.arrays import as_numpy
 from ..ops.atomic import atomic_path
+from ..ops.validation import require_choice
 from ..weights import WEIGHTS_FORMAT, load_checkpoint, write_weights_file
 from .wrapper import OUTPUTS, ExportWrapper, output_names
 
@@ -84,8 +85,7 @@ def export_model(model: SPDNet, settings: EvalConfig, fmt: str, path: Path | str
     """Writes ``path`` and checks it: the largest absolute difference from PyTorch on a random
     batch at the model's input size and at another size (other batch size too, where the format
     has dynamic shapes). Returns {"path", "format", "max_abs_diff", "checked_shapes", ...}."""
-    if fmt not in FORMATS:
-        raise ValueError(f"--format must be one of {', '.join(FORMATS)}, got {fmt!r}")
+    require_choice("--format", fmt, FORMATS)
     path = Path(path)
     model = copy.deepcopy(model).cpu().eval()  # the caller's model stays where it is
     wrapper = ExportWrapper(model, settings.stages)

@@ -9,6 +9,7 @@ from dataclasses import asdict
 import torch
 
 from ..labels import keypoint_space, label_space
+from ..ops.validation import require_choice
 from .decode import decode_views
 from .result import Prediction
 from .settings import EvalConfig
@@ -30,8 +31,7 @@ def predict_batch(model, images: list[torch.Tensor], protocol: EvalConfig, preci
     """images: uint8 RGB [3, H, W] of any sizes, on the model's device; one Prediction per image, on
     that device too. ``precision``: ``"32"``, or ``"bf16"`` for the network under bfloat16 autocast;
     the views hold float32 maps, so resizing to each image and decoding stay in float32."""
-    if precision not in INFERENCE_PRECISIONS:
-        raise ValueError(f"precision must be one of {', '.join(INFERENCE_PRECISIONS)}, got {precision!r}")
+    require_choice("precision", precision, INFERENCE_PRECISIONS)
     if not images:
         return []
     with torch.autocast(images[0].device.type, dtype=torch.bfloat16, enabled=precision == "bf16"):

@@ -13,6 +13,7 @@ from collections.abc import Iterator
 import torch
 import torch.nn.functional as F
 
+from ..ops.validation import require_choice
 from .placement import Placement
 
 BAND_ELEMENTS = 1 << 23  # floats per band and map (32 MB)
@@ -33,8 +34,7 @@ class ResizedSum:
                  kernel: str = "bilinear", mirrored: list[bool] | None = None):
         if not maps or len(maps) != len(placements):
             raise ValueError("one placement per map is needed")
-        if kernel not in self.KERNELS:
-            raise ValueError(f"kernel must be one of {self.KERNELS}, got {kernel!r}")
+        require_choice("kernel", kernel, self.KERNELS)
         self.maps, self.placements, self.factor = maps, placements, factor
         self.kernel, self.mirrored = kernel, mirrored or [False] * len(maps)
         self.channels = maps[0].shape[0]

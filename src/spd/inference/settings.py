@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ..model.outputs import STAGE_CHOICES
+from ..ops.validation import require_choice
 
 RESIZE_POLICIES = ("squash", "letterbox")
 # "jppnet": the official evaluation (heatmaps nearest-resized to the original size, integer argmax).
@@ -30,8 +31,7 @@ class EvalConfig:
         choices = {"stages": STAGE_CHOICES, "resize": RESIZE_POLICIES, "pose_decoder": POSE_DECODERS,
                    "interpolation": INTERPOLATIONS}
         for key, allowed in choices.items():
-            if getattr(self, key) not in allowed:
-                raise ValueError(f"eval.{key} must be one of {', '.join(allowed)}, got {getattr(self, key)!r}")
+            require_choice(f"eval.{key}", getattr(self, key), allowed)
         if len(self.input_size) != 2 or min(self.input_size) < 8:
             raise ValueError(f"eval.input_size must be [H, W], each at least 8 px, got {list(self.input_size)}")
         if not self.scales or not all(0 < s < float("inf") for s in self.scales):

@@ -9,6 +9,7 @@ import torch
 import torch.nn.functional as F
 
 from ..labels import IGNORE_INDEX
+from ..ops.validation import require_choice
 from .targets import resize_nearest
 
 DENSE_AT = ("output", "input")
@@ -16,10 +17,9 @@ DENSE_AT = ("output", "input")
 
 def at_resolution(prediction: torch.Tensor, label_size: tuple[int, int], at: str) -> torch.Tensor:
     """[B, C, h, w] -> itself at "output", upsampled bilinearly to ``label_size`` (float32) at "input"."""
+    require_choice("dense loss resolution", at, DENSE_AT)
     if at == "input":
         return F.interpolate(prediction.float(), size=label_size, mode="bilinear", align_corners=False)
-    if at != "output":
-        raise ValueError(f"dense loss resolution must be one of {DENSE_AT}, got {at!r}")
     return prediction
 
 

@@ -10,11 +10,11 @@ import torch
 from torch import nn
 
 from ..model.outputs import ModelOutput, StageOutput
+from ..ops.validation import require_choice
 from .densepose import dp_index_loss, dp_uv_loss
 from .parsing import DENSE_AT, parsing_loss
 from .pose import pose_loss
 from .targets import TARGET_RESIZES, resize_heatmaps
-
 
 BALANCES = ("fixed", "uncertainty")
 LOG_VAR_LIMIT = 5.0
@@ -52,20 +52,16 @@ class LossConfig:
                "uv_weight": "the U, V term is weighted as the part index, by loss.densepose"}
 
     def __post_init__(self) -> None:
-        if self.balance not in BALANCES:
-            raise ValueError(f"loss.balance must be one of {BALANCES}, got {self.balance!r}")
+        require_choice("loss.balance", self.balance, BALANCES)
         for key in ("parsing", "pose", "densepose"):
             if not (getattr(self, key) >= 0):  # also refuses nan
                 raise ValueError(f"loss.{key} must be >= 0, got {getattr(self, key)!r}")
         for key in ("class_balance", "part_balance"):
             if not 0.0 <= getattr(self, key) <= 1.0:
                 raise ValueError(f"loss.{key} must be in [0, 1], got {getattr(self, key)!r}")
-        if self.resize not in TARGET_RESIZES:
-            raise ValueError(f"loss.resize must be one of {TARGET_RESIZES}, got {self.resize!r}")
-        if self.dense_at not in DENSE_AT:
-            raise ValueError(f"loss.dense_at must be one of {DENSE_AT}, got {self.dense_at!r}")
-        if self.part_at not in (*DENSE_AT, None):
-            raise ValueError(f"loss.part_at must be one of {DENSE_AT}, got {self.part_at!r}")
+        require_choice("loss.resize", self.resize, TARGET_RESIZES)
+        require_choice("loss.dense_at", self.dense_at, DENSE_AT)
+        require_choice("loss.part_at", self.part_at, (*DENSE_AT, None))
 
 
 @dataclass

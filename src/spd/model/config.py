@@ -17,6 +17,7 @@ from dataclasses import dataclass, field, replace
 
 from ..labels import keypoint_space, label_space
 from ..ops.typed import ConfigError, build, merge, to_dict
+from ..ops.validation import require_choice
 
 TASKS = ("parsing", "pose", "densepose")
 NUM_DP_PARTS = 24  # DensePose body parts; the part-index head has one more class, background
@@ -48,10 +49,10 @@ class DilatedConfig:
     head_init: str = "jppnet"
 
     def __post_init__(self) -> None:
-        _choice("model.dilated.depth", self.depth, DILATED_DEPTHS)
-        _choice("model.dilated.layout", self.layout, LAYOUTS)
-        _choice("model.dilated.output_stride", self.output_stride, OUTPUT_STRIDES)
-        _choice("model.dilated.head_init", self.head_init, HEAD_INITS)
+        require_choice("model.dilated.depth", self.depth, DILATED_DEPTHS)
+        require_choice("model.dilated.layout", self.layout, LAYOUTS)
+        require_choice("model.dilated.output_stride", self.output_stride, OUTPUT_STRIDES)
+        require_choice("model.dilated.head_init", self.head_init, HEAD_INITS)
         if not self.width > 0:
             raise ValueError(f"model.dilated.width must be > 0, got {self.width!r}")
 
@@ -65,7 +66,7 @@ class FPNConfig:
     head_width: int = 64        # channels of each branch's feature
 
     def __post_init__(self) -> None:
-        _choice("model.fpn.encoder", self.encoder, tuple(ENCODER_DEPTHS))
+        require_choice("model.fpn.encoder", self.encoder, tuple(ENCODER_DEPTHS))
         for key in ("decoder_width", "head_width"):
             if getattr(self, key) < 8:
                 raise ValueError(f"model.fpn.{key} must be >= 8, got {getattr(self, key)!r}")
@@ -107,7 +108,7 @@ class ModelConfig:
                     raise ValueError(f"model.feeds[{task!r}] names {bad}, which are not other tasks of this model")
         if self.refine_stages < 0:
             raise ValueError(f"model.refine_stages must be >= 0, got {self.refine_stages}")
-        _choice("model.parsing_space", self.parsing_space, PARSING_SPACES)
+        require_choice("model.parsing_space", self.parsing_space, PARSING_SPACES)
         if not self.train_scales or self.train_scales[0] != 1.0 or min(self.train_scales) <= 0:
             raise ValueError(f"model.train_scales must start with 1.0 (the fused output's size) and be positive, "
                              f"got {list(self.train_scales)}")
@@ -151,10 +152,6 @@ class ModelConfig:
             raise ConfigError(f"{where}.preset: unknown model preset {name!r}; known: {', '.join(PRESETS)}")
         return merge(to_dict(PRESETS[name]), doc)
 
-
-def _choice(key: str, value, allowed: tuple) -> None:
-    if value not in allowed:
-        raise ValueError(f"{key} must be one of {', '.join(map(str, allowed))}, got {value!r}")
 
 
 def model_config(doc: dict | None = None, where: str = "model") -> ModelConfig:

@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 
 import torch
 
+from ..ops.validation import require_choice
 from .config import NUM_DP_PARTS
 
 
@@ -58,8 +59,7 @@ def fuse_stages(stages: list[StageOutput], which: str = "all") -> StageOutput:
     chosen stages (``"all"``, as JPPNet's evaluation, or ``"final"``); pose heatmaps and U, V from
     the final stage (earlier stages' heatmaps are cruder). The Predictor, evaluation and export
     all fuse through here."""
-    if which not in STAGE_CHOICES:
-        raise ValueError(f"stages must be one of {STAGE_CHOICES}, got {which!r}")
+    require_choice("stages", which, STAGE_CHOICES)
     chosen = stages if which == "all" else stages[-1:]
     final = stages[-1]
     out = StageOutput(pose=final.pose, dp_uv=final.dp_uv)

@@ -21,6 +21,7 @@ from torch import nn
 from torchvision.models import resnet
 
 from ..ops.tf import SameConv2d, SameMaxPool2d, glorot_uniform_
+from ..ops.validation import require_choice
 from .config import LAYOUTS
 
 DEPTHS = {18: resnet.resnet18, 34: resnet.resnet34, 50: resnet.resnet50, 101: resnet.resnet101}
@@ -91,8 +92,7 @@ class DilatedResNet(nn.Module):
             raise ValueError(f"backbone depth {depth} is not one of {sorted(DEPTHS)}")
         if output_stride not in STAGE_DILATIONS:
             raise ValueError(f"output stride must be 8, 16 or 32, got {output_stride}")
-        if layout not in LAYOUTS:
-            raise ValueError(f"backbone layout must be one of {LAYOUTS}, got {layout!r}")
+        require_choice("backbone layout", layout, LAYOUTS)
         net = DEPTHS[depth](weights=None)
         if layout == "caffe":
             _caffe_layout(net, output_stride)

@@ -1,4 +1,4 @@
-"""Range checks of config values, one message shape for every section."""
+"""Checks of config and argument values: one message shape for ranges, one for choices."""
 
 from __future__ import annotations
 
@@ -12,3 +12,10 @@ def require(section: str, checks: Iterable[tuple[str, Any, bool, str]]) -> None:
     for key, value, ok, rule in checks:
         if not ok:
             raise ValueError(f"{section}.{key} is out of range: {value!r} (must be {rule})")
+
+
+def require_choice(key: str, value: Any, allowed: Iterable) -> None:
+    """Raises ValueError ``key must be one of a, b, got 'c'`` unless ``value`` is in ``allowed``."""
+    allowed = tuple(allowed)
+    if value not in allowed:
+        raise ValueError(f"{key} must be one of {', '.join(map(str, allowed))}, got {value!r}")

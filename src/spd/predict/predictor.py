@@ -19,6 +19,7 @@ import torch
 from ..inference import INFERENCE_PRECISIONS, EvalConfig, Prediction, predict_batch
 from ..model import SPDNet
 from ..ops.devices import torch_device
+from ..ops.validation import require_choice
 from ..weights import load_checkpoint
 from .sources import to_image_tensor
 
@@ -35,8 +36,7 @@ class Predictor:
                  batch_size: int = 4, precision: str = "32", **overrides: Any):
         if batch_size < 1:
             raise ValueError(f"batch_size must be at least 1, got {batch_size}")
-        if precision not in INFERENCE_PRECISIONS:
-            raise ValueError(f"precision must be one of {', '.join(INFERENCE_PRECISIONS)}, got {precision!r}")
+        require_choice("precision", precision, INFERENCE_PRECISIONS)
         self.device = torch_device(device) if isinstance(device, str) else device
         self.model = model.to(self.device).eval()
         self.settings = replace(settings, **_typed(overrides))
