@@ -5,11 +5,10 @@ from __future__ import annotations
 
 import torch
 from torch import nn
-from torchvision.models import resnet
 
+from ..ops.validation import require_choice
 from .config import ENCODER_DEPTHS
-
-BUILDERS = {"resnet18": resnet.resnet18, "resnet34": resnet.resnet34, "resnet50": resnet.resnet50}
+from .resnet import DEPTHS
 STEM = ("conv1", "bn1", "relu", "maxpool")
 STAGES = ("layer1", "layer2", "layer3", "layer4")
 STRIDES = (4, 8, 16, 32)
@@ -20,12 +19,11 @@ class ResNetEncoder(nn.Module):
 
     def __init__(self, name: str):
         super().__init__()
-        if name not in BUILDERS:
-            raise ValueError(f"unknown encoder {name!r}; known: {', '.join(BUILDERS)}")
-        net = BUILDERS[name](weights=None)
+        require_choice("encoder", name, ENCODER_DEPTHS)
+        self.depth = ENCODER_DEPTHS[name]
+        net = DEPTHS[self.depth](weights=None)
         for module_name in STEM + STAGES:
             self.add_module(module_name, getattr(net, module_name))
-        self.depth = ENCODER_DEPTHS[name]
         self.strides = STRIDES
         self.channels = tuple(getattr(net, s)[-1].conv3.out_channels if self.depth >= 50
                               else getattr(net, s)[-1].conv2.out_channels for s in STAGES)
