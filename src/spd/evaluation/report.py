@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import math
 import statistics
+from collections.abc import Iterable
 from pathlib import Path
 
 from ..ops.atomic import atomic_path, write_text
@@ -36,9 +38,10 @@ def _runs(results: list[dict]) -> list[list[dict]]:
     return list(runs.values())
 
 
-def _stat(values: list, digits: int = 2) -> str:
-    """One value, or the mean ± sample standard deviation of several (undefined ones left out)."""
-    values = [v for v in values if v is not None]
+def mean_sd(values: Iterable[float | None], digits: int = 2) -> str:
+    """One value, or the mean ± sample standard deviation of several (undefined ones, None or nan,
+    left out); "–" when none is defined."""
+    values = [v for v in values if v is not None and not (isinstance(v, float) and math.isnan(v))]
     if not values:
         return "–"
     if len(values) == 1:
@@ -56,9 +59,9 @@ def _class_table(results: list[dict]) -> list[str]:
         dp = [r.get("densepose") or {} for r in members]
         pckh = [(r.get("pose") or {}).get("pckh", {}).get("Total") for r in members]
         row = [members[0]["meta"]["name"], _data(members[0]), str(len(members)),
-               *(_stat([x.get(k) for x in p]) for k in ("pixel_accuracy", "mean_accuracy", "miou")), _stat(pckh),
-               _stat([d.get("part_miou") for d in dp]), _stat([d.get("uv_error") for d in dp], 3)]
-        row += [_stat([x.get("iou", {}).get(c) for x in p]) for c in classes]
+               *(mean_sd([x.get(k) for x in p]) for k in ("pixel_accuracy", "mean_accuracy", "miou")), mean_sd(pckh),
+               mean_sd([d.get("part_miou") for d in dp]), mean_sd([d.get("uv_error") for d in dp], 3)]
+        row += [mean_sd([x.get("iou", {}).get(c) for x in p]) for c in classes]
         lines.append("| " + " | ".join(row) + " |")
     return lines
 
@@ -115,7 +118,7 @@ def comparison_figure(results: list[dict], path: Path) -> Path:
             ious = np.array([[(r["parsing"] or {}).get("iou", {}).get(c) or 0.0 for c in classes] for r in run])
             spread = ious.std(axis=0, ddof=1) if len(run) > 1 else None
             ax.bar(np.arange(len(classes)) + i * width, ious.mean(axis=0), width, yerr=spread, capsize=2,
-                   label=f"{run[0]['meta']['name']}, {_data(run[0])} ({_stat([(r['parsing'] or {}).get('miou') for r in run])})")
+                   label=f"{run[0]['meta']['name']}, {_data(run[0])} ({mean_sd([(r['parsing'] or {}).get('miou') for r in run])})")
         ax.set_xticks(np.arange(len(classes)) + width * (len(runs) - 1) / 2, classes, rotation=60, ha="right")
         ax.set_ylabel("IoU (%)")
         ax.set_ylim(0, 100)

@@ -6,13 +6,13 @@ learning curves, the left/right classes by view and occlusion, and the task-grad
 from __future__ import annotations
 
 import json
-import math
 import statistics
 from collections.abc import Iterable
 from pathlib import Path
 
 from ..labels import label_space
 from ..ops.atomic import atomic_path, write_text
+from .report import mean_sd
 
 VARIANTS = ("cpu_s", "cpu_sp", "cpu_sd", "cpu_spd")
 SUBSETS = ("front", "back", "occluded", "not_occluded")
@@ -49,13 +49,9 @@ def left_right_classes(space: str = "lip") -> list[str]:
     return [s.classes[i] for pair in s.flip_pairs for i in pair]
 
 
-def _mean_sd(values: Iterable[float | None], digits: int = 1) -> str:
-    values = [v for v in values if v is not None and not (isinstance(v, float) and math.isnan(v))]
-    if not values:
-        return "–"
-    if len(values) == 1:
-        return f"{values[0]:.{digits}f}"
-    return f"{statistics.mean(values):.{digits}f} ± {statistics.stdev(values):.{digits}f}"
+def _mean_sd(values: Iterable[float | None]) -> str:
+    """The study's tables give one decimal."""
+    return mean_sd(values, 1)
 
 
 def _metric(doc: dict | None, key: str) -> float | None:
