@@ -21,7 +21,7 @@ trunk is logged every ``--grad-every`` steps. A held-out set of domain A (anothe
 scores the left/right classes on front-view and back-view people and on people behind an occluder.
 
 Resumable, and safe to start twice (two processes share the runs; each run is locked while it
-trains and is evaluated): a finished run has ``result.json`` and is skipped; an interrupted one
+trains and is evaluated, on file systems that can lock): a finished run has ``result.json`` and is skipped; an interrupted one
 resumes from its last checkpoint (the sample order and schedule are functions of the step, so the
 result does not depend on interruptions or on the machine's load). ``OUT/study.json`` records the
 settings; a later call with other settings is refused. Results: ``OUT/runs/<arm>/<variant>/seed<k>/``
@@ -38,6 +38,7 @@ import json
 import os
 import platform
 import resource
+import sys
 import time
 from importlib import resources
 from pathlib import Path
@@ -87,10 +88,12 @@ def run_folder(out: Path, run: dict) -> Path:
 
 @contextlib.contextmanager
 def claimed(folder: Path):
-    """Yields True when this process holds the run (a second study process skips it); where the file
-    system cannot lock, every process runs it."""
+    """Yields True when this process holds the run (a second study process skips it). Where the file
+    system cannot lock, this process runs it and says that a second study process must not run."""
     folder.mkdir(parents=True, exist_ok=True)
     with file_lock(folder / ".study.lock", wait=False) as lock:
+        if lock.unavailable:
+            print(f"study: cannot lock {folder} ({lock.unavailable}); run one study process only", file=sys.stderr)
         yield lock.held or bool(lock.unavailable)
 
 

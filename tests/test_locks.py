@@ -23,3 +23,15 @@ def test_a_file_system_without_flock_is_reported_not_raised(tmp_path, monkeypatc
     monkeypatch.setattr(locks.fcntl, "flock", no_flock)
     with locks.file_lock(tmp_path / ".lock", wait=False) as lock:
         assert not lock.held and lock.unavailable == "No locks available"
+
+
+def test_an_error_in_the_locked_block_is_not_chained_to_the_lock(tmp_path, monkeypatch):
+    def no_flock(*args):
+        raise OSError(37, "No locks available")
+
+    monkeypatch.setattr(locks.fcntl, "flock", no_flock)
+    try:
+        with locks.file_lock(tmp_path / ".lock"):
+            raise ValueError("the caller's own error")
+    except ValueError as err:
+        assert err.__context__ is None

@@ -185,6 +185,26 @@ def test_evaluation_and_prediction_share_one_protocol(tmp_path):
     assert torch.equal(a.parsing, b.parsing) and torch.equal(a.keypoints, b.keypoints)
 
 
+def test_precision_32_keeps_an_autocast_around_it_and_bf16_adds_one():
+    """Lightning validates inside its own autocast (bf16-mixed): predict_batch must not switch it off."""
+    from spd.inference import predict_batch
+
+    class Recording(StubNet):
+        def predict_stages(self, x):
+            self.autocast = torch.is_autocast_enabled("cpu")
+            return super().predict_stages(x)
+
+    stub, image = Recording(), torch.randint(0, 256, (3, 20, 24), dtype=torch.uint8)
+    settings = EvalConfig(input_size=(32, 32))
+    predict_batch(stub, [image], settings)
+    assert not stub.autocast
+    predict_batch(stub, [image], settings, "bf16")
+    assert stub.autocast
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        predict_batch(stub, [image], settings)
+    assert stub.autocast
+
+
 def test_a_model_file_of_a_retired_design_is_refused_by_name(tmp_path):
     """Files written before the CPU family's heads became one 3x3 conv and a 1x1 fusing conv (no
     release had them) are not upgraded: the message says why, naming the file."""

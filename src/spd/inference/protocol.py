@@ -4,6 +4,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import asdict
 
 import torch
@@ -29,12 +30,15 @@ def protocol_dict(protocol: EvalConfig) -> dict:
 def predict_batch(model, images: list[torch.Tensor], protocol: EvalConfig, precision: str = "32",
                   return_probs: bool = False) -> list[Prediction]:
     """images: uint8 RGB [3, H, W] of any sizes, on the model's device; one Prediction per image, on
-    that device too. ``precision``: ``"32"``, or ``"bf16"`` for the network under bfloat16 autocast;
-    the views hold float32 maps, so resizing to each image and decoding stay in float32."""
+    that device too. ``precision``: ``"bf16"`` runs the network under bfloat16 autocast; ``"32"``
+    adds none (inside Lightning's validation the trainer's own autocast stays in force). The views
+    hold float32 maps, so resizing to each image and decoding stay in float32."""
     require_choice("precision", precision, INFERENCE_PRECISIONS)
     if not images:
         return []
-    with torch.autocast(images[0].device.type, dtype=torch.bfloat16, enabled=precision == "bf16"):
+    # autocast(enabled=False) would switch off an autocast around the call: only enter one for bf16
+    bf16 = torch.autocast(images[0].device.type, dtype=torch.bfloat16) if precision == "bf16" else contextlib.nullcontext()
+    with bf16:
         views = run_views(model, images, protocol)
     classes, joints = label_space(model.config.parsing_space).classes, keypoint_space().joints
     return [decode_views(v, protocol, classes, joints, return_probs) for v in views]

@@ -15,6 +15,8 @@ try:
 except ImportError:  # Windows
     fcntl = None
 
+LOCKING = fcntl is not None  # whether this system has flock at all
+
 
 @dataclass
 class FileLock:
@@ -28,18 +30,18 @@ def file_lock(path: Path, wait: bool = True) -> Iterator[FileLock]:
     """An exclusive lock on ``path`` (created) while the block runs. ``wait=False``: do not wait for
     another holder; the block then runs with ``held`` False."""
     with open(path, "a+", encoding="utf-8") as f:
-        if fcntl is None:
-            yield FileLock(f, False, "flock is not available on this system")
-            return
+        lock = FileLock(f, False, "" if LOCKING else "flock is not available on this system")
+        if LOCKING:
+            try:
+                fcntl.flock(f, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
+                lock.held = True
+            except BlockingIOError:
+                pass
+            except OSError as err:
+                lock.unavailable = err.strerror or str(err)
+        # yielded outside the except blocks, so that an error in the caller's block is not chained to them
         try:
-            fcntl.flock(f, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
-        except BlockingIOError:
-            yield FileLock(f, False)
-            return
-        except OSError as err:
-            yield FileLock(f, False, err.strerror or str(err))
-            return
-        try:
-            yield FileLock(f, True)
+            yield lock
         finally:
-            fcntl.flock(f, fcntl.LOCK_UN)
+            if lock.held:
+                fcntl.flock(f, fcntl.LOCK_UN)

@@ -12,7 +12,7 @@ import socket
 from collections.abc import Iterator
 from pathlib import Path
 
-from ..ops.locks import file_lock
+from ..ops.locks import LOCKING, file_lock
 
 
 log = logging.getLogger(__name__)
@@ -34,7 +34,7 @@ def is_main_process() -> bool:
 
 @contextlib.contextmanager
 def run_dir_lock(run_dir: Path) -> Iterator[None]:
-    if not is_main_process():
+    if not is_main_process() or not LOCKING:  # Windows: runs there are not guarded
         yield
         return
     run_dir.mkdir(parents=True, exist_ok=True)

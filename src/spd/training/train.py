@@ -74,7 +74,8 @@ def _train(config: ExperimentConfig, run_dir: Path, device: str, resume: bool | 
     config = replace(config, model=replace(config.model, parsing_space=train_reader.label_space))
     data.config = config
     resolved = to_dict(config)
-    module = SPDModule(resolved, initialise=not resume, loss_weights=loss_class_weights(config, train_reader, count=not resume))
+    module = SPDModule(resolved, initialise=not resume, # A resumed run's class weights come from its checkpoint (into SPDModule's placeholders).
+                      loss_weights=None if resume else loss_class_weights(config, train_reader))
     if t.channels_last:
         module.model.to(memory_format=torch.channels_last)
     if t.compile:
@@ -135,20 +136,15 @@ def _train(config: ExperimentConfig, run_dir: Path, device: str, resume: bool | 
     return TrainResult(run_dir, run_dir / "checkpoints" / "last.ckpt", trainer.global_step, metrics)
 
 
-def loss_class_weights(config: ExperimentConfig, reader, count: bool = True) -> dict[str, torch.Tensor]:
+def loss_class_weights(config: ExperimentConfig, reader) -> dict[str, torch.Tensor]:
     """The class weights of the parsing and part-index losses (``loss.class_balance`` /
-    ``part_balance`` > 0), counted on the training labels; keyword arguments of MultiTaskLoss.
-    ``count=False`` (a resumed run): placeholders of the right length, which the checkpoint's
-    weights replace, instead of decoding up to 2000 labels again in every process."""
+    ``part_balance`` > 0), counted on the training labels; keyword arguments of MultiTaskLoss."""
     weights = {}
     for key, target, power, space in (("class_weights", "parsing", config.loss.class_balance, reader.label_space),
                                       ("part_weights", "densepose", config.loss.part_balance, "densepose")):
         if power == 0 or not any(getattr(r, target) is not None for r in reader.records):
             continue
         classes = label_space(space).classes
-        if not count:
-            weights[key] = torch.ones(len(classes))
-            continue
         weights[key] = balanced_weights(class_frequencies(reader, len(classes), target, seed=config.train.seed), power)
         log.info("%s class weights (power %g): %s", target, power,
                  " ".join(f"{name}={w:.2f}" for name, w in zip(classes, weights[key].tolist())))
