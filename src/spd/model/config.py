@@ -26,7 +26,7 @@ HEAD_INITS = ("jppnet", "kaiming")
 PARSING_SPACES = ("lip", "atr")
 # ResNet encoders of the fpn family: depth and the stride of the finest stage the decoder ends at.
 ENCODER_DEPTHS = {"resnet18": 18, "resnet34": 34, "resnet50": 50}
-FPN_STRIDE = 4
+ENCODER_STRIDES = (4, 8, 16, 32)  # of a torchvision ResNet's four stages; the fpn family decodes to the first
 DILATED_DEPTHS = (18, 34, 50, 101)
 OUTPUT_STRIDES = (8, 16, 32)
 
@@ -129,7 +129,7 @@ class ModelConfig:
     @property
     def output_stride(self) -> int:
         """Input pixels per output cell."""
-        return self.dilated.output_stride if self.dilated is not None else FPN_STRIDE
+        return self.dilated.output_stride if self.dilated is not None else ENCODER_STRIDES[0]
 
     @property
     def num_parsing_classes(self) -> int:

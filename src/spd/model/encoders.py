@@ -7,11 +7,10 @@ import torch
 from torch import nn
 
 from ..ops.validation import require_choice
-from .config import ENCODER_DEPTHS
+from .config import ENCODER_DEPTHS, ENCODER_STRIDES
 from .resnet import DEPTHS
 STEM = ("conv1", "bn1", "relu", "maxpool")
 STAGES = ("layer1", "layer2", "layer3", "layer4")
-STRIDES = (4, 8, 16, 32)
 
 
 class ResNetEncoder(nn.Module):
@@ -24,7 +23,7 @@ class ResNetEncoder(nn.Module):
         net = DEPTHS[self.depth](weights=None)
         for module_name in STEM + STAGES:
             self.add_module(module_name, getattr(net, module_name))
-        self.strides = STRIDES
+        self.strides = ENCODER_STRIDES
         self.channels = tuple(getattr(net, s)[-1].conv3.out_channels if self.depth >= 50
                               else getattr(net, s)[-1].conv2.out_channels for s in STAGES)
 
