@@ -102,12 +102,16 @@ def straight_run(tmp_path_factory, data_root):
     return train(config, device="cpu", progress=False)
 
 
-# 96 training images in batches of 8: 12 steps an epoch. Step 12 is the start of epoch 1 (end-of-
-# epoch checkpoint); step 18 is in its middle, where the run must skip the 6 batches it has done.
-@pytest.mark.parametrize("step", [12, 18])
-def test_an_interrupted_run_resumes_exactly(tmp_path, data_root, straight_run, step):
+# 96 training images in batches of 8: 12 steps an epoch. Killed at step 12: resumed from the
+# checkpoint of epoch 0's last batch. At 18: from a mid-epoch checkpoint, skipping the 6 batches done.
+# At 14, counting steps (train.max_steps) with checkpoints at epochs' ends only: Lightning resumes
+# such runs as restarts, which trained the next epoch's first batch in the finished one and then
+# shifted every later epoch's order by one when the checkpoint was written at the epoch's end.
+@pytest.mark.parametrize("step,every,steps", [(12, 6, False), (18, 6, False), (14, 0, True)])
+def test_an_interrupted_run_resumes_exactly(tmp_path, data_root, straight_run, step, every, steps):
+    limit = ["train.max_epochs=-1", "train.max_steps=24", "train.val_every_n_epochs=2"] if steps else []
     config, _ = load_config(None, overrides(tmp_path, data_root, 2, "interrupted") + BALANCED +
-                            ["train.checkpoint_every_n_steps=6"])
+                            [f"train.checkpoint_every_n_steps={every}", *limit])
     with pytest.raises(Interrupted):
         train(config, device="cpu", progress=False, callbacks=[InterruptAtStep(step)])
     resumed = train(config, device="cpu", resume=True, progress=False)
@@ -118,7 +122,7 @@ def test_an_interrupted_run_resumes_exactly(tmp_path, data_root, straight_run, s
                                                                    atol=1e-6)]
     assert not differing, differing[:5]
     assert a["state_dict"]["criterion.class_weights"].shape == (20,) and "criterion.part_weights" in a["state_dict"]
-    assert a["hyper_parameters"]["config"]["train"]["max_epochs"] == 2  # the resolved config is saved
+    assert a["hyper_parameters"]["config"]["train"]["max_epochs"] == (-1 if steps else 2)  # the resolved config is saved
     assert a["optimizer_states"] and a["lr_schedulers"]
     # The resumed run writes on in the interrupted attempt's logs: one file, both attempts' rows.
     assert sorted(p.name for p in (resumed.run_dir / "logs").iterdir()) == ["version_0"]

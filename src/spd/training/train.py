@@ -17,7 +17,7 @@ from pathlib import Path
 import lightning as L
 import torch
 import yaml
-from lightning.pytorch.callbacks import LearningRateMonitor, ModelCheckpoint, TQDMProgressBar
+from lightning.pytorch.callbacks import LearningRateMonitor, TQDMProgressBar
 
 from ..config import ExperimentConfig, to_dict
 from ..data.class_stats import balanced_weights, class_frequencies
@@ -29,6 +29,7 @@ from ..ops.atomic import write_text
 from ..ops.devices import parse_device
 from ..ops.state import WeightsError, check_state_dict, read_torch_file
 from ..weights.files import training_state
+from .batch_end_checkpoint import BatchEndCheckpoint
 from .checkpoint_io import AtomicCheckpointIO, checkpoints_in, clean_checkpoint_folder
 from .datamodule import SPDDataModule, per_process_batch
 from .loggers import run_loggers
@@ -87,11 +88,9 @@ def _train(config: ExperimentConfig, run_dir: Path, device: str, resume: bool | 
     if t.sync_batchnorm and not sync_batchnorm:
         log.warning("train.sync_batchnorm: PyTorch synchronises batch norm on GPUs only; on the CPU each process "
                     "keeps its own statistics")
-    checkpoint = ModelCheckpoint(dirpath=run_dir / "checkpoints", auto_insert_metric_name=False,
-                                 **keep_newest(t.keep_checkpoints),
-                                 every_n_train_steps=t.checkpoint_every_n_steps or None,
-                                 # at every epoch's end, whatever the validation schedule
-                                 save_on_train_epoch_end=True)
+    # at every epoch's last batch (and every n steps when asked), whatever the validation schedule
+    checkpoint = BatchEndCheckpoint(dirpath=run_dir / "checkpoints", auto_insert_metric_name=False,
+                                    **keep_newest(t.keep_checkpoints), every_n_train_steps=t.checkpoint_every_n_steps or None)
     bar = [TQDMProgressBar(refresh_rate=t.log_every_n_steps)] if progress else []
     trainer = L.Trainer(
         accelerator=accelerator, devices=devices, num_nodes=t.num_nodes, strategy=t.strategy,
