@@ -85,3 +85,13 @@ def test_cosine_with_a_zero_gradient_is_left_out():
     assert defined_cosines(old) == {"step": 250, "norm/parsing": 0.0, "norm/pose": 0.1}
     kept = {"step": 0, "norm/parsing": 1.0, "norm/pose": 0.1, "cos/pose": 0.3}
     assert defined_cosines(kept) == kept
+
+
+def test_learning_curves_of_seeds_are_matched_by_epoch():
+    from spd.evaluation.study_report import seed_curves
+
+    a = {"curve": [{"step": 295, "epoch": 1, "val/miou": 10.0}, {"step": 591, "epoch": 3, "val/miou": 20.0}]}
+    b = {"curve": [{"step": 295, "epoch": 1, "val/miou": 12.0}, {"step": 592, "epoch": 3, "val/miou": 22.0},
+                   {"step": 888, "epoch": 5, "val/miou": 30.0}]}
+    steps, values = seed_curves([a, b], "val/miou")
+    assert steps == [295, 591.5] and values == [[10.0, 20.0], [12.0, 22.0]]

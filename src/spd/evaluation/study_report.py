@@ -205,6 +205,16 @@ def balance_rows(runs: list[dict]) -> list[str]:
     return lines
 
 
+def seed_curves(members: list[dict], key: str) -> tuple[list[float], list[list[float]]]:
+    """(step of each epoch's end, mean over the runs; [run][epoch] values of ``key``) over the
+    epochs every run logged. Seeds are matched by epoch, not step: an epoch's last step may differ
+    by one between runs (runs resumed before the fix of docs/changelog.md)."""
+    rows = [{row["epoch"]: row for row in r["curve"] if key in row} for r in members]
+    epochs = sorted(set.intersection(*(set(by_epoch) for by_epoch in rows)))
+    steps = [statistics.mean(by_epoch[e]["step"] for by_epoch in rows) for e in epochs]
+    return steps, [[by_epoch[e][key] for e in epochs] for by_epoch in rows]
+
+
 def curves_figure(runs: list[dict], path: Path, arm: str = "main", key: str = "val/miou") -> Path:
     import matplotlib
 
@@ -217,8 +227,8 @@ def curves_figure(runs: list[dict], path: Path, arm: str = "main", key: str = "v
         members = [r for r in _select(runs, arm, variant) if r.get("curve")]
         if not members:
             continue
-        steps = sorted(set.intersection(*({row["step"] for row in r["curve"] if key in row} for r in members)))
-        values = np.array([[next(row[key] for row in r["curve"] if row["step"] == s) for s in steps] for r in members])
+        steps, values = seed_curves(members, key)
+        values = np.array(values)
         mean = values.mean(0)
         ax.plot(steps, mean, label=f"{variant} ({len(members)} seed{'s' if len(members) > 1 else ''})")
         if len(members) > 1:
