@@ -155,6 +155,25 @@ def test_a_short_training_learns_far_above_chance_on_held_out_images(tmp_path, d
     assert scores.pose["pckh"]["Total"] > mean_pose_pckh(open_dataset(data_root, "train"), reader) + 25, scores.pose
 
 
+def test_a_run_counted_in_steps_resumes_exactly_twice_from_epoch_ends(tmp_path, data_root):
+    """Killed after the checkpoints of epochs 0 and 1 (steps 12, 24 of 30): Lightning counted the epoch
+    after a resume from an epoch's last batch one behind, so that a second resume trained on other
+    samples (BatchEndCheckpoint.on_train_start)."""
+    def config(name):
+        return load_config(None, overrides(tmp_path, data_root, -1, name) + [
+            "train.max_steps=30", "train.val_every_n_epochs=1000", "train.checkpoint_every_n_steps=0"])[0]
+
+    straight = train(config("straight"), device="cpu", progress=False)
+    for kill in (14, 26):
+        with pytest.raises(Interrupted):
+            train(config("cut"), device="cpu", resume=kill > 14, progress=False, callbacks=[InterruptAtStep(kill)])
+    resumed = train(config("cut"), device="cpu", resume=True, progress=False)
+    assert resumed.global_step == straight.global_step == 30
+    a = torch.load(resumed.last_checkpoint, weights_only=True)["state_dict"]
+    b = torch.load(straight.last_checkpoint, weights_only=True)["state_dict"]
+    assert not [k for k in a if not torch.allclose(a[k].float(), b[k].float(), atol=1e-6)]
+
+
 def test_nan_loss_stops_training_naming_the_step_and_term(tmp_path, data_root, monkeypatch):
     from spd.losses import total
 

@@ -4,7 +4,9 @@ With ``train.max_steps`` set, Lightning 2.6 counts every resume as a restart, al
 checkpoint written at an epoch's end (``FitLoop.restarting``); it then trains one more batch in
 the finished epoch and numbers the following epochs, and so the sampler's orders, one ahead, so
 that a resumed run trains on other samples than an uninterrupted one. A checkpoint written at the
-end of the epoch's last batch resumes exactly, as does one written mid-epoch."""
+end of the epoch's last batch resumes exactly (with the epoch count corrected in
+``on_train_start``), as does one written mid-epoch. Uses ModelCheckpoint's private saving methods
+(Lightning 2.6); tests/test_training.py exercises every path."""
 
 from __future__ import annotations
 
@@ -25,6 +27,18 @@ class BatchEndCheckpoint(ModelCheckpoint):
             candidates = self._monitor_candidates(trainer)
             self._save_topk_checkpoint(trainer, candidates)
             self._save_last_checkpoint(trainer, candidates)
+
+    def on_train_start(self, trainer, pl_module) -> None:
+        super().on_train_start(trainer, pl_module)
+        fit = trainer.fit_loop
+        epoch = fit.epoch_loop
+        if fit.restarted_mid_epoch and epoch.restarted_on_train_batch_end and epoch.batch_progress.is_last_batch:
+            # Resumed from an epoch's last batch: Lightning counts the epoch as done (FitLoop.reset) but
+            # then neither readies nor starts the next one (on_advance_start skips both for a restart
+            # mid-epoch), which leaves its epoch counters one behind; a second resume then trained
+            # an epoch again. Counted here as an uninterrupted run counts them.
+            fit.epoch_progress.increment_ready()
+            fit.epoch_progress.increment_started()
 
     def on_train_epoch_end(self, trainer, pl_module) -> None:
         pass
