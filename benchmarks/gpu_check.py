@@ -123,6 +123,18 @@ def training_data(args) -> tuple[Path, int]:
     return synthetic(args, 40 if args.quick else 200, size, f"synth_{size}"), size
 
 
+def augmented_training_set(args):
+    """The training split of :func:`training_data` with JPPNet's augmentation and dense heatmap
+    targets, as training loads it (checks 5 and 6)."""
+    from spd.data.dataset import ParsingDataset
+    from spd.data.detect import open_dataset
+    from spd.data.transforms import AugmentConfig, train_transform
+
+    root, size = training_data(args)
+    return ParsingDataset(open_dataset(root, "train"),
+                          train_transform(AugmentConfig(size=(size, size), recipe="jppnet"), "lip"), dense_heatmaps=True)
+
+
 def bf16_training(args) -> list[str]:
     root, size = training_data(args)
     model = "spd (ResNet-18, heads x0.125: --quick)" if args.quick else "spd"
@@ -219,16 +231,11 @@ def host_syncs(args) -> list[str]:
     """Synchronisations in one training step of the module (forward, loss, backward, optimiser)."""
     if args.device != "cuda":
         return ["skipped: needs CUDA (torch.cuda.set_sync_debug_mode)"]
-    from spd.data.dataset import ParsingDataset
-    from spd.data.detect import open_dataset
-    from spd.data.transforms import AugmentConfig, train_transform
     from spd.training.module import SPDModule
 
-    size = 96 if args.quick else 384
     _, resolved = load_config(ROOT / "configs" / "synth_A_spd.yaml", ["model.preset=spd", "model.backbone_weights=null"])
     module = SPDModule(resolved, initialise=False).cuda().train()
-    dataset = ParsingDataset(open_dataset(training_data(args)[0], "train"),
-                             train_transform(AugmentConfig(size=(size, size), recipe="jppnet"), "lip"), dense_heatmaps=True)
+    dataset = augmented_training_set(args)
     batch = torch.utils.data.default_collate([dataset[i] for i in range(4)])
     batch = {k: v.cuda(non_blocking=True) if isinstance(v, torch.Tensor) else v for k, v in batch.items()}
     optimiser = torch.optim.SGD(module.parameters(), lr=1e-6)
@@ -326,12 +333,7 @@ def speed(args) -> list[str]:
             lines.append(_inference_row(model_name, batch, size, device, args.quick))
     lines += ["", f"Data loader (JPPNet's augmentation, targets included, synthetic {size}-px images):", "",
               "| workers | images/s |", "|---:|---:|"]
-    from spd.data.dataset import ParsingDataset
-    from spd.data.detect import open_dataset
-    from spd.data.transforms import AugmentConfig, train_transform
-
-    dataset = ParsingDataset(open_dataset(training_data(args)[0], "train"),
-                             train_transform(AugmentConfig(size=(size, size), recipe="jppnet"), "lip"), dense_heatmaps=True)
+    dataset = augmented_training_set(args)
     for workers in ((0, 2) if args.quick else (0, 2, 4, 8, min(16, os.cpu_count() or 1))):
         loader = torch.utils.data.DataLoader(dataset, batch_size=8, num_workers=workers, shuffle=True,
                                              persistent_workers=False)

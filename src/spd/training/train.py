@@ -75,8 +75,9 @@ def _train(config: ExperimentConfig, run_dir: Path, device: str, resume: bool | 
     config = replace(config, model=replace(config.model, parsing_space=train_reader.label_space))
     data.config = config
     resolved = to_dict(config)
-    module = SPDModule(resolved, initialise=not resume, # A resumed run's class weights come from its checkpoint (into SPDModule's placeholders).
-                      loss_weights=None if resume else loss_class_weights(config, train_reader))
+    # A resumed run's class weights come from its checkpoint (into SPDModule's placeholders).
+    module = SPDModule(resolved, initialise=not resume,
+                       loss_weights=None if resume else loss_class_weights(config, train_reader))
     if t.channels_last:
         module.model.to(memory_format=torch.channels_last)
     if t.compile:
