@@ -146,7 +146,7 @@ def bf16_training(args) -> list[str]:
         "train.val_every_n_epochs=1000", f"train.out_dir={args.work / 'runs'}", "train.name=bf16",
         "train.log_every_n_steps=1", "optim.name=adamw", "optim.lr=3e-4", "optim.warmup_steps=5",
         f"train.precision={'bf16-mixed' if args.device == 'cuda' else '32-true'}", "train.keep_checkpoints=0",
-        "train.sync_batchnorm=false"])
+        "train.sync_batchnorm=false", "train.devices=1"])  # one process: on a multi-GPU host, not DDP re-running this script
     from spd.training import train
 
     start = time.perf_counter()

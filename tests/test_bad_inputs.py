@@ -493,6 +493,38 @@ def test_processes_asking_for_the_same_data_at_once_generate_it_once(tmp_path):
     assert len(list((tmp_path / "synth").rglob("*.jpg"))) == 24 and not list(tmp_path.glob(".synth.partial-*"))
 
 
+def test_without_flock_processes_generating_at_once_keep_each_others_folders(tmp_path, monkeypatch):
+    """On a file system without flock (some NFS / Lustre mounts) nothing serialises the ranks. Here a
+    second process starts and finishes while the first is still writing: it must not remove the
+    first one's folder as stale, and the first must then reuse its data instead of failing at the
+    rename."""
+    import contextlib
+
+    from spd.data.synthetic import SynthSpec, generate
+    from spd.data.synthetic import writer
+    from spd.ops.locks import FileLock
+
+    @contextlib.contextmanager
+    def no_flock(path, wait=True):
+        with open(path, "a+", encoding="utf-8") as f:
+            yield FileLock(f, False, "Function not implemented")
+
+    monkeypatch.setattr(writer, "file_lock", no_flock)
+    real_write, calls = writer._write_dataset, []
+
+    def write(out, *args):
+        calls.append(out)
+        if len(calls) == 1:  # the other rank runs from start to finish in the meantime
+            generate(tmp_path / "synth", spec)
+        real_write(out, *args)
+
+    monkeypatch.setattr(writer, "_write_dataset", write)
+    spec = SynthSpec(num=6, size=48)
+    manifest = generate(tmp_path / "synth", spec)
+    assert manifest == tmp_path / "synth" / writer.MANIFEST and manifest.is_file() and len(calls) == 2
+    assert not list(tmp_path.glob(".synth.partial-*"))
+
+
 def test_only_the_first_process_of_any_launcher_takes_the_run_lock(tmp_path, monkeypatch):
     """One srun task per GPU sets SLURM_PROCID only: the other tasks must not take (and fail on) the
     lock that rank 0 holds. A file system without flock gives a warning, not a crash."""

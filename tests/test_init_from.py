@@ -75,3 +75,17 @@ def test_training_starts_from_the_file_with_its_input_normalisation(tmp_path):
     assert torch.equal(module.model.initial["parsing"].out.weight, source.initial["parsing"].out.weight)
     assert not torch.equal(SPDModule(resolved, initialise=False).model.initial["parsing"].out.weight,
                            source.initial["parsing"].out.weight)
+
+
+def test_a_backbone_of_the_other_layout_is_refused_not_loaded(tmp_path):
+    """Both dilated layouts have the same names and shapes: without the check every tensor would load
+    into a network that computes something else (JPPNet's caffe weights into torchvision's ResNet)."""
+    fields = {"fpn": None, "dilated": {"depth": 18, "width": 0.125}, "train_scales": [1.0]}
+    _, path = _file(tmp_path, "sp", **fields)
+    target = SPDNet(model_config({"preset": "spd", **fields, "dilated": {**fields["dilated"], "layout": "torchvision"}}))
+    with pytest.raises(WeightsError, match=r"sp.safetensors: its backbone has model.dilated.layout 'caffe', this "
+                                           r"model 'torchvision': set model.dilated.layout=caffe"):
+        init_from_file(target, path)
+    same = SPDNet(model_config({"preset": "spd", **fields}))
+    assert init_from_file(same, path).loaded
+

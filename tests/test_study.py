@@ -68,6 +68,36 @@ def test_side_scores_count_swapped_limbs_and_side_blind_iou():
     assert wrong == 0.0 and abs(blind - 100 * 20 / 30) < 1e-9
 
 
+def test_a_committed_run_record_keeps_the_side_scores():
+    """The results folder keeps runs without confusion matrices; the side table must still rebuild
+    from it, for the whole evaluation and for each subset."""
+    from spd.evaluation.study_report import _compact, side_scores
+    from spd.labels import label_space
+
+    space = label_space("lip")
+    conf = [[0] * (space.num_classes + 1) for _ in range(space.num_classes)]
+    for left, right in space.flip_pairs:
+        conf[left][left], conf[left][right], conf[right][right], conf[left][0] = 30, 10, 40, 20
+    doc = {"parsing": {"confusion_matrix": conf, "miou": 1.0}, "subsets": {"back": {"parsing": {"confusion_matrix": conf}}}}
+    compact = _compact(doc)
+    assert "confusion_matrix" not in compact["parsing"] and "confusion_matrix" not in compact["subsets"]["back"]["parsing"]
+    assert side_scores(compact) == side_scores(doc) == side_scores(compact["subsets"]["back"]) != (0.0, 0.0)
+    assert json.loads(json.dumps(compact)) == compact
+
+
+def test_interference_table_counts_the_batches_with_a_cosine():
+    """Under scarce labels some measured batches have no parsing label: they have no cosine, so they
+    are not measurements and their zero parsing norm does not enter the mean norm."""
+    from spd.evaluation.study_report import defined_cosines, interference_table
+
+    rows = [{"step": 0, "norm/parsing": 2.0, "norm/pose": 1.0, "norm/densepose": 1.0, "cos/pose": 0.5, "cos/densepose": 0.1},
+            {"step": 250, "norm/parsing": 0.0, "norm/pose": 1.0, "norm/densepose": 1.0, "cos/pose": 0.0, "cos/densepose": 0.0},
+            {"step": 500, "norm/parsing": 4.0, "norm/pose": 1.0, "norm/densepose": 1.0, "cos/pose": 0.3, "cos/densepose": -0.1}]
+    run = {"variant": "cpu_spd", "arm": "scarce", "seed": 0, "task_gradients": [defined_cosines(r) for r in rows]}
+    line = interference_table([run])[-1]
+    assert line.startswith("| cpu_spd (scarce, seed 0) | 2 | +0.400: +0.500 / +0.300 |") and "| 3 : 1 : 1 |" in line
+
+
 def test_cosine_with_a_zero_gradient_is_left_out():
     """A batch without parsing labels gives the parsing task a zero gradient: the cosine is undefined
     and is not written (nor read back from older logs) as 0, which would read as "no interference"."""

@@ -92,7 +92,7 @@ class TrainConfig:
     sync_batchnorm: bool = False        # batch-norm statistics over every process's batch (layers that train them)
     channels_last: bool = False         # NHWC memory format (faster convolutions with bf16 on recent GPUs)
     compile: bool = False               # torch.compile the network
-    tf32: bool = True                   # TensorFloat-32 matrix products on CUDA for the fp32 parts
+    tf32: bool = True                   # TensorFloat-32 matrix products and convolutions on CUDA for the fp32 parts
 
     def __post_init__(self) -> None:
         require_choice("train.precision", self.precision, PRECISIONS)

@@ -113,8 +113,12 @@ def main_table(runs: list[dict], arm: str = "main", variants: Iterable[str] = VA
 def side_scores(doc: dict | None, space: str = "lip") -> tuple[float, float] | None:
     """(wrong side %, side-blind IoU %) of the left/right pairs, from a confusion matrix: the share of
     the limbs' correctly found pixels given the other side's class, and the IoU of each pair merged
-    into one class (arm, leg, shoe), averaged over the pairs."""
-    conf = ((doc or {}).get("parsing") or {}).get("confusion_matrix")
+    into one class (arm, leg, shoe), averaged over the pairs. A compacted record (``run_record``) keeps
+    the two numbers under ``parsing.side`` in place of the matrix."""
+    parsing = (doc or {}).get("parsing") or {}
+    if parsing.get("side"):
+        return parsing["side"]["wrong_side"], parsing["side"]["side_blind_iou"]
+    conf = parsing.get("confusion_matrix")
     if not conf:
         return None
     pairs = label_space(space).flip_pairs
@@ -274,10 +278,13 @@ def interference_figure(runs: list[dict], path: Path) -> Path | None:
 
 
 def interference_table(runs: list[dict]) -> list[str]:
+    """Per measured run: the batches whose cosines are defined (a batch without parsing labels has
+    none), the mean cosines over all of them and over each half, and the mean gradient norms over the
+    same batches."""
     lines = ["| run | measurements | cos(parsing, pose): mean, first half / second half | cos(parsing, DensePose) | "
              "gradient norm, parsing : pose : DensePose (mean) |", "|---|---:|---|---|---|"]
     for run in runs:
-        rows = run.get("task_gradients") or []
+        rows = [r for r in run.get("task_gradients") or [] if any(k.startswith("cos/") for k in r)]
         if not rows:
             continue
         half = len(rows) // 2
@@ -296,12 +303,16 @@ def interference_table(runs: list[dict]) -> list[str]:
 
 
 def _compact(doc: dict | None) -> dict | None:
-    """An evaluation without its confusion matrices (the scores, per class too, and the subsets')."""
+    """An evaluation without its confusion matrices (the scores, per class too, and the subsets'), with
+    what the side table reads from a matrix kept as two numbers, so that the report rebuilds from it."""
     if doc is None:
         return None
     out = {k: v for k, v in doc.items() if k not in ("parsing", "subsets")}
     if doc.get("parsing"):
         out["parsing"] = {k: v for k, v in doc["parsing"].items() if k != "confusion_matrix"}
+        side = side_scores(doc)
+        if side:
+            out["parsing"]["side"] = {"wrong_side": side[0], "side_blind_iou": side[1]}
     if doc.get("subsets"):
         out["subsets"] = {k: _compact(v) for k, v in doc["subsets"].items()}
     return out

@@ -34,6 +34,6 @@ def parsing_loss(logits: torch.Tensor, target: torch.Tensor, has_target: torch.T
     logits = at_resolution(logits, target.shape[-2:], at)
     target = resize_nearest(target, logits.shape[-2:], resize).long()  # labels travel as uint8
     target = torch.where(has_target[:, None, None], target, IGNORE_INDEX)
-    weight = class_weights.float() if class_weights is not None else None  # a buffer made bf16 by bf16-true
+    weight = class_weights.float() if class_weights is not None else None  # the logits are cast to float32 too
     total = F.cross_entropy(logits.float(), target, weight=weight, ignore_index=IGNORE_INDEX, reduction="sum")
     return total / (target != IGNORE_INDEX).sum().clamp_min(1)

@@ -22,6 +22,7 @@ from ..model.pretrained import load_encoder_weights
 from ..weights import init_from_file, read_model_file
 from ..weights.files import training_state
 from ..weights.record import model_description
+from .run_lock import is_main_process
 
 log = logging.getLogger(__name__)
 
@@ -44,7 +45,9 @@ def build_model(config: ExperimentConfig, initialise: bool = True) -> SPDNet:
     if initialise and m.backbone_weights:
         log.info("encoder weights loaded from %s", load_encoder_weights(model.trunk, m.backbone_weights))
     if source:
-        log.info(init_from_file(model, source).summary())
+        report = init_from_file(model, source)
+        if is_main_process():  # every process of a distributed run builds the model
+            log.info(report.summary())
     return model
 
 

@@ -83,8 +83,9 @@ def _train(config: ExperimentConfig, run_dir: Path, device: str, resume: bool | 
     if t.compile:
         module.model.compile()
     accelerator, devices = parse_device(device, t.devices)
-    if accelerator == "gpu":
+    if accelerator == "gpu":  # cuDNN's convolutions have their own TF32 switch (on by default)
         torch.set_float32_matmul_precision("high" if t.tf32 else "highest")
+        torch.backends.cudnn.allow_tf32 = t.tf32
     sync_batchnorm = t.sync_batchnorm and accelerator == "gpu"
     if t.sync_batchnorm and not sync_batchnorm:
         log.warning("train.sync_batchnorm: PyTorch synchronises batch norm on GPUs only; on the CPU each process "

@@ -66,6 +66,7 @@ def init_from_file(model: SPDNet, path: Path | str | ModelFile) -> InitReport:
     source = path if isinstance(path, ModelFile) else read_model_file(path)
     check_finite(source.state, source.path)
     theirs_config = source.record["config"]
+    _check_same_trunk(model, theirs_config, source.path)
     own = model.state_dict()
     report = InitReport(str(source.path))
     new_state = dict(own)
@@ -87,6 +88,17 @@ def init_from_file(model: SPDNet, path: Path | str | ModelFile) -> InitReport:
     report.unused = sorted(set(source.state) - set(own))
     model.load_state_dict(new_state)
     return report
+
+
+def _check_same_trunk(model: SPDNet, theirs: dict, path: Path) -> None:
+    """The two dilated layouts have the same parameter names and shapes but compute different
+    functions (where the stride sits, TensorFlow's padding): copying one into the other would load
+    every tensor and silently start from a different network."""
+    ours = model.config.dilated
+    their_layout = (theirs.get("dilated") or {}).get("layout")
+    if ours is not None and their_layout is not None and their_layout != ours.layout:
+        raise WeightsError(f"{path}: its backbone has model.dilated.layout {their_layout!r}, this model "
+                           f"{ours.layout!r}: set model.dilated.layout={their_layout} to start from it")
 
 
 def _widenable(model: SPDNet, theirs: dict) -> dict[str, tuple[list[str], list[str]]]:

@@ -94,35 +94,35 @@ def generate(out: Path | str, spec: SynthSpec, progress: Callable[[int], None] |
     run never leaves a half-written dataset under the final name. Generation holds a lock on
     ``.NAME.lock`` beside ``out``: processes that ask for the same data at once (the ranks of a
     distributed run) wait for the first and reuse its data, and what a killed generation left
-    (``.NAME.partial-*``) is removed by the next one."""
+    (``.NAME.partial-*``) is removed by the next one. Where the file system cannot lock, each
+    process writes its own copy and the first to finish names it; the others find it and reuse it,
+    and no process removes another's folder."""
     out = Path(out)
     domain = get_domain(spec.domain)
     fmt = spec.resolved_format(domain)
     if out.exists() and not out.is_dir():
         raise DataError(out, "exists and is not a folder")
     out.parent.mkdir(parents=True, exist_ok=True)
-    with file_lock(out.parent / f".{out.name}.lock"):  # unguarded where flock is missing
+    with file_lock(out.parent / f".{out.name}.lock") as lock:
         if out.is_dir() and any(out.iterdir()):
-            manifest = out / MANIFEST
-            if not manifest.is_file():
-                raise DataError(out, f"folder is not empty and has no {MANIFEST}: synthetic data are generated only "
-                                     "into a new or empty folder (choose another one, or delete this one if it is an "
-                                     "interrupted generation)")
-            different = _same_spec(manifest, spec, fmt)
-            if different:
-                raise DataError(out, "holds synthetic data of another spec: " + "; ".join(different) +
-                                     " (delete the folder or choose another one)")
+            manifest = _existing(out, spec, fmt)
             if progress is not None:
                 progress(spec.num)
             return manifest
-        for stale in out.parent.glob(f".{out.name}.partial-*"):  # a killed generation's: nobody else holds the lock
-            shutil.rmtree(stale, ignore_errors=True)
+        if lock.held:  # nobody else is generating: a partial folder is a killed generation's
+            for stale in out.parent.glob(f".{out.name}.partial-*"):
+                shutil.rmtree(stale, ignore_errors=True)
         work = Path(tempfile.mkdtemp(prefix=f".{out.name}.partial-", dir=out.parent))
         try:
             _write_dataset(work, spec, domain, fmt, progress)
-            if out.is_dir():
-                out.rmdir()  # empty, checked above
-            os.replace(work, out)
+            try:
+                if out.is_dir():
+                    out.rmdir()  # empty, checked above
+                os.replace(work, out)
+            except OSError:
+                if lock.held or not (out / MANIFEST).is_file():
+                    raise
+                return _existing(out, spec, fmt)  # unguarded: another process named its copy first
         except OSError as err:  # a full disk, a quota, permissions: say where
             where = f"{err.filename}" if err.filename else str(out)
             raise OSError(err.errno, f"{err.strerror or err} (writing the synthetic dataset {out}: {where})") from None
@@ -130,6 +130,20 @@ def generate(out: Path | str, spec: SynthSpec, progress: Callable[[int], None] |
             if work.exists():
                 shutil.rmtree(work, ignore_errors=True)
     return out / MANIFEST
+
+
+def _existing(out: Path, spec: SynthSpec, fmt: str) -> Path:
+    """The manifest of the synthetic data already in ``out``, if they are of this spec."""
+    manifest = out / MANIFEST
+    if not manifest.is_file():
+        raise DataError(out, f"folder is not empty and has no {MANIFEST}: synthetic data are generated only "
+                             "into a new or empty folder (choose another one, or delete this one if it is an "
+                             "interrupted generation)")
+    different = _same_spec(manifest, spec, fmt)
+    if different:
+        raise DataError(out, "holds synthetic data of another spec: " + "; ".join(different) +
+                             " (delete the folder or choose another one)")
+    return manifest
 
 
 def _write_dataset(out: Path, spec: SynthSpec, domain: Domain, fmt: str,
