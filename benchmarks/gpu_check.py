@@ -6,7 +6,8 @@ report: ``bash benchmarks/gpu_check.sh [OUT.md]``.
 3. ``spd predict``, ``spd evaluate`` and the web page's prediction work on CUDA;
 4. DDP with two processes trains the S / SP / SD / SPD variants without unused-parameter errors
    (on two GPUs when there are two, else on the CPU with gloo);
-5. host-device synchronisations in one training step (``torch.cuda.set_sync_debug_mode``);
+5. host-device synchronisations (``torch.cuda.set_sync_debug_mode``) in one step of the module
+   alone and in one iteration of ``spd train``'s loop (Lightning's logging and callbacks included);
 6. training images/s and achieved TFLOP/s against the card's bf16 peak (``spd`` at 384 px, batch
    8 and 16, with and without channels-last; ``cpu_spd``), inference images/s at batch 1 and 32,
    and the data loader's images/s by worker count;
@@ -135,18 +136,24 @@ def augmented_training_set(args):
                           train_transform(AugmentConfig(size=(size, size), recipe="jppnet"), "lip"), dense_heatmaps=True)
 
 
-def bf16_training(args) -> list[str]:
+def training_config(args, name: str, steps: int, *overrides: str):
+    """``spd`` (ResNet-18 with narrow heads under ``--quick``) training on :func:`training_data` in
+    one process (on a multi-GPU host, not a DDP that would run this script again per rank)."""
     root, size = training_data(args)
-    model = "spd (ResNet-18, heads x0.125: --quick)" if args.quick else "spd"
     config, _ = load_config(ROOT / "configs" / "synth_A_spd.yaml", [
         f"data.root={root}", f"data.synthetic={{domain: A, num: {40 if args.quick else 200}, size: {size}, seed: 0, "
         "val_fraction: 0.1}", *(["model.dilated.depth=18", "model.dilated.width=0.125"] if args.quick else []),
-        "data.batch_size=8", "data.num_workers=4",
-        f"augment.size=[{size}, {size}]", "train.max_epochs=-1", f"train.max_steps={8 if args.quick else 60}",
-        "train.val_every_n_epochs=1000", f"train.out_dir={args.work / 'runs'}", "train.name=bf16",
-        "train.log_every_n_steps=1", "optim.name=adamw", "optim.lr=3e-4", "optim.warmup_steps=5",
-        f"train.precision={'bf16-mixed' if args.device == 'cuda' else '32-true'}", "train.keep_checkpoints=0",
-        "train.sync_batchnorm=false", "train.devices=1"])  # one process: on a multi-GPU host, not DDP re-running this script
+        "data.batch_size=8", "data.num_workers=4", f"augment.size=[{size}, {size}]", "train.max_epochs=-1",
+        f"train.max_steps={steps}", "train.val_every_n_epochs=1000", f"train.out_dir={args.work / 'runs'}",
+        f"train.name={name}", f"train.precision={'bf16-mixed' if args.device == 'cuda' else '32-true'}",
+        "train.keep_checkpoints=0", "train.sync_batchnorm=false", "train.devices=1", *overrides])
+    return config
+
+
+def bf16_training(args) -> list[str]:
+    model = "spd (ResNet-18, heads x0.125: --quick)" if args.quick else "spd"
+    config = training_config(args, "bf16", 8 if args.quick else 60, "train.log_every_n_steps=1", "optim.name=adamw",
+                             "optim.lr=3e-4", "optim.warmup_steps=5")
     from spd.training import train
 
     start = time.perf_counter()
@@ -159,7 +166,7 @@ def bf16_training(args) -> list[str]:
     k = max(1, len(losses) // 5)
     first, last = sum(losses[:k]) / k, sum(losses[-k:]) / k
     args.checkpoint = result.last_checkpoint
-    lines = [f"`{model}` at {size} px, batch 8, {result.global_step} steps in {seconds:.0f} s (start-up included), "
+    lines = [f"`{model}` at {config.augment.size[0]} px, batch 8, {result.global_step} steps in {seconds:.0f} s (start-up included), "
              f"{config.train.precision}: loss {first:.3f} (first {k} steps) -> {last:.3f} (last {k})."]
     if not last < first:
         raise AssertionError(lines[0] + " The loss did not fall.")
@@ -257,9 +264,53 @@ def host_syncs(args) -> list[str]:
         finally:
             torch.cuda.set_sync_debug_mode(0)
     syncs = [str(w.message).split("\n")[0] for w in caught if "synchroniz" in str(w.message).lower()]
-    lines = [f"{len(syncs)} synchronising operation(s) in one training step of `spd` (target: at most 5)."]
+    lines = [f"{len(syncs)} synchronising operation(s) in one step of the module alone (forward, loss, backward, "
+             "SGD; target: at most 5)."]
     lines += [f"- {s}" for s in syncs[:10]]
-    return lines
+    return lines + [""] + loop_syncs(args)
+
+
+class _SyncWindow:
+    """A Lightning callback that records the synchronising operations from the start of step
+    ``first`` to the start of the next: one whole iteration of ``spd train``'s loop (batch transfer,
+    training step, logging, optimiser, callbacks), not a logging or checkpoint step."""
+
+    def __init__(self, first: int):
+        import lightning as L
+
+        class Window(L.Callback):
+            def on_train_batch_start(inner, trainer, *_):
+                if trainer.global_step == first:
+                    self.context = warnings.catch_warnings(record=True)
+                    self.caught = self.context.__enter__()
+                    warnings.simplefilter("always")
+                    torch.cuda.set_sync_debug_mode(1)
+                elif trainer.global_step == first + 1 and self.context is not None:
+                    self.close()
+
+        self.callback, self.context, self.caught = Window(), None, []
+
+    def close(self) -> None:
+        if self.context is not None:
+            torch.cuda.set_sync_debug_mode(0)
+            self.context.__exit__(None, None, None)
+            self.context = None
+
+
+def loop_syncs(args) -> list[str]:
+    """Synchronisations in one iteration of ``spd.train``'s loop (bf16, the full-size ``spd``)."""
+    config = training_config(args, "syncs", 8, "train.log_every_n_steps=50")
+    from spd.training import train
+
+    window = _SyncWindow(first=5)
+    try:
+        train(config, device=args.device, progress=False, overwrite=True, callbacks=[window.callback])
+    finally:
+        window.close()
+    syncs = [str(w.message).split("\n")[0] for w in window.caught if "synchroniz" in str(w.message).lower()]
+    lines = [f"{len(syncs)} synchronising operation(s) in one iteration of `spd train`'s loop (step 5 of 8, bf16, "
+             "batch 8, not a logging step; target: at most 5)."]
+    return lines + [f"- {s}" for s in syncs[:10]]
 
 
 def flops_of_step(model: torch.nn.Module, x: torch.Tensor) -> float:

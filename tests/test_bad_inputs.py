@@ -15,7 +15,7 @@ from spd.config import ConfigError, load_config
 from spd.data.detect import open_dataset
 from spd.data.errors import DataError
 from spd.data.pose_csv import read_pose_csv
-from spd.training.train import check_resumable, check_split_sizes
+from spd.training.train import check_resumable, check_split_sizes, check_validation_shards
 
 CONFIG_CASES = [
     ("k=[1", r"--set 'k=\[1': the value is not valid YAML"),
@@ -115,6 +115,13 @@ def test_splits_too_small_to_train_on_are_refused(train, val, batch, message):
     with pytest.raises(DataError, match=message):
         check_split_sizes(_Split(train, "train"), _Split(val, "val"), batch)
     check_split_sizes(_Split(batch, "train"), _Split(1, "val"), batch)  # one batch is enough
+
+
+def test_a_validation_split_smaller_than_the_processes_is_refused():
+    """A process with no validation image would skip the validation the others wait for (a hang)."""
+    with pytest.raises(DataError, match=r"data/x: split 'val' has 3 images, fewer than the 4 processes that validate it"):
+        check_validation_shards(_Split(3, "val"), 4)
+    check_validation_shards(_Split(4, "val"), 4)
 
 
 # --- resuming --------------------------------------------------------------------------------

@@ -191,6 +191,31 @@ def test_nan_loss_stops_training_naming_the_step_and_term(tmp_path, data_root, m
         train(config, device="cpu", progress=False)
 
 
+def test_a_loss_not_finite_in_one_process_stops_every_process():
+    """Under DDP the processes decide together: one that stopped alone would leave the others in the
+    gradient all-reduce until NCCL's timeout. Here the strategy reports another process's NaN."""
+    from types import SimpleNamespace
+
+    from predict_helpers import TINY
+    from spd.losses import LossOutput
+    from spd.training.module import SPDModule
+
+    _, resolved = load_config(None, [*TINY, "model.preset=cpu_s"])
+    module = SPDModule(resolved, initialise=False)
+    decisions = []
+
+    def reduce_boolean_decision(decision, all=True):
+        decisions.append(decision)
+        return False  # another process's loss is NaN
+
+    module._trainer = SimpleNamespace(strategy=SimpleNamespace(reduce_boolean_decision=reduce_boolean_decision),
+                                      log_every_n_steps=4, global_step=7)
+    finite = LossOutput(torch.tensor(1.5), {"parsing": torch.tensor(1.5)})
+    with pytest.raises(FloatingPointError, match=r"step 7: the loss is not finite in another process \(here 1.5\)"):
+        module._check_finite(finite)
+    assert decisions == [True]
+
+
 def test_checkpoints_kept_and_earlier_runs_protected(tmp_path, data_root, capsys):
     """keep_checkpoints=1 keeps the newest epoch beside last.ckpt; a new run of the same name
     refuses to mix with the earlier run's checkpoints unless told to resume or overwrite."""

@@ -99,11 +99,16 @@ class SPDModule(L.LightningModule):
                 or (every > 0 and step % every == 0) or step >= trainer.max_steps > 0)
 
     def _check_finite(self, loss: LossOutput) -> None:
-        if not bool(torch.isfinite(loss.total.detach())):
-            terms = ", ".join(f"{k}={float(v.detach()):.4g}" for k, v in loss.terms.items())
-            raise FloatingPointError(f"training stopped at step {self.global_step}: the loss is "
-                                     f"{float(loss.total.detach())} ({terms}); it is checked every "
-                                     f"{self.trainer.log_every_n_steps} steps and before every checkpoint")
+        """Stops every process together: a process that stopped alone would leave the others
+        waiting in the gradient all-reduce until the collective's timeout (NCCL: minutes)."""
+        finite = bool(torch.isfinite(loss.total.detach()))
+        if self.trainer.strategy.reduce_boolean_decision(finite, all=True):
+            return
+        terms = ", ".join(f"{k}={float(v.detach()):.4g}" for k, v in loss.terms.items())
+        where = (f"the loss is {float(loss.total.detach())} ({terms})" if not finite
+                 else f"the loss is not finite in another process (here {float(loss.total.detach()):.4g})")
+        raise FloatingPointError(f"training stopped at step {self.global_step}: {where}; it is checked every "
+                                 f"{self.trainer.log_every_n_steps} steps and before every checkpoint")
 
     def on_validation_epoch_start(self) -> None:
         tasks = self.model.config.tasks

@@ -108,6 +108,7 @@ def _train(config: ExperimentConfig, run_dir: Path, device: str, resume: bool | 
         plugins=[AtomicCheckpointIO()], enable_progress_bar=progress, enable_model_summary=False,
     )
     per_process = per_process_batch(config.data.batch_size, trainer.world_size, t.accumulate_grad_batches)
+    check_validation_shards(val_reader, trainer.world_size)
     if trainer.global_rank == 0:
         log.info("batch: %d images per optimiser step = %d process(es) x %d per process x %d accumulated; lr %g",
                  config.data.batch_size, trainer.world_size, per_process, t.accumulate_grad_batches, config.optim.lr)
@@ -182,6 +183,15 @@ def check_split_sizes(train_reader, val_reader, batch_size: int) -> None:
     empty = split_problem(val_reader.split, len(val_reader))
     if empty:
         raise DataError(val_reader.root, empty)
+
+
+def check_validation_shards(val_reader, world_size: int) -> None:
+    """Each process validates its own images (no duplicates): a process with none would skip the
+    validation that the others then wait for in the metrics' all-gather."""
+    if len(val_reader) < world_size:
+        raise DataError(val_reader.root, f"split {val_reader.split!r} has {len(val_reader)} images, fewer than the "
+                                         f"{world_size} processes that validate it: each needs at least one (add "
+                                         "images or train on fewer devices)")
 
 
 def warn_compressed(reader) -> None:
