@@ -485,19 +485,43 @@ def test_what_a_killed_generation_left_is_removed_by_the_next(tmp_path):
     assert not stale.exists() and (tmp_path / "synth" / "synthetic.yaml").is_file()
 
 
-def test_processes_asking_for_the_same_data_at_once_generate_it_once(tmp_path):
+def test_processes_asking_for_the_same_data_at_once_generate_it_once(tmp_path, monkeypatch):
     """The ranks of a distributed run (torchrun, SLURM) each call for the dataset: one generates,
-    the others wait for it and reuse it."""
-    import subprocess
-    import sys
+    the others wait for it and reuse it. Two threads stand for two ranks (flock excludes two opens
+    of the lock file in one process as it does in two); the first is slowed so that the second
+    asks while it writes."""
+    import threading
+    import time
 
-    code = ("import sys; from spd.data.synthetic import SynthSpec, generate; "
-            f"generate({str(tmp_path / 'synth')!r}, SynthSpec(num=24, size=64)); print('ok')")
-    procs = [subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-             for _ in range(3)]
-    results = [p.communicate(timeout=300) for p in procs]
-    assert all(p.returncode == 0 for p in procs), [r[1][-500:] for r in results]
-    assert len(list((tmp_path / "synth").rglob("*.jpg"))) == 24 and not list(tmp_path.glob(".synth.partial-*"))
+    from spd.data.synthetic import SynthSpec, generate
+    from spd.data.synthetic import writer
+
+    real_write, writes, started = writer._write_dataset, [], threading.Event()
+
+    def slow_write(out, *args):
+        writes.append(out)
+        started.set()
+        time.sleep(1.0)
+        real_write(out, *args)
+
+    monkeypatch.setattr(writer, "_write_dataset", slow_write)
+    spec, errors = SynthSpec(num=6, size=48), []
+
+    def rank():
+        try:
+            generate(tmp_path / "synth", spec)
+        except Exception as err:  # noqa: BLE001 - reported below
+            errors.append(err)
+
+    first = threading.Thread(target=rank)
+    first.start()
+    assert started.wait(60)
+    second = threading.Thread(target=rank)
+    second.start()
+    first.join(120)
+    second.join(120)
+    assert not errors and len(writes) == 1
+    assert len(list((tmp_path / "synth").rglob("*.jpg"))) == 6 and not list(tmp_path.glob(".synth.partial-*"))
 
 
 def test_without_flock_processes_generating_at_once_keep_each_others_folders(tmp_path, monkeypatch):
