@@ -83,6 +83,8 @@ def test_a_committed_run_record_keeps_the_side_scores():
     assert "confusion_matrix" not in compact["parsing"] and "confusion_matrix" not in compact["subsets"]["back"]["parsing"]
     assert side_scores(compact) == side_scores(doc) == side_scores(compact["subsets"]["back"]) != (0.0, 0.0)
     assert json.loads(json.dumps(compact)) == compact
+    shared = {"parsing": {"confusion_matrix": [[1] * 17 for _ in range(16)]}}  # B's 16 shared classes
+    assert side_scores(shared) is None and "side" not in _compact(shared)["parsing"]
 
 
 def test_interference_table_counts_the_batches_with_a_cosine():

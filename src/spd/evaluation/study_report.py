@@ -119,7 +119,7 @@ def side_scores(doc: dict | None, space: str = "lip") -> tuple[float, float] | N
     if parsing.get("side"):
         return parsing["side"]["wrong_side"], parsing["side"]["side_blind_iou"]
     conf = parsing.get("confusion_matrix")
-    if not conf:
+    if not conf or len(conf) != label_space(space).num_classes:  # another space (B's shared classes)
         return None
     pairs = label_space(space).flip_pairs
     wrong, merged = [], []
