@@ -45,6 +45,9 @@ def test_study_runs_resumes_and_reports(tmp_path):
     assert "| cpu_spd | 1 | final (step 8) |" in text and "## Left / right classes by view and occlusion" in text
     assert "| variant | front: PCKh | back: PCKh | front: part mIoU | back: part mIoU |" in text
     assert (tmp_path / "rep" / "curves.png").is_file() and (tmp_path / "rep" / "interference.png").is_file()
+    # The report folder alone (what the repository keeps) makes the same report again.
+    assert main(["report", "--study", str(tmp_path / "rep"), "--out", str(tmp_path / "again")]) == 0
+    assert (tmp_path / "again" / "study.md").read_text() == text
 
 
 def test_side_scores_count_swapped_limbs_and_side_blind_iou():

@@ -20,7 +20,9 @@ REFERENCE = "cpu_s"
 
 
 def load_runs(out: Path) -> list[dict]:
-    """Every finished run of the study, its evaluations read in (``run["scores"][milestone][data]``)."""
+    """Every finished run of the study, its evaluations read in (``run["scores"][milestone][data]``):
+    from a study folder (``OUT/runs/<arm>/<variant>/seed<k>/result.json``), or else from a report
+    folder's compacted records (``runs/<arm>_<variant>_seed<k>.json``, see :func:`run_record`)."""
     runs = []
     for path in sorted(Path(out).glob("runs/*/*/seed*/result.json")):
         run = json.loads(path.read_text(encoding="utf-8"))
@@ -28,8 +30,16 @@ def load_runs(out: Path) -> list[dict]:
         run["scores"] = {tag: {name: json.loads((path.parent / rel).read_text(encoding="utf-8"))
                                for name, rel in evaluation.items() if name not in ("step", "checkpoint")}
                          for tag, evaluation in run["evaluations"].items()}
-        run["task_gradients"] = [defined_cosines(row) for row in run.get("task_gradients") or []]
         runs.append(run)
+    if not runs:
+        for path in sorted(Path(out).glob("runs/*_seed*.json")):
+            run = json.loads(path.read_text(encoding="utf-8"))
+            run["folder"] = path.parent
+            run["scores"] = {tag: {k: v for k, v in ev.items() if k != "step"} for tag, ev in run["evaluations"].items()}
+            run["evaluations"] = {tag: {"step": ev["step"]} for tag, ev in run["evaluations"].items()}
+            runs.append(run)
+    for run in runs:
+        run["task_gradients"] = [defined_cosines(row) for row in run.get("task_gradients") or []]
     return runs
 
 
@@ -329,13 +339,16 @@ def run_record(run: dict) -> dict:
 
 def write_study_report(out: Path | str, report_dir: Path | str | None = None) -> list[Path]:
     """Writes ``report_dir`` (default ``OUT/report``): ``study.md``, ``curves.png``,
-    ``interference.png`` and ``runs/<arm>_<variant>_seed<k>.json`` (each run's result with its
-    scores, without confusion matrices). Returns the files written."""
+    ``interference.png``, ``study.json`` (the study's settings) and
+    ``runs/<arm>_<variant>_seed<k>.json`` (each run's result with its scores, without confusion
+    matrices), from which ``spd report --study REPORT_DIR`` makes the same report again. Returns the
+    files written."""
     out = Path(out)
     report_dir = Path(report_dir) if report_dir else out / "report"
     runs = load_runs(out)
     if not runs:
-        raise ValueError(f"{out}: no finished study runs (OUT/runs/<arm>/<variant>/seed<k>/result.json)")
+        raise ValueError(f"{out}: no finished study runs (OUT/runs/<arm>/<variant>/seed<k>/result.json, or a "
+                         "report's runs/<arm>_<variant>_seed<k>.json)")
     settings = json.loads((out / "study.json").read_text(encoding="utf-8")) if (out / "study.json").is_file() else {}
     written = [curves_figure(runs, report_dir / "curves.png")]
     figure = interference_figure(runs, report_dir / "interference.png")
@@ -361,6 +374,8 @@ def write_study_report(out: Path | str, report_dir: Path | str | None = None) ->
             "Figures: `curves.png` (validation mIoU during training), `interference.png` (gradient cosines)."]
     path = report_dir / "study.md"
     write_text(path, "\n".join(text) + "\n")
+    if settings:  # with the runs' records, the report folder rebuilds this report by itself
+        write_text(report_dir / "study.json", json.dumps(settings, indent=1) + "\n")
     for run in runs:
         name = f"{run['arm']}_{run['variant']}_seed{run['seed']}.json"
         write_text(report_dir / "runs" / name, json.dumps(run_record(run), indent=1) + "\n")
