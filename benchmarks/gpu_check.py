@@ -280,7 +280,7 @@ class _SyncWindow:
 
         class Window(L.Callback):
             def on_train_batch_start(inner, trainer, *_):
-                if trainer.global_step == first:
+                if trainer.global_step == first and self.context is None and not self.caught:  # once (accumulation)
                     self.context = warnings.catch_warnings(record=True)
                     self.caught = self.context.__enter__()
                     warnings.simplefilter("always")

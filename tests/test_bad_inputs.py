@@ -3,6 +3,7 @@ table per kind of input."""
 
 from __future__ import annotations
 
+import time
 import zipfile
 from pathlib import Path
 
@@ -488,23 +489,29 @@ def test_what_a_killed_generation_left_is_removed_by_the_next(tmp_path):
 def test_processes_asking_for_the_same_data_at_once_generate_it_once(tmp_path, monkeypatch):
     """The ranks of a distributed run (torchrun, SLURM) each call for the dataset: one generates,
     the others wait for it and reuse it. Two threads stand for two ranks (flock excludes two opens
-    of the lock file in one process as it does in two); the first is slowed so that the second
-    asks while it writes."""
+    of the lock file in one process as it does in two); the first writes only once the second has
+    asked for the lock."""
     import threading
-    import time
 
     from spd.data.synthetic import SynthSpec, generate
     from spd.data.synthetic import writer
 
-    real_write, writes, started = writer._write_dataset, [], threading.Event()
+    real_write, real_lock, writes, asked = writer._write_dataset, writer.file_lock, [], threading.Event()
 
-    def slow_write(out, *args):
+    def lock(path, wait=True):
+        if threading.current_thread() is second:
+            asked.set()
+        return real_lock(path, wait)
+
+    def write(out, *args):
         writes.append(out)
-        started.set()
-        time.sleep(1.0)
+        if len(writes) == 1:
+            assert asked.wait(60)
+            time.sleep(0.3)  # the second rank is now at the lock (without one: writing too)
         real_write(out, *args)
 
-    monkeypatch.setattr(writer, "_write_dataset", slow_write)
+    monkeypatch.setattr(writer, "_write_dataset", write)
+    monkeypatch.setattr(writer, "file_lock", lock)
     spec, errors = SynthSpec(num=6, size=48), []
 
     def rank():
@@ -513,13 +520,14 @@ def test_processes_asking_for_the_same_data_at_once_generate_it_once(tmp_path, m
         except Exception as err:  # noqa: BLE001 - reported below
             errors.append(err)
 
-    first = threading.Thread(target=rank)
+    first, second = threading.Thread(target=rank, daemon=True), threading.Thread(target=rank, daemon=True)
     first.start()
-    assert started.wait(60)
-    second = threading.Thread(target=rank)
+    while not writes and first.is_alive():
+        time.sleep(0.01)
     second.start()
     first.join(120)
     second.join(120)
+    assert not first.is_alive() and not second.is_alive()
     assert not errors and len(writes) == 1
     assert len(list((tmp_path / "synth").rglob("*.jpg"))) == 6 and not list(tmp_path.glob(".synth.partial-*"))
 
@@ -547,6 +555,7 @@ def test_without_flock_processes_generating_at_once_keep_each_others_folders(tmp
         calls.append(out)
         if len(calls) == 1:  # the other rank runs from start to finish in the meantime
             generate(tmp_path / "synth", spec)
+            assert out.is_dir(), "the other rank removed this one's folder as stale"
         real_write(out, *args)
 
     monkeypatch.setattr(writer, "_write_dataset", write)

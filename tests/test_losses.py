@@ -170,5 +170,6 @@ def test_class_weights_stay_float32_when_the_model_becomes_bf16():
     assert loss.log_vars.dtype == torch.bfloat16  # the rest converts as asked
     assert loss.class_weights.dtype == loss.part_weights.dtype == torch.float32
     assert torch.equal(loss.class_weights, weights) and torch.equal(loss.state_dict()["part_weights"], weights)
-    assert loss.to("meta").class_weights.device.type == "meta"
+    loss = MultiTaskLoss(LossConfig(), class_weights=weights.clone()).to("meta", torch.bfloat16)
+    assert loss.class_weights.device.type == "meta" and loss.class_weights.dtype == torch.float32
     assert MultiTaskLoss().to(torch.bfloat16).class_weights is None

@@ -205,15 +205,15 @@ def test_a_loss_not_finite_in_one_process_stops_every_process():
     decisions = []
 
     def reduce_boolean_decision(decision, all=True):
-        decisions.append(decision)
-        return False  # another process's loss is NaN
+        decisions.append((decision, all))
+        return False  # another process's loss is NaN (all=True: every process must be finite)
 
     module._trainer = SimpleNamespace(strategy=SimpleNamespace(reduce_boolean_decision=reduce_boolean_decision),
                                       log_every_n_steps=4, global_step=7)
     finite = LossOutput(torch.tensor(1.5), {"parsing": torch.tensor(1.5)})
     with pytest.raises(FloatingPointError, match=r"step 7: the loss is not finite in another process \(here 1.5\)"):
         module._check_finite(finite)
-    assert decisions == [True]
+    assert decisions == [(True, True)]
 
 
 def test_checkpoints_kept_and_earlier_runs_protected(tmp_path, data_root, capsys):

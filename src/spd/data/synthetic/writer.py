@@ -4,9 +4,11 @@ folder of full-image IUV PNGs, and a manifest written last (its absence marks an
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import tempfile
+import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -96,7 +98,8 @@ def generate(out: Path | str, spec: SynthSpec, progress: Callable[[int], None] |
     distributed run) wait for the first and reuse its data, and what a killed generation left
     (``.NAME.partial-*``) is removed by the next one. Where the file system cannot lock, each
     process writes its own copy and the first to finish names it; the others find it and reuse it,
-    and no process removes another's folder."""
+    and no process removes another's folder (nor, there, what a killed generation left: delete
+    those by hand)."""
     out = Path(out)
     domain = get_domain(spec.domain)
     fmt = spec.resolved_format(domain)
@@ -116,20 +119,34 @@ def generate(out: Path | str, spec: SynthSpec, progress: Callable[[int], None] |
         try:
             _write_dataset(work, spec, domain, fmt, progress)
             try:
-                if out.is_dir():
-                    out.rmdir()  # empty, checked above
+                with contextlib.suppress(FileNotFoundError):  # unguarded, another process may have named it
+                    if out.is_dir():
+                        out.rmdir()  # empty, checked above (Windows cannot rename onto a folder)
                 os.replace(work, out)
             except OSError:
-                if lock.held or not (out / MANIFEST).is_file():
+                if lock.held or not _appears(out / MANIFEST):
                     raise
-                return _existing(out, spec, fmt)  # unguarded: another process named its copy first
+                reuse = True  # unguarded: another process named its copy first
+            else:
+                reuse = False
         except OSError as err:  # a full disk, a quota, permissions: say where
             where = f"{err.filename}" if err.filename else str(out)
             raise OSError(err.errno, f"{err.strerror or err} (writing the synthetic dataset {out}: {where})") from None
         finally:
             if work.exists():
                 shutil.rmtree(work, ignore_errors=True)
-    return out / MANIFEST
+    return _existing(out, spec, fmt) if reuse else out / MANIFEST
+
+
+def _appears(path: Path, seconds: float = 5.0) -> bool:
+    """Whether ``path`` exists within ``seconds`` (another NFS client's rename can take a moment to
+    show)."""
+    deadline = time.monotonic() + seconds
+    while not path.is_file():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.2)
+    return True
 
 
 def _existing(out: Path, spec: SynthSpec, fmt: str) -> Path:
