@@ -364,12 +364,14 @@ def write_study_report(out: Path | str, report_dir: Path | str | None = None) ->
             *main_table(runs), "",
             "Δ: the difference to cpu_s of the same seed, mean ± sd over seeds (number of pairs).", "",
             "## Left / right classes by view and occlusion", "", *subset_table(runs), "", *side_table(runs), "", *view_table(runs), "",
-            "## Scarce parsing labels", "",
-            f"Parsing labels on {settings.get('parsing_fraction', '?')} of the training images, pose and DensePose "
-            "on all; Δ against cpu_s on the same scarce labels.", "",
-            *main_table(runs, "scarce", ("cpu_s", "cpu_spd"), reference_arm="scarce"), "",
-            "## Loss balancing: uncertainty weighting", "",
-            *main_table(runs, "main", ("cpu_spd",), label="cpu_spd, fixed weights"), *balance_rows(runs), "",
+            *(["## Scarce parsing labels", "",
+               f"Parsing labels on {settings.get('parsing_fraction', '?')} of the training images, pose and DensePose "
+               "on all; Δ against cpu_s on the same scarce labels.", "",
+               *main_table(runs, "scarce", ("cpu_s", "cpu_spd"), reference_arm="scarce"), ""]
+              if _select(runs, "scarce", "cpu_s") or _select(runs, "scarce", "cpu_spd") else []),
+            *(["## Loss balancing: uncertainty weighting", "",
+               *main_table(runs, "main", ("cpu_spd",), label="cpu_spd, fixed weights"), *balance_rows(runs), ""]
+              if _select(runs, "balance", "cpu_spd") else []),
             "## Interference: task gradients on the shared trunk", "", *interference_table(runs), "",
             "Figures: `curves.png` (validation mIoU during training), `interference.png` (gradient cosines)."]
     path = report_dir / "study.md"
