@@ -263,11 +263,16 @@ def host_syncs(args) -> list[str]:
             step()
         finally:
             torch.cuda.set_sync_debug_mode(0)
-    syncs = [str(w.message).split("\n")[0] for w in caught if "synchroniz" in str(w.message).lower()]
+    syncs = _sync_messages(caught)
     lines = [f"{len(syncs)} synchronising operation(s) in one step of the module alone (forward, loss, backward, "
              "SGD; target: at most 5)."]
     lines += [f"- {s}" for s in syncs[:10]]
     return lines + [""] + loop_syncs(args)
+
+
+def _sync_messages(caught: list) -> list[str]:
+    """The first line of each warning that ``torch.cuda.set_sync_debug_mode(1)`` raised."""
+    return [str(w.message).split("\n")[0] for w in caught if "synchroniz" in str(w.message).lower()]
 
 
 class _SyncWindow:
@@ -307,7 +312,7 @@ def loop_syncs(args) -> list[str]:
         train(config, device=args.device, progress=False, overwrite=True, callbacks=[window.callback])
     finally:
         window.close()
-    syncs = [str(w.message).split("\n")[0] for w in window.caught if "synchroniz" in str(w.message).lower()]
+    syncs = _sync_messages(window.caught)
     lines = [f"{len(syncs)} synchronising operation(s) in one iteration of `spd train`'s loop (step 5 of 8, bf16, "
              "batch 8, not a logging step; target: at most 5)."]
     return lines + [f"- {s}" for s in syncs[:10]]

@@ -128,10 +128,10 @@ def side_scores(doc: dict | None, space: str = "lip") -> tuple[float, float] | N
     parsing = (doc or {}).get("parsing") or {}
     if parsing.get("side"):
         return parsing["side"]["wrong_side"], parsing["side"]["side_blind_iou"]
-    conf = parsing.get("confusion_matrix")
-    if not conf or len(conf) != label_space(space).num_classes:  # another space (B's shared classes)
+    conf, labels = parsing.get("confusion_matrix"), label_space(space)
+    if not conf or len(conf) != labels.num_classes:  # another space (B's shared classes)
         return None
-    pairs = label_space(space).flip_pairs
+    pairs = labels.flip_pairs
     wrong, merged = [], []
     for left, right in pairs:
         same = conf[left][left] + conf[right][right]
@@ -368,10 +368,10 @@ def write_study_report(out: Path | str, report_dir: Path | str | None = None) ->
                f"Parsing labels on {settings.get('parsing_fraction', '?')} of the training images, pose and DensePose "
                "on all; Δ against cpu_s on the same scarce labels.", "",
                *main_table(runs, "scarce", ("cpu_s", "cpu_spd"), reference_arm="scarce"), ""]
-              if _select(runs, "scarce", "cpu_s") or _select(runs, "scarce", "cpu_spd") else []),
+              if any(r["arm"] == "scarce" for r in runs) else []),
             *(["## Loss balancing: uncertainty weighting", "",
                *main_table(runs, "main", ("cpu_spd",), label="cpu_spd, fixed weights"), *balance_rows(runs), ""]
-              if _select(runs, "balance", "cpu_spd") else []),
+              if any(r["arm"] == "balance" for r in runs) else []),
             "## Interference: task gradients on the shared trunk", "", *interference_table(runs), "",
             "Figures: `curves.png` (validation mIoU during training), `interference.png` (gradient cosines)."]
     path = report_dir / "study.md"
