@@ -11,7 +11,9 @@ report: ``bash benchmarks/gpu_check.sh [OUT.md]``.
 6. training images/s and achieved TFLOP/s against the card's bf16 peak (``spd`` at 384 px, batch
    8 and 16, with and without channels-last; ``cpu_spd``), inference images/s at batch 1 and 32,
    and the data loader's images/s by worker count;
-7. how busy ``spd predict`` keeps the GPU over 1000 images (``nvidia-smi`` samples).
+7. how busy ``spd predict`` keeps the GPU over 1000 images (``nvidia-smi`` samples);
+8. the memory estimate of ``benchmarks/bench_memory.py`` (fake tensors, the table in
+   docs/training.md) beside the peak of the same training step on the card.
 
 Each check records its result or its error and the others go on. ``--quick`` shrinks every size
 (a smoke test of this script itself, also on the CPU with ``--device cpu``).
@@ -41,7 +43,8 @@ from spd.config import load_config  # noqa: E402
 from spd.data.synthetic import SynthSpec, generate  # noqa: E402
 from spd.model import PRESETS, SPDNet, preset  # noqa: E402
 from spd.ops.atomic import write_text  # noqa: E402
-from bench_speed import timed  # noqa: E402  (benchmarks/, beside this script)
+from bench_memory import step_memory  # noqa: E402  (benchmarks/, beside this script)
+from bench_speed import timed  # noqa: E402
 
 # Dense bf16 tensor-core peaks (TFLOP/s), from the vendors' data sheets.
 BF16_PEAK = {"H200": 989.0, "H100": 989.0, "A100": 312.0, "L40S": 362.0, "L4": 121.0, "A10": 125.0, "RTX 4090": 165.0}
@@ -434,13 +437,30 @@ def predict_busy(args) -> list[str]:
             f"{mean:.0f}% over {len(samples)} samples (target: at least 80%)."]
 
 
+def memory(args) -> list[str]:
+    """The estimate (fake tensors, on the CPU) against the same step on the device."""
+    preset, size = ("cpu_s", 64) if args.quick else ("spd", 384)
+    lines = [f"One `spd train` step with the LIP recipe, `{preset}` at {size} px, bf16-mixed, the second of two "
+             "(GiB; *estimated*: `benchmarks/bench_memory.py` on fake tensors; *tracked*: the same count on the "
+             "device's tensors; *allocator*: `torch.cuda.max_memory_allocated`, which adds workspaces).", "",
+             "| batch | estimated | tracked | allocator |", "|---:|---:|---:|---:|"]
+    for batch in (2,) if args.quick else (8, 16):
+        estimate = step_memory(preset, batch, size, "bf16-mixed", device="fake")
+        measured = step_memory(preset, batch, size, "bf16-mixed", device=args.device)
+        lines.append(f"| {batch} | {estimate['peak_GiB']:.2f} | {measured['peak_GiB']:.2f} | "
+                     f"{measured.get('allocated_GiB', float('nan')):.2f} |")
+        if args.device == "cuda":
+            torch.cuda.empty_cache()
+    return lines
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--out", type=Path, default=None, help="the Markdown report (default: benchmarks/results_gpu_<card>.md)")
     parser.add_argument("--device", default="cuda")
     parser.add_argument("--work", type=Path, default=Path("runs/gpu_check"))
     parser.add_argument("--quick", action="store_true", help="toy sizes: a smoke test of this script")
-    parser.add_argument("--only", nargs="+", default=None, help="run only these checks (by number, 1-7)")
+    parser.add_argument("--only", nargs="+", default=None, help="run only these checks (by number, 1-8)")
     args = parser.parse_args()
     if args.device == "cuda" and not torch.cuda.is_available():
         print("gpu_check: no CUDA device here (use --device cpu --quick to try the script itself)", file=sys.stderr)
@@ -451,7 +471,8 @@ def main() -> int:
     report = Report(out, args)
     checks = [("1. CPU and CUDA agree", agreement), ("2. bf16 training", bf16_training),
               ("3. predict, evaluate and the web page on CUDA", cuda_commands), ("4. DDP, two processes", ddp),
-              ("5. host syncs in a training step", host_syncs), ("6. speed", speed), ("7. spd predict keeps the GPU busy", predict_busy)]
+              ("5. host syncs in a training step", host_syncs), ("6. speed", speed), ("7. spd predict keeps the GPU busy", predict_busy),
+              ("8. memory of a training step: estimate and card", memory)]
     for number, (title, check) in enumerate(checks, start=1):
         if args.only is None or str(number) in args.only:
             report.run(title, lambda check=check: check(args))
