@@ -14,10 +14,12 @@ state and temporaries, each rounded up to 512 bytes as CUDA's caching allocator 
 What it counts is what ``torch.cuda.max_memory_allocated`` reports. Not counted: the CUDA context
 (0.3-0.6 GiB, seen in ``nvidia-smi`` only), cuDNN / cuBLAS workspaces (with ``cudnn.benchmark``
 cuDNN may pick algorithms that ask for hundreds of MiB) and the caching allocator's
-fragmentation. ``bf16-mixed`` is emulated with CPU autocast, whose cast lists differ from CUDA's
-in a few ops (CUDA also runs softmax and the losses in float32). So read the numbers as a lower
-bound that is close for the big terms, and leave 1-2 GiB beside them; ``benchmarks/gpu_check.sh``
-puts the estimate beside the measured peak on a real card.
+fragmentation; under DDP, its gradient buckets (one more float32 copy of the gradients). ``bf16-mixed``
+is Lightning's autocast on the CPU, whose cast lists give the ops this network runs on bf16
+tensors the types CUDA's give them, except ``sum`` (float32 on CUDA; here only over four
+output-stride-8 maps in the heads, a few MiB); the losses cast to float32 themselves. So read the
+numbers as a lower bound that is close for the big terms, and leave 1-2 GiB beside them;
+``benchmarks/gpu_check.sh`` puts the estimate beside the measured peak on a real card.
 """
 
 from __future__ import annotations
@@ -139,6 +141,7 @@ def step_memory(preset: str, batch: int, size: int = 384, precision: str = "bf16
     ``device``: ``fake`` estimates on fake tensors; ``cpu`` runs the same step for real (the
     tests compare the two); ``cuda`` runs it on the GPU and adds the caching allocator's own peak
     (``allocated_GiB``: the counted tensors plus workspaces)."""
+    from lightning.pytorch.plugins.precision import MixedPrecision
     from torch._subclasses.fake_tensor import FakeTensorMode
 
     from spd.training.module import SPDModule
@@ -155,6 +158,10 @@ def step_memory(preset: str, batch: int, size: int = 384, precision: str = "bf16
         o = config.optim
         params = [p for p in module.parameters() if p.requires_grad]
         optimiser = torch.optim.SGD(params, lr=o.lr, momentum=o.momentum, weight_decay=o.weight_decay, foreach=True)
+        # Lightning's own autocast for the precision: without its weight cache, a network run at
+        # three scales keeps three bf16 copies of its weights for the backward pass.
+        autocast = (MixedPrecision(precision, real.type).forward_context if precision == "bf16-mixed"
+                    else contextlib.nullcontext)
         tracker = LiveTensorBytes()
         tracker.track(*module.parameters(), *module.buffers(), *inputs.values())
         with tracker:
@@ -163,7 +170,7 @@ def step_memory(preset: str, batch: int, size: int = 384, precision: str = "bf16
                 if real.type == "cuda":
                     torch.cuda.synchronize(real)
                     torch.cuda.reset_peak_memory_stats(real)
-                with torch.autocast(real.type, dtype=torch.bfloat16, enabled=precision == "bf16-mixed"):
+                with autocast():
                     loss = module.criterion(module(inputs["image"]), inputs).total
                 # Lightning's order: the previous step's gradients live through this forward pass.
                 optimiser.zero_grad(set_to_none=True)

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import gc
 import io
 import json
 import os
@@ -446,9 +447,13 @@ def memory(args) -> list[str]:
              "| batch | estimated | tracked | allocator |", "|---:|---:|---:|---:|"]
     for batch in (2,) if args.quick else (8, 16):
         estimate = step_memory(preset, batch, size, "bf16-mixed", device="fake")
-        measured = step_memory(preset, batch, size, "bf16-mixed", device=args.device)
-        lines.append(f"| {batch} | {estimate['peak_GiB']:.2f} | {measured['peak_GiB']:.2f} | "
-                     f"{measured.get('allocated_GiB', float('nan')):.2f} |")
+        try:
+            measured = step_memory(preset, batch, size, "bf16-mixed", device=args.device)
+            cells = f"{measured['peak_GiB']:.2f} | {measured.get('allocated_GiB', float('nan')):.2f}"
+        except torch.OutOfMemoryError:
+            cells = "out of memory | out of memory"
+        lines.append(f"| {batch} | {estimate['peak_GiB']:.2f} | {cells} |")
+        gc.collect()  # the last run's model sits in reference cycles: free it before the next one
         if args.device == "cuda":
             torch.cuda.empty_cache()
     return lines
