@@ -29,7 +29,6 @@ import contextlib
 import json
 import platform
 import sys
-import tempfile
 import time
 import weakref
 from pathlib import Path
@@ -37,6 +36,8 @@ from pathlib import Path
 import torch
 from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils._pytree import tree_leaves
+
+from bench_speed import synthetic_root  # benchmarks/, beside this script
 
 from spd.ops.atomic import write_text
 
@@ -88,22 +89,13 @@ class LiveTensorBytes(TorchDispatchMode):
         return out
 
 
-def synthetic_root(size: int) -> Path:
-    """Four synthetic images at SIZE, made once under the temp folder (a batch's shapes and dtypes)."""
-    from spd.data.synthetic import SynthSpec, generate
-
-    root = Path(tempfile.gettempdir()) / f"spd_bench_memory_{size}"
-    generate(root, SynthSpec(num=4, domain="A", seed=0, size=size, val_fraction=0.0))
-    return root
-
-
 def experiment(preset: str, size: int, precision: str):
     """The LIP recipe for PRESET (its config file when there is one), on synthetic data at SIZE."""
     from spd.config import load_config
 
     configs = Path(__file__).parents[1] / "configs"
     path = configs / f"lip_{preset}.yaml"
-    overrides = [f"data.root={synthetic_root(size)}", "data.train_split=train", "data.val_split=train",
+    overrides = [f"data.root={synthetic_root(size, 4)}", "data.train_split=train", "data.val_split=train",
                  "data.densepose=null", "data.num_workers=0", "model.backbone_weights=null",
                  f"augment.size=[{size},{size}]", f"train.precision={precision}"]
     if not path.exists():  # the CPU family: the same recipe, its own preset

@@ -2,12 +2,15 @@
 and the same on fake tensors as on real ones for a whole training step."""
 
 import importlib.util
+import sys
 from pathlib import Path
 
 import pytest
 import torch
 
-SPEC = importlib.util.spec_from_file_location("bench_memory", Path(__file__).parents[1] / "benchmarks" / "bench_memory.py")
+BENCHMARKS = Path(__file__).parents[1] / "benchmarks"
+sys.path.insert(0, str(BENCHMARKS))  # bench_memory imports bench_speed from beside it, as a script does
+SPEC = importlib.util.spec_from_file_location("bench_memory", BENCHMARKS / "bench_memory.py")
 bench_memory = importlib.util.module_from_spec(SPEC)
 SPEC.loader.exec_module(bench_memory)
 
