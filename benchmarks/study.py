@@ -6,6 +6,7 @@ across domains (domain B through the LIP-ATR shared classes).
 
     python benchmarks/study.py --out runs/study [--steps 3000] [--seeds 0 1 2] [--arms main scarce balance]
     python benchmarks/study.py --out runs/study --report-only     # tables and figures from what has run
+    python benchmarks/study.py --out runs/study_gpu --device cuda --precision bf16-mixed --steps 6000 --arms main
 
 Arms (each run is one ``spd.training.train`` call, the API behind ``spd train``):
 
@@ -27,6 +28,10 @@ result does not depend on interruptions or on the machine's load). ``OUT/study.j
 settings; a later call with other settings is refused. Results: ``OUT/runs/<arm>/<variant>/seed<k>/``
 (``result.json``, ``eval/<milestone>_<data>/metrics.json``); ``spd report --study OUT`` (also run at
 the end) writes ``OUT/report/``.
+
+``--device`` and ``--precision`` (the recipe's float32 unless given) are recorded with the study
+when they are not the CPU's float32, so that one study's runs share them; each run's record names
+the device it trained on.
 """
 
 from __future__ import annotations
@@ -49,8 +54,10 @@ import torch  # noqa: E402
 from lightning.pytorch.callbacks import ModelCheckpoint  # noqa: E402
 
 from spd.ops.atomic import write_text  # noqa: E402
+from spd.ops.devices import parse_device  # noqa: E402
 from spd.ops.locks import file_lock  # noqa: E402
 from spd.config import load_config  # noqa: E402
+from spd.config.schema import PRECISIONS  # noqa: E402
 from spd.data.detect import open_dataset  # noqa: E402
 from spd.data.synthetic import SynthSpec, generate, read_people  # noqa: E402
 from spd.evaluation import evaluate_model, load_model, write_result  # noqa: E402
@@ -134,19 +141,22 @@ def learned_weights(run_dir: Path) -> list[dict]:
     return rows
 
 
-def evaluate_run(run_dir: Path, config, data: dict, milestones: dict[str, Path], threads: int) -> dict:
-    """Every milestone checkpoint on A val, B (shared classes) and the held-out A set with its subsets."""
+def evaluate_run(run_dir: Path, config, data: dict, milestones: dict[str, Path], device: str) -> dict:
+    """Every milestone checkpoint on A val, B (shared classes) and the held-out A set with its
+    subsets, on DEVICE, under bf16 autocast when the run trained in a bf16 precision."""
     out = {}
     shared = load_mapping("shared")
+    precision = "bf16" if config.train.precision.startswith("bf16") else "32"
     for tag, checkpoint in milestones.items():
-        model, _ = load_model(checkpoint)
+        model, _ = load_model(checkpoint, device)
         step = int(torch.load(checkpoint, map_location="cpu", weights_only=True, mmap=True).get("global_step", -1))
         scores = {"step": step, "checkpoint": str(checkpoint.relative_to(run_dir))}
         for name, reader, mapping, subsets in (("A_val", data["A_val"], None, None),
                                                ("B_shared", data["B"], shared, None),
                                                ("A_heldout", data["A_heldout"], None, data["subsets"])):
             result = evaluate_model(model, reader, config.eval, mapping, name=f"{tag}", num_workers=0,
-                                    source={"checkpoint": str(checkpoint), "step": step}, subsets=subsets)
+                                    source={"checkpoint": str(checkpoint), "step": step}, subsets=subsets,
+                                    precision=precision)
             write_result(result, run_dir / "eval" / f"{tag}_{name}", None if mapping else reader.label_space)
             scores[name] = str(Path("eval") / f"{tag}_{name}" / "metrics.json")
         out[tag] = scores
@@ -157,10 +167,11 @@ def run_one(out: Path, run: dict, args: argparse.Namespace, base: Path, data: di
     folder = run_folder(out, run)
     config, resolved = load_config(base, [*run["overrides"], f"data.root={data['A_root']}",
                                           f"train.out_dir={folder.parent}", f"train.name={folder.name}",
-                                          "train.max_epochs=-1", f"train.max_steps={args.steps}",
+                                          "train.max_epochs=-1", f"train.max_steps={args.steps}", "train.devices=1",
                                           f"train.val_every_n_epochs={args.val_every}", "train.keep_checkpoints=0",
                                           f"data.num_workers={args.workers}",
-                                          *([f"data.synthetic.num={args.num}"] if args.num else [])])
+                                          *([f"data.synthetic.num={args.num}"] if args.num else []),
+                                          *([f"train.precision={args.precision}"] if args.precision else [])])
     quarter = args.steps // 4
     milestone = ModelCheckpoint(dirpath=folder / "milestones", filename="step{step:06d}", auto_insert_metric_name=False,
                                 every_n_train_steps=quarter, save_top_k=-1, save_last=False, save_weights_only=True,
@@ -171,7 +182,7 @@ def run_one(out: Path, run: dict, args: argparse.Namespace, base: Path, data: di
         callbacks.append(TaskGradientCosine(args.grad_every, folder / "task_gradients.jsonl"))
     resume = (folder / "checkpoints" / "last.ckpt").is_file()
     cpu0, wall0 = time.process_time(), time.perf_counter()
-    result = train(config, device="cpu", resume=resume, progress=False, callbacks=callbacks)
+    result = train(config, device=args.device, resume=resume, progress=False, callbacks=callbacks)
     cpu, wall = time.process_time() - cpu0, time.perf_counter() - wall0
     if result.global_step < args.steps:
         raise RuntimeError(f"{folder}: training stopped at step {result.global_step} of {args.steps}")
@@ -181,7 +192,7 @@ def run_one(out: Path, run: dict, args: argparse.Namespace, base: Path, data: di
         raise RuntimeError(f"{folder}: missing milestone checkpoints {missing}")
     timing = {"train_wall_s_this_call": round(wall, 1), "train_cpu_s_this_call": round(cpu, 1), "resumed": resume}
     eval0 = time.perf_counter()
-    evaluations = evaluate_run(folder, config, data, milestones, args.threads)
+    evaluations = evaluate_run(folder, config, data, milestones, args.device)
     timing["eval_wall_s"] = round(time.perf_counter() - eval0, 1)
     record = {**run, "steps": args.steps, "batch_size": config.data.batch_size,
               "train_images": len(data["A_train"]), "config": resolved, "timing": timing,
@@ -189,9 +200,16 @@ def run_one(out: Path, run: dict, args: argparse.Namespace, base: Path, data: di
               "task_gradients": read_task_gradients(folder / "task_gradients.jsonl") if gradients else [],
               "learned_weights": learned_weights(folder),
               "machine": f"{platform.machine()}, {os.cpu_count()} cores, {torch.get_num_threads()} threads, torch "
-                         f"{torch.__version__}", "date": time.strftime("%Y-%m-%d %H:%M")}
+                         f"{torch.__version__}{device_name(args.device)}", "date": time.strftime("%Y-%m-%d %H:%M")}
     write_text(folder / "result.json", json.dumps(record, indent=1) + "\n")
     return record
+
+
+def device_name(device: str) -> str:
+    """``, <GPU name>`` for a CUDA device, else nothing (the CPU is named by the rest of the record)."""
+    if not device.startswith("cuda"):
+        return ""
+    return f", {torch.cuda.get_device_name(torch.device(device))}"
 
 
 def prepare_data(out: Path, base_config, args: argparse.Namespace) -> dict:
@@ -229,16 +247,26 @@ def main() -> None:
     parser.add_argument("--heldout", type=int, default=400, help="held-out domain A images (view / occlusion)")
     parser.add_argument("--threads", type=int, default=1, help="torch threads of this process")
     parser.add_argument("--workers", type=int, default=1, help="data loader processes")
+    parser.add_argument("--device", default="cpu",
+                        help="where every run trains and is evaluated, on one device: cpu, cuda, cuda:N")
+    parser.add_argument("--precision", choices=PRECISIONS, help="training precision (default: the recipe's, 32-true)")
     parser.add_argument("--report-only", action="store_true")
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
     if not args.report_only:
+        try:  # before any data is made
+            parse_device(args.device, 1)
+        except ValueError as e:
+            raise SystemExit(f"study: {e}") from None
         torch.set_num_threads(args.threads)
         base = Path(str(resources.files("spd.config").joinpath("demo.yaml")))
         base_config, recipe = load_config(base)
         check_same_study(args.out, {"recipe": recipe, "steps": args.steps, "num": args.num, "parsing_fraction": args.parsing_fraction,
                                     "cross": args.cross, "heldout": args.heldout, "val_every": args.val_every,
-                                    "grad_every": args.grad_every})
+                                    "grad_every": args.grad_every,
+                                    # not in studies made before these options, which ran on the CPU in float32
+                                    **({"device": torch.device(args.device).type} if args.device != "cpu" else {}),
+                                    **({"precision": args.precision} if args.precision not in (None, "32-true") else {})})
         data = prepare_data(args.out, base_config, args)
         for run in planned_runs(args):
             folder = run_folder(args.out, run)
