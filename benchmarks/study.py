@@ -54,7 +54,7 @@ import torch  # noqa: E402
 from lightning.pytorch.callbacks import ModelCheckpoint  # noqa: E402
 
 from spd.ops.atomic import write_text  # noqa: E402
-from spd.ops.devices import parse_device  # noqa: E402
+from spd.ops.devices import torch_device  # noqa: E402
 from spd.ops.locks import file_lock  # noqa: E402
 from spd.config import load_config  # noqa: E402
 from spd.config.schema import PRECISIONS  # noqa: E402
@@ -248,14 +248,14 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=1, help="torch threads of this process")
     parser.add_argument("--workers", type=int, default=1, help="data loader processes")
     parser.add_argument("--device", default="cpu",
-                        help="where every run trains and is evaluated, on one device: cpu, cuda, cuda:N")
-    parser.add_argument("--precision", choices=PRECISIONS, help="training precision (default: the recipe's, 32-true)")
+                        help="where every run trains and is evaluated, on one device: cpu, cuda, cuda:N, auto")
+    parser.add_argument("--precision", choices=PRECISIONS, help="training precision (default: the recipe's, 32-true); bf16 ones also evaluate under bf16")
     parser.add_argument("--report-only", action="store_true")
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
     if not args.report_only:
         try:  # before any data is made
-            parse_device(args.device, 1)
+            args.device = str(torch_device(args.device))  # "auto" -> this machine's; "cuda:01" -> "cuda:1"
         except ValueError as e:
             raise SystemExit(f"study: {e}") from None
         torch.set_num_threads(args.threads)

@@ -13,6 +13,7 @@ sys.path.insert(0, str(BENCHMARKS))  # bench_memory imports bench_speed from bes
 SPEC = importlib.util.spec_from_file_location("bench_memory", BENCHMARKS / "bench_memory.py")
 bench_memory = importlib.util.module_from_spec(SPEC)
 SPEC.loader.exec_module(bench_memory)
+sys.path.remove(str(BENCHMARKS))
 
 MiB = 2**20
 

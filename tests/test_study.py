@@ -41,7 +41,7 @@ def test_study_runs_resumes_and_reports(tmp_path):
     other = subprocess.run([*args[:5], "9", *args[6:]], capture_output=True, text=True, timeout=900)
     assert other.returncode != 0 and "steps" in other.stderr
     float32 = subprocess.run(args[:-2], capture_output=True, text=True, timeout=900)
-    assert float32.returncode != 0 and "precision" in float32.stderr
+    assert float32.returncode != 0 and "precision differ" in float32.stderr
     assert main(["report", "--study", str(tmp_path), "--out", str(tmp_path / "rep")]) == 0
     text = (tmp_path / "rep" / "study.md").read_text()
     assert "| cpu_spd | 1 | final (step 8) |" in text and "## Left / right classes by view and occlusion" in text
