@@ -45,6 +45,7 @@ def test_study_runs_resumes_and_reports(tmp_path):
     assert main(["report", "--study", str(tmp_path), "--out", str(tmp_path / "rep")]) == 0
     text = (tmp_path / "rep" / "study.md").read_text()
     assert "| cpu_spd | 1 | final (step 8) |" in text and "## Left / right classes by view and occlusion" in text
+    assert "demo's recipe, bf16-mixed; machine" in text
     assert "| variant | front: PCKh | back: PCKh | front: part mIoU | back: part mIoU |" in text
     assert (tmp_path / "rep" / "curves.png").is_file() and (tmp_path / "rep" / "interference.png").is_file()
     # The report folder alone (what the repository keeps) makes the same report again.

@@ -357,7 +357,8 @@ def write_study_report(out: Path | str, report_dir: Path | str | None = None) ->
     train_s = [r["timing"]["train_wall_s_this_call"] for r in runs if not r["timing"].get("resumed")]
     text = ["# Study: does SPD help?", "",
             f"{len(runs)} finished runs; every run {settings.get('steps', first['steps'])} steps of batch "
-            f"{first['batch_size']} on {first['train_images']} training images with the demo's recipe; machine: "
+            f"{first['batch_size']} on {first['train_images']} training images with the demo's recipe"
+            f"{', ' + settings['precision'] if settings.get('precision') else ''}; machine: "
             f"{first['machine']}; training wall time per uninterrupted run "
             f"{_mean_sd([s / 60 for s in train_s])} min.", "",
             "## In domain and across domains (equal steps, equal schedule)", "",
