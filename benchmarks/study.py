@@ -7,6 +7,8 @@ across domains (domain B through the LIP-ATR shared classes).
     python benchmarks/study.py --out runs/study [--steps 3000] [--seeds 0 1 2] [--arms main scarce balance]
     python benchmarks/study.py --out runs/study --report-only     # tables and figures from what has run
     python benchmarks/study.py --out runs/study_gpu --device cuda --precision bf16-mixed --steps 6000 --arms main
+    python benchmarks/study.py --out runs/study_full --recipe configs/study_full.yaml --variants s spd --seeds 0 \
+        --arms main --steps 1000 --device cuda --threads 8     # the full-size network at 384 px: bash benchmarks/gpu_study.sh
 
 Arms (each run is one ``spd.training.train`` call, the API behind ``spd train``):
 
@@ -29,9 +31,10 @@ settings; a later call with other settings is refused. Results: ``OUT/runs/<arm>
 (``result.json``, ``eval/<milestone>_<data>/metrics.json``); ``spd report --study OUT`` (also run at
 the end) writes ``OUT/report/``.
 
-``--device`` and ``--precision`` (the recipe's float32 unless given) are recorded with the study
-when they are not the CPU's float32, so that one study's runs share them; each run's record names
-the device it trained on.
+``--device`` and ``--precision`` (the recipe's unless given) are recorded with the study when they
+are not the CPU's float32, so that one study's runs share them; each run's record names the device
+it trained on. ``--recipe`` trains another config than the demo's; the family of its model preset
+names the variants (``configs/study_full.yaml``: the full-size ``s``, ``sp``, ``sd``, ``spd``).
 """
 
 from __future__ import annotations
@@ -61,28 +64,27 @@ from spd.config.schema import PRECISIONS  # noqa: E402
 from spd.data.detect import open_dataset  # noqa: E402
 from spd.data.synthetic import SynthSpec, generate, read_people  # noqa: E402
 from spd.evaluation import evaluate_model, load_model, write_result  # noqa: E402
-from spd.evaluation.study_report import write_study_report  # noqa: E402
+from spd.evaluation.study_report import study_variants, write_study_report  # noqa: E402
 from spd.training import train  # noqa: E402
 from spd.training.task_gradients import TaskGradientCosine, read_task_gradients  # noqa: E402
 from spd.labels import load_mapping  # noqa: E402
 
-VARIANTS = ("cpu_s", "cpu_sp", "cpu_sd", "cpu_spd")
 ARMS = ("main", "scarce", "balance")
 OCCLUDED = 0.02  # a person counts as occluded when an object covers at least this fraction of the body
 
 
-def planned_runs(args: argparse.Namespace) -> list[dict]:
+def planned_runs(args: argparse.Namespace, family: tuple[str, ...]) -> list[dict]:
     """Every run of the study, in the order they are run: seeds outermost, so that a partial study
-    already has every variant of the first seeds."""
+    already has every variant of the first seeds. FAMILY: the four variants (parsing alone first)."""
     runs = []
     for seed in args.seeds:
         for arm in args.arms:
             if arm == "main":
-                variants, overrides = VARIANTS, []
+                variants, overrides = family, []
             elif arm == "scarce":
-                variants, overrides = ("cpu_s", "cpu_spd"), [f"data.parsing_fraction={args.parsing_fraction}"]
+                variants, overrides = (family[0], family[-1]), [f"data.parsing_fraction={args.parsing_fraction}"]
             else:
-                variants, overrides = ("cpu_spd",), ["loss.balance=uncertainty"]
+                variants, overrides = (family[-1],), ["loss.balance=uncertainty"]
             for variant in (v for v in variants if v in args.variants):
                 runs.append({"arm": arm, "variant": variant, "seed": seed,
                              "overrides": [f"model.preset={variant}", f"train.seed={seed}", *overrides]})
@@ -177,7 +179,7 @@ def run_one(out: Path, run: dict, args: argparse.Namespace, base: Path, data: di
                                 every_n_train_steps=quarter, save_top_k=-1, save_last=False, save_weights_only=True,
                                 save_on_train_epoch_end=False)
     callbacks = [milestone]
-    gradients = run["seed"] == args.seeds[0] and run["variant"] != "cpu_s"
+    gradients = run["seed"] == args.seeds[0] and len(config.model.tasks) > 1
     if gradients:
         callbacks.append(TaskGradientCosine(args.grad_every, folder / "task_gradients.jsonl"))
     resume = (folder / "checkpoints" / "last.ckpt").is_file()
@@ -234,11 +236,14 @@ def prepare_data(out: Path, base_config, args: argparse.Namespace) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--out", type=Path, required=True)
-    parser.add_argument("--steps", type=int, default=3000, help="training steps of every run (batch 4)")
+    parser.add_argument("--steps", type=int, default=3000, help="training steps of every run (of the recipe's batch; the demo's is 4)")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--arms", nargs="+", default=list(ARMS), choices=ARMS)
-    parser.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=VARIANTS,
-                        help="run only these variants (of each arm that has them)")
+    parser.add_argument("--recipe", type=Path, default=None,
+                        help="the training recipe, a config file (default: the demo's); its model preset's family "
+                             "(cpu_* or full size) names the variants")
+    parser.add_argument("--variants", nargs="+", default=None, choices=study_variants("cpu") + study_variants("full"),
+                        help="run only these variants (of each arm that has them; default: the family's four)")
     parser.add_argument("--parsing-fraction", type=float, default=0.2, help="parsing labels kept in the scarce arm")
     parser.add_argument("--val-every", type=int, default=2, help="validation every N epochs (the learning curves)")
     parser.add_argument("--grad-every", type=int, default=250, help="task-gradient cosines every N steps (seed 0)")
@@ -249,7 +254,7 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=1, help="data loader processes")
     parser.add_argument("--device", default="cpu",
                         help="where every run trains and is evaluated, on one device: cpu, cuda, cuda:N, auto")
-    parser.add_argument("--precision", choices=PRECISIONS, help="training precision (default: the recipe's, 32-true); bf16 ones also evaluate under bf16")
+    parser.add_argument("--precision", choices=PRECISIONS, help="training precision (default: the recipe's; the demo's is 32-true); bf16 ones also evaluate under bf16")
     parser.add_argument("--report-only", action="store_true")
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
@@ -259,16 +264,22 @@ def main() -> None:
         except ValueError as e:
             raise SystemExit(f"study: {e}") from None
         torch.set_num_threads(args.threads)
-        base = Path(str(resources.files("spd.config").joinpath("demo.yaml")))
+        base = args.recipe or Path(str(resources.files("spd.config").joinpath("demo.yaml")))
         base_config, recipe = load_config(base)
+        family = study_variants("cpu" if base_config.model.name.startswith("cpu_") else "full")
+        args.variants = args.variants or list(family)
+        if set(args.variants) - set(family):
+            raise SystemExit(f"study: {base} trains {base_config.model.name!r}, of the family {', '.join(family)}; "
+                             f"--variants {' '.join(sorted(set(args.variants) - set(family)))} is of the other")
         check_same_study(args.out, {"recipe": recipe, "steps": args.steps, "num": args.num, "parsing_fraction": args.parsing_fraction,
                                     "cross": args.cross, "heldout": args.heldout, "val_every": args.val_every,
                                     "grad_every": args.grad_every,
-                                    # not in studies made before these options, which ran on the CPU in float32
+                                    # not in studies made before these options, which ran the demo's recipe on the CPU in float32
+                                    **({"recipe_file": args.recipe.name} if args.recipe else {}),
                                     **({"device": torch.device(args.device).type} if args.device != "cpu" else {}),
                                     **({"precision": args.precision} if args.precision not in (None, "32-true") else {})})
         data = prepare_data(args.out, base_config, args)
-        for run in planned_runs(args):
+        for run in planned_runs(args, family):
             folder = run_folder(args.out, run)
             if (folder / "result.json").is_file():
                 continue

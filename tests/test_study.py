@@ -133,3 +133,31 @@ def test_learning_curves_of_seeds_are_matched_by_epoch():
                    {"step": 888, "epoch": 5, "val/miou": 30.0}]}
     steps, values = seed_curves([a, b], "val/miou")
     assert steps == [295, 591.5] and values == [[10.0, 20.0], [12.0, 22.0]]
+
+
+def test_a_study_of_the_full_size_family_names_its_variants(tmp_path):
+    """A study of the full-size presets (``--recipe configs/study_full.yaml``, run on a GPU) is the
+    CPU study with other names: its report, made from the committed CPU study's records renamed
+    (cpu_spd -> spd), has the same tables with Δ against ``s``. Variants of the other family are
+    refused before anything is made."""
+    from spd.evaluation.study_report import write_study_report
+
+    committed = Path(__file__).parents[1] / "benchmarks" / "results_study_long"
+    renamed = tmp_path / "full"
+    (renamed / "runs").mkdir(parents=True)
+    for path in (committed / "runs").glob("*.json"):
+        run = json.loads(path.read_text())
+        run["variant"] = run["variant"].removeprefix("cpu_")
+        (renamed / "runs" / path.name.replace("cpu_", "")).write_text(json.dumps(run))
+    (renamed / "study.json").write_text((committed / "study.json").read_text())
+    write_study_report(committed, tmp_path / "cpu")
+    write_study_report(renamed, tmp_path / "full_report")
+    cpu = (tmp_path / "cpu" / "study.md").read_text()
+    full = (tmp_path / "full_report" / "study.md").read_text()
+    assert "| spd | 3 | final (step 6000) |" in full and "Δ vs s (A)" in full and "cpu_" not in full
+    assert full == cpu.replace("cpu_", "")
+    refused = subprocess.run([sys.executable, str(STUDY), "--out", str(tmp_path / "mixed"), "--recipe",
+                              str(Path(__file__).parents[1] / "configs" / "study_full.yaml"), "--variants", "cpu_spd"],
+                             capture_output=True, text=True, timeout=300)
+    assert refused.returncode != 0 and "--variants cpu_spd is of the other" in refused.stderr
+    assert not any((tmp_path / "mixed").iterdir())

@@ -11,12 +11,24 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from ..labels import label_space
+from ..model.config import ABLATION
 from ..ops.atomic import atomic_path, write_text
 from .report import mean_sd
 
-VARIANTS = ("cpu_s", "cpu_sp", "cpu_sd", "cpu_spd")
 SUBSETS = ("front", "back", "occluded", "not_occluded")
-REFERENCE = "cpu_s"
+
+
+def study_variants(family: str) -> tuple[str, ...]:
+    """The paper's ablation in one model family, parsing alone first (the reference of every Δ):
+    ``"cpu"`` -> cpu_s, cpu_sp, cpu_sd, cpu_spd; ``"full"`` -> s, sp, sd, spd."""
+    if family not in ("cpu", "full"):
+        raise ValueError(f"unknown model family {family!r}; known: cpu, full")
+    return tuple(("cpu_" if family == "cpu" else "") + v for v in ABLATION)
+
+
+def runs_family(runs: list[dict]) -> tuple[str, ...]:
+    """The variants of the family the study's runs belong to (one study trains one family)."""
+    return study_variants("cpu" if any(r["variant"].startswith("cpu_") for r in runs) else "full")
 
 
 def load_runs(out: Path) -> list[dict]:
@@ -96,11 +108,14 @@ def _paired(runs: list[dict], arm: str, variant: str, reference: list[dict], tag
     return f"{sign}{_mean_sd(diffs)} ({len(diffs)})"
 
 
-def main_table(runs: list[dict], arm: str = "main", variants: Iterable[str] = VARIANTS, reference_arm: str = "main",
+def main_table(runs: list[dict], arm: str = "main", variants: Iterable[str] | None = None, reference_arm: str = "main",
                label: str = "") -> list[str]:
-    """The scores table of ``arm``'s variants; ``label`` (when given) names the rows instead of the variant."""
-    reference = _select(runs, reference_arm, REFERENCE)
-    lines = ["| variant | seeds | schedule point | A val mIoU | Δ vs cpu_s (A) | B shared mIoU | Δ vs cpu_s (B) | "
+    """The scores table of ``arm``'s variants (default: the family's four); ``label`` (when given)
+    names the rows instead of the variant. Δ: against parsing alone of ``reference_arm``."""
+    family = runs_family(runs)
+    variants, name = variants or family, family[0]
+    reference = _select(runs, reference_arm, name)
+    lines = [f"| variant | seeds | schedule point | A val mIoU | Δ vs {name} (A) | B shared mIoU | Δ vs {name} (B) | "
              "A held-out mIoU | PCKh | part mIoU |", "|---|---:|---|---:|---:|---:|---:|---:|---:|---:|"]
     for variant in variants:
         members = _select(runs, arm, variant)
@@ -111,9 +126,9 @@ def main_table(runs: list[dict], arm: str = "main", variants: Iterable[str] = VA
             scores = [r["scores"][tag] for r in members]
             lines.append(f"| {label or variant} | {len(members)} | {tag} (step {', '.join(map(str, sorted(steps)))}) | "
                          f"{_mean_sd(_metric(s.get('A_val'), 'miou') for s in scores)} | "
-                         f"{_paired(runs, arm, variant, reference, tag, 'A_val') if variant != REFERENCE or arm != reference_arm else ''} | "
+                         f"{_paired(runs, arm, variant, reference, tag, 'A_val') if variant != name or arm != reference_arm else ''} | "
                          f"{_mean_sd(_metric(s.get('B_shared'), 'miou') for s in scores)} | "
-                         f"{_paired(runs, arm, variant, reference, tag, 'B_shared') if variant != REFERENCE or arm != reference_arm else ''} | "
+                         f"{_paired(runs, arm, variant, reference, tag, 'B_shared') if variant != name or arm != reference_arm else ''} | "
                          f"{_mean_sd(_metric(s.get('A_heldout'), 'miou') for s in scores)} | "
                          f"{_mean_sd(_metric(s.get('A_val'), 'pckh') for s in scores)} | "
                          f"{_mean_sd(_metric(s.get('A_val'), 'part_miou') for s in scores)} |")
@@ -154,7 +169,7 @@ def side_table(runs: list[dict], arm: str = "main") -> list[str]:
              "into one class (side-blind), mean ± sd over seeds:", "",
              "| variant | front: wrong side | front: side-blind IoU | back: wrong side | back: side-blind IoU |",
              "|---|---:|---:|---:|---:|"]
-    for variant in VARIANTS:
+    for variant in runs_family(runs):
         members = _select(runs, arm, variant)
         if not members:
             continue
@@ -171,7 +186,7 @@ def view_table(runs: list[dict], arm: str = "main") -> list[str]:
     auxiliary branches themselves know the person's left from right when the person faces away."""
     lines = ["The auxiliary tasks by view, held-out domain A, final checkpoints, mean ± sd over seeds:", "",
              "| variant | front: PCKh | back: PCKh | front: part mIoU | back: part mIoU |", "|---|---:|---:|---:|---:|"]
-    for variant in VARIANTS[1:]:
+    for variant in runs_family(runs)[1:]:
         members = _select(runs, arm, variant)
         if not members:
             continue
@@ -192,7 +207,7 @@ def subset_table(runs: list[dict], arm: str = "main") -> list[str]:
              "images, final checkpoints, mean ± sd over seeds:", "",
              "| variant | " + " | ".join(f"{s} L/R IoU | {s} mIoU" for s in SUBSETS) + " |",
              "|---|" + "---:|" * (2 * len(SUBSETS))]
-    for variant in VARIANTS:
+    for variant in runs_family(runs):
         members = _select(runs, arm, variant)
         if not members:
             continue
@@ -208,9 +223,10 @@ def subset_table(runs: list[dict], arm: str = "main") -> list[str]:
 
 
 def balance_rows(runs: list[dict]) -> list[str]:
-    lines = main_table(runs, "balance", ("cpu_spd",), label="cpu_spd, uncertainty weighting")[2:]
+    spd = runs_family(runs)[-1]
+    lines = main_table(runs, "balance", (spd,), label=f"{spd}, uncertainty weighting")[2:]
     weights = []
-    for run in _select(runs, "balance", "cpu_spd"):
+    for run in _select(runs, "balance", spd):
         if run.get("learned_weights"):
             last = run["learned_weights"][-1]
             weights.append(", ".join(f"{k.removeprefix('train/weight_')} {v:.3g}" for k, v in last.items() if k != "step"))
@@ -237,7 +253,7 @@ def curves_figure(runs: list[dict], path: Path, arm: str = "main", key: str = "v
     import numpy as np
 
     fig, ax = plt.subplots(figsize=(6.5, 4))
-    for variant in VARIANTS:
+    for variant in runs_family(runs):
         members = [r for r in _select(runs, arm, variant) if r.get("curve")]
         if not members:
             continue
@@ -248,10 +264,11 @@ def curves_figure(runs: list[dict], path: Path, arm: str = "main", key: str = "v
         if len(members) > 1:
             sd = values.std(0, ddof=1)
             ax.fill_between(steps, mean - sd, mean + sd, alpha=0.2)
-    ax.set_xlabel("training step (batch 4)")
+    ax.set_xlabel(f"training step (batch {runs[0]['batch_size']})")
     ax.set_ylabel("A val mIoU (%), one scale, no mirror")
     ax.set_title(f"learning curves ({arm}): mean ± sd over seeds", fontsize=9)
-    ax.legend(fontsize=8)
+    if ax.lines:  # runs shorter than an epoch have no validation yet
+        ax.legend(fontsize=8)
     fig.tight_layout()
     with atomic_path(path) as tmp:
         fig.savefig(tmp, dpi=110)
@@ -353,25 +370,27 @@ def write_study_report(out: Path | str, report_dir: Path | str | None = None) ->
     written = [curves_figure(runs, report_dir / "curves.png")]
     figure = interference_figure(runs, report_dir / "interference.png")
     written += [figure] if figure else []
-    first = runs[0]
+    first, family = runs[0], runs_family(runs)
+    precision = first["config"]["train"]["precision"]
+    recipe = f"the recipe of {settings['recipe_file']}" if settings.get("recipe_file") else "the demo's recipe"
     train_s = [r["timing"]["train_wall_s_this_call"] for r in runs if not r["timing"].get("resumed")]
     text = ["# Study: does SPD help?", "",
             f"{len(runs)} finished runs; every run {settings.get('steps', first['steps'])} steps of batch "
-            f"{first['batch_size']} on {first['train_images']} training images with the demo's recipe"
-            f"{', ' + settings['precision'] if settings.get('precision') else ''}; machine: "
+            f"{first['batch_size']} on {first['train_images']} training images with {recipe}"
+            f"{'' if precision == '32-true' else ', ' + precision}; machine: "
             f"{first['machine']}; training wall time per uninterrupted run "
             f"{_mean_sd([s / 60 for s in train_s])} min.", "",
             "## In domain and across domains (equal steps, equal schedule)", "",
             *main_table(runs), "",
-            "Δ: the difference to cpu_s of the same seed, mean ± sd over seeds (number of pairs).", "",
+            f"Δ: the difference to {family[0]} of the same seed, mean ± sd over seeds (number of pairs).", "",
             "## Left / right classes by view and occlusion", "", *subset_table(runs), "", *side_table(runs), "", *view_table(runs), "",
             *(["## Scarce parsing labels", "",
                f"Parsing labels on {settings.get('parsing_fraction', '?')} of the training images, pose and DensePose "
-               "on all; Δ against cpu_s on the same scarce labels.", "",
-               *main_table(runs, "scarce", ("cpu_s", "cpu_spd"), reference_arm="scarce"), ""]
+               f"on all; Δ against {family[0]} on the same scarce labels.", "",
+               *main_table(runs, "scarce", (family[0], family[-1]), reference_arm="scarce"), ""]
               if any(r["arm"] == "scarce" for r in runs) else []),
             *(["## Loss balancing: uncertainty weighting", "",
-               *main_table(runs, "main", ("cpu_spd",), label="cpu_spd, fixed weights"), *balance_rows(runs), ""]
+               *main_table(runs, "main", (family[-1],), label=f"{family[-1]}, fixed weights"), *balance_rows(runs), ""]
               if any(r["arm"] == "balance" for r in runs) else []),
             "## Interference: task gradients on the shared trunk", "", *interference_table(runs), "",
             "Figures: `curves.png` (validation mIoU during training), `interference.png` (gradient cosines)."]

@@ -167,6 +167,7 @@ _VARIANTS = {
     "sd": dict(tasks=("parsing", "densepose"), feeds={"parsing": ("densepose",), "densepose": ("parsing",)}),
     "spd": dict(),
 }
+ABLATION = tuple(_VARIANTS)  # the variant names, parsing alone first
 PRESETS: dict[str, ModelConfig] = {
     # The JPPNet graph as its official code builds it: parsing and pose refine each other.
     "jppnet": ModelConfig(name="jppnet", dilated=DilatedConfig(), **_VARIANTS["sp"]),
