@@ -83,6 +83,9 @@ def _train(config: ExperimentConfig, run_dir: Path, device: str, resume: bool | 
     if t.compile:
         module.model.compile()
     accelerator, devices = parse_device(device, t.devices)
+    if accelerator == "cpu" and t.precision == "16-mixed":
+        # Lightning would train in bf16 instead, while the run's config and checkpoints said 16-mixed.
+        raise ValueError("train.precision 16-mixed (float16 autocast) needs a GPU; on the CPU use bf16-mixed or 32-true")
     if accelerator == "gpu":  # cuDNN's convolutions have their own TF32 switch (on by default)
         torch.set_float32_matmul_precision("high" if t.tf32 else "highest")
         torch.backends.cudnn.allow_tf32 = t.tf32
