@@ -322,3 +322,13 @@ def test_bf16_mixed_precision_trains(tmp_path, data_root):
     assert checkpoint["global_step"] == 3
     assert checkpoint["hyper_parameters"]["config"]["train"]["precision"] == "bf16-mixed"
     assert all(p.dtype == torch.float32 for p in checkpoint["state_dict"].values() if p.is_floating_point())
+    # Evaluated under bf16 autocast, the metrics say so; a report beside a float32 evaluation warns.
+    ckpt = str(tmp_path / "runs" / "bf16" / "checkpoints" / "last.ckpt")
+    for precision in ("bf16", "32"):
+        assert main(["evaluate", ckpt, "--data", str(data_root), "--device", "cpu", "--workers", "0",
+                     "--precision", precision, "--out", str(tmp_path / f"eval_{precision}")]) == 0
+    protocols = [json.loads((tmp_path / f"eval_{p}" / "metrics.json").read_text())["meta"]["protocol"] for p in ("bf16", "32")]
+    assert protocols[0]["precision"] == "bf16" and "precision" not in protocols[1]
+    assert main(["report", *(str(tmp_path / f"eval_{p}" / "metrics.json") for p in ("bf16", "32")),
+                 "--out", str(tmp_path / "report")]) == 0
+    assert "different protocols" in next((tmp_path / "report").glob("*.md")).read_text()

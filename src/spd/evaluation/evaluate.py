@@ -81,7 +81,10 @@ def evaluate_model(model: SPDNet, reader: ParsingReader, protocol: EvalConfig, m
             on_prediction(item, prediction)
         if tick:
             tick()
-    meta = _meta(name, reader, protocol_dict(protocol), source or {"model": model.config.name})
+    # Said only when not float32, the default, so that results written before it compare as before;
+    # `spd report` warns when rows were evaluated under different protocols.
+    settings = protocol_dict(protocol) | ({"precision": precision} if precision != "32" else {})
+    meta = _meta(name, reader, settings, source or {"model": model.config.name})
     result = evaluator.result(meta)
     result.subsets = {key: part.result({**meta, "subset": key}) for key, (_, part) in parts.items()}
     return result
