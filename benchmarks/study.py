@@ -31,8 +31,8 @@ settings; a later call with other settings is refused. Results: ``OUT/runs/<arm>
 (``result.json``, ``eval/<milestone>_<data>/metrics.json``); ``spd report --study OUT`` (also run at
 the end) writes ``OUT/report/``.
 
-``--device`` and ``--precision`` (the recipe's unless given) are recorded with the study when they
-are not the CPU's float32, so that one study's runs share them; each run's record names the device
+``--device`` and the training precision (``--precision``, else the recipe's) are recorded with the
+study when they are not the CPU's float32, so that one study's runs share them; each run's record names the device
 it trained on. ``--recipe`` trains another config than the demo's; the family of its model preset
 names the variants (``configs/study_full.yaml``: the full-size ``s``, ``sp``, ``sd``, ``spd``).
 """
@@ -271,13 +271,14 @@ def main() -> None:
         if set(args.variants) - set(family):
             raise SystemExit(f"study: {base} trains {base_config.model.name!r}, of the family {', '.join(family)}; "
                              f"--variants {' '.join(sorted(set(args.variants) - set(family)))} is of the other")
+        precision = args.precision or base_config.train.precision  # what the runs train in
         check_same_study(args.out, {"recipe": recipe, "steps": args.steps, "num": args.num, "parsing_fraction": args.parsing_fraction,
                                     "cross": args.cross, "heldout": args.heldout, "val_every": args.val_every,
                                     "grad_every": args.grad_every,
                                     # not in studies made before these options, which ran the demo's recipe on the CPU in float32
                                     **({"recipe_file": args.recipe.name} if args.recipe else {}),
                                     **({"device": torch.device(args.device).type} if args.device != "cpu" else {}),
-                                    **({"precision": args.precision} if args.precision not in (None, "32-true") else {})})
+                                    **({"precision": precision} if precision != "32-true" else {})})
         data = prepare_data(args.out, base_config, args)
         for run in planned_runs(args, family):
             folder = run_folder(args.out, run)

@@ -186,13 +186,13 @@ def test_spd_demo_trains_on_one_device(tmp_path, monkeypatch):
 
 def test_float16_autocast_on_the_cpu_is_refused_not_switched(tmp_path, synth_lip, trainer_kwargs, fake_gpus):
     """Lightning turns 16-mixed into bf16-mixed on the CPU with a warning, while the run's saved
-    config would still say 16-mixed: refused before anything is written; on a GPU it is passed on."""
+    config would still say 16-mixed: refused before anything is written or read; on a GPU it is passed on."""
     config = tiny_config(tmp_path, synth_lip, "train.precision=16-mixed")
     from spd.training.train import train
 
     with pytest.raises(ValueError, match="16-mixed .* needs a GPU"):
         train(config, device="cpu", progress=False)
-    assert not (tmp_path / "run" / "config.yaml").exists()
+    assert not (tmp_path / "run").exists()  # not even the run folder's lock
     assert run_until_trainer(config, trainer_kwargs, device="cuda")["precision"] == "16-mixed"
 
 

@@ -149,13 +149,15 @@ def test_a_study_of_the_full_size_family_names_its_variants(tmp_path):
         run = json.loads(path.read_text())
         run["variant"] = run["variant"].removeprefix("cpu_")
         (renamed / "runs" / path.name.replace("cpu_", "")).write_text(json.dumps(run))
-    (renamed / "study.json").write_text((committed / "study.json").read_text())
+    settings = json.loads((committed / "study.json").read_text())
+    (renamed / "study.json").write_text(json.dumps(settings | {"recipe_file": "study_full.yaml"}))
     write_study_report(committed, tmp_path / "cpu")
     write_study_report(renamed, tmp_path / "full_report")
     cpu = (tmp_path / "cpu" / "study.md").read_text()
     full = (tmp_path / "full_report" / "study.md").read_text()
     assert "| spd | 3 | final (step 6000) |" in full and "Δ vs s (A)" in full and "cpu_" not in full
-    assert full == cpu.replace("cpu_", "")
+    assert "with the recipe of study_full.yaml; machine" in full and "with the demo's recipe; machine" in cpu
+    assert full == cpu.replace("cpu_", "").replace("the demo's recipe", "the recipe of study_full.yaml")
     refused = subprocess.run([sys.executable, str(STUDY), "--out", str(tmp_path / "mixed"), "--recipe",
                               str(Path(__file__).parents[1] / "configs" / "study_full.yaml"), "--variants", "cpu_spd"],
                              capture_output=True, text=True, timeout=300)

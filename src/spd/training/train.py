@@ -56,13 +56,18 @@ def train(config: ExperimentConfig, name: str = "run", device: str = "auto", res
     aside once everything else has been checked, and deleted when the new run has written its
     first checkpoint); so is a run folder that another ``train`` is using
     (:class:`~spd.training.run_lock.RunInUse`)."""
+    launch = parse_device(device, config.train.devices)
+    if launch[0] == "cpu" and config.train.precision == "16-mixed":
+        # Lightning would train in bf16 instead, while the run's config and checkpoints said 16-mixed.
+        raise ValueError("train.precision 16-mixed (float16 autocast) needs a GPU; on the CPU use bf16-mixed or 32-true")
     run_dir = Path(config.train.out_dir) / (config.train.name or name)
     with run_dir_lock(run_dir):
-        return _train(config, run_dir, device, resume, progress, callbacks, overwrite)
+        return _train(config, run_dir, launch, resume, progress, callbacks, overwrite)
 
 
-def _train(config: ExperimentConfig, run_dir: Path, device: str, resume: bool | str, progress: bool,
+def _train(config: ExperimentConfig, run_dir: Path, launch: tuple, resume: bool | str, progress: bool,
            callbacks: list | None, overwrite: bool) -> TrainResult:
+    """``launch``: (accelerator, devices) for the Trainer, from :func:`parse_device`."""
     t = config.train
     refuse_earlier_run(run_dir, resume=bool(resume), overwrite=overwrite)
     L.seed_everything(t.seed, workers=True, verbose=False)
@@ -82,10 +87,7 @@ def _train(config: ExperimentConfig, run_dir: Path, device: str, resume: bool | 
         module.model.to(memory_format=torch.channels_last)
     if t.compile:
         module.model.compile()
-    accelerator, devices = parse_device(device, t.devices)
-    if accelerator == "cpu" and t.precision == "16-mixed":
-        # Lightning would train in bf16 instead, while the run's config and checkpoints said 16-mixed.
-        raise ValueError("train.precision 16-mixed (float16 autocast) needs a GPU; on the CPU use bf16-mixed or 32-true")
+    accelerator, devices = launch
     if accelerator == "gpu":  # cuDNN's convolutions have their own TF32 switch (on by default)
         torch.set_float32_matmul_precision("high" if t.tf32 else "highest")
         torch.backends.cudnn.allow_tf32 = t.tf32
