@@ -7,9 +7,12 @@
 #
 #   STEPS=1000 OUT=runs/study_full bash benchmarks/gpu_study.sh
 #
-# Not yet run on a GPU: the time is an estimate (1,600 + 300 synthetic images at 384 px are made
-# first, about 70 s on one core; each run's speed is what benchmarks/gpu_check.sh measures as
-# "spd, 384 px, batch 8").
+# Not yet run on a GPU; the time is an estimate. First 1,600 + 300 synthetic images are made (about
+# 70 s on one core). spd's forward at its three training scales is 1.4 TFLOP per 384 x 384 image
+# (benchmarks/results_speed_cpu.md), so about 3.3 TFLOP per 384 x 307 training image; at 15-30% of
+# an H200's bf16 peak, 1,000 steps of batch 8 take 1.5-3 minutes for spd and about half that for
+# s, plus start-up and evaluation: about 5-7 minutes in all. benchmarks/gpu_check.sh measures
+# the card's real speed ("spd, 384 px, batch 8").
 set -euo pipefail
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$repo"
