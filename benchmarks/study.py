@@ -64,7 +64,7 @@ from spd.config.schema import PRECISIONS  # noqa: E402
 from spd.data.detect import open_dataset  # noqa: E402
 from spd.data.synthetic import SynthSpec, generate, read_people  # noqa: E402
 from spd.evaluation import evaluate_model, load_model, write_result  # noqa: E402
-from spd.evaluation.study_report import study_variants, write_study_report  # noqa: E402
+from spd.evaluation.study_report import preset_family, study_variants, write_study_report  # noqa: E402
 from spd.training import train  # noqa: E402
 from spd.training.task_gradients import TaskGradientCosine, read_task_gradients  # noqa: E402
 from spd.labels import load_mapping  # noqa: E402
@@ -266,7 +266,7 @@ def main() -> None:
         torch.set_num_threads(args.threads)
         base = args.recipe or Path(str(resources.files("spd.config").joinpath("demo.yaml")))
         base_config, recipe = load_config(base)
-        family = study_variants("cpu" if base_config.model.name.startswith("cpu_") else "full")
+        family = study_variants(preset_family(base_config.model.name))
         args.variants = args.variants or list(family)
         if set(args.variants) - set(family):
             raise SystemExit(f"study: {base} trains {base_config.model.name!r}, of the family {', '.join(family)}; "

@@ -26,9 +26,15 @@ def study_variants(family: str) -> tuple[str, ...]:
     return tuple(("cpu_" if family == "cpu" else "") + v for v in ABLATION)
 
 
+def preset_family(preset: str) -> str:
+    """The study family of a model preset: ``"cpu"`` for the CPU family's (cpu_*), else ``"full"``."""
+    return "cpu" if preset.startswith("cpu_") else "full"
+
+
 def runs_family(runs: list[dict]) -> tuple[str, ...]:
-    """The variants of the family the study's runs belong to (one study trains one family)."""
-    return study_variants("cpu" if any(r["variant"].startswith("cpu_") for r in runs) else "full")
+    """The variants of the family the study's runs belong to (benchmarks/study.py trains one
+    family per study and refuses variants of the other)."""
+    return study_variants(preset_family(runs[0]["variant"]))
 
 
 def load_runs(out: Path) -> list[dict]:
