@@ -1,28 +1,30 @@
 """Everything that needs a GPU, in one run (about 8 minutes on one GPU), written to one Markdown
-report: ``bash benchmarks/gpu_check.sh [OUT.md]``.
+report: ``bash benchmarks/gpu_check.sh [--out FILE.md] [--only N ...]``.
 
 1. every preset computes on CUDA what it computes on the CPU (fp32, TF32 off);
 2. a bf16 training run's loss falls (``spd.train`` on synthetic data, the full-size ``spd``);
 3. ``spd predict``, ``spd evaluate`` and the web page's prediction work on CUDA;
 4. DDP with two processes trains the S / SP / SD / SPD variants without unused-parameter errors
-   (on two GPUs when there are two, else on the CPU with gloo);
+   (on two GPUs; skipped on one; on the CPU with gloo under ``--device cpu``);
 5. host-device synchronisations (``torch.cuda.set_sync_debug_mode``) in one step of the module
    alone and in one iteration of ``spd train``'s loop (Lightning's logging and callbacks included);
 6. training images/s and achieved TFLOP/s against the card's bf16 peak (``spd`` at 384 px, batch
    8 and 16, with and without channels-last; ``cpu_spd``), inference images/s at batch 1 and 32,
    and the data loader's images/s by worker count;
-7. how busy ``spd predict`` keeps the GPU over 1000 images (``nvidia-smi`` samples);
+7. how busy ``spd predict`` (bf16) keeps the GPU over 1000 images (``nvidia-smi`` samples);
 8. the memory estimate of ``benchmarks/bench_memory.py`` (fake tensors, the table in
    docs/training.md) beside the peak of the same training step on the card.
 
-Each check records its result or its error and the others go on. ``--quick`` shrinks every size
-(a smoke test of this script itself, also on the CPU with ``--device cpu``).
+Each check records its result or its error and the others go on; the report is rewritten after
+every check (a run cut short keeps what finished) and printed at the end. ``--quick`` shrinks every
+size (a smoke test of this script itself, also on the CPU with ``--device cpu``).
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
+import faulthandler
 import gc
 import io
 import json
@@ -62,6 +64,11 @@ class Report:
         self.args = args
 
     def run(self, title: str, check) -> None:
+        # What an earlier check left (a Trainer and its model sit in reference cycles) would count in
+        # this check's peak memory.
+        gc.collect()
+        if torch.cuda.is_available():
+            torch.cuda.empty_cache()
         t0 = time.perf_counter()
         print(f"== {title}", flush=True)
         try:
@@ -77,7 +84,8 @@ class Report:
         name = torch.cuda.get_device_name(0) if device == "cuda" and torch.cuda.is_available() else (platform.processor() or platform.machine() or "CPU")
         head = [f"# GPU check: {name}", "",
                 f"`bash benchmarks/gpu_check.sh` on {time.strftime('%Y-%m-%d')}: {name}; torch {torch.__version__}, "
-                f"CUDA {torch.version.cuda}; {os.cpu_count()} CPU cores; total {time.perf_counter() - self.start:.0f} s"
+                f"CUDA {torch.version.cuda}; {versions()}; {os.cpu_count()} CPU cores; {shared_memory()}; "
+                f"total {time.perf_counter() - self.start:.0f} s"
                 + (" (--quick: toy sizes, not measurements)" if self.args.quick else "") + ".", ""]
         if self.failed:
             head += [f"Failed: {', '.join(self.failed)}.", ""]
@@ -85,6 +93,21 @@ class Report:
         for title, seconds, lines in self.sections:
             body += [f"## {title} ({seconds} s)", "", *lines, ""]
         write_text(self.path, "\n".join(head + body) + "\n")
+
+
+def versions() -> str:
+    import lightning
+    import torchvision
+
+    return f"torchvision {torchvision.__version__}, Lightning {lightning.__version__}, Python {platform.python_version()}"
+
+
+def shared_memory() -> str:
+    """Data-loader workers pass batches through /dev/shm: a small one kills them (bus error)."""
+    with contextlib.suppress(OSError):
+        stat = os.statvfs("/dev/shm")
+        return f"/dev/shm {stat.f_bavail * stat.f_frsize / 2**30:.1f} GiB free"
+    return "no /dev/shm"
 
 
 def agreement(args) -> list[str]:
@@ -215,6 +238,11 @@ train(config, device=sys.argv[1], progress=False, overwrite=True)
 
 def ddp(args) -> list[str]:
     gpus = torch.cuda.device_count() if args.device == "cuda" else 0
+    if args.device == "cuda" and gpus < 2:
+        # Two processes cannot share one GPU under NCCL; on the CPU the check would spend a minute or
+        # two of the budget on what it computes the same way on any machine without a GPU.
+        return [f"skipped: {gpus} GPU (DDP on GPUs needs two). The same two processes on the CPU (gloo): "
+                "`python benchmarks/gpu_check.py --device cpu --quick --only 4`."]
     device = "cuda" if gpus >= 2 else "cpu"
     root = synthetic(args, 24, 64, "synth_64")
     script = args.work / "ddp_train.py"
@@ -229,7 +257,7 @@ def ddp(args) -> list[str]:
                 "train.strategy=ddp", "train.val_every_n_epochs=1000", f"train.out_dir={args.work / 'runs'}",
                 f"train.name=ddp_{name}", "train.sync_batchnorm=true"]
         start = time.perf_counter()
-        done = subprocess.run([sys.executable, str(script), device, *sets], capture_output=True, text=True, timeout=600)
+        done = subprocess.run([sys.executable, str(script), device, *sets], capture_output=True, text=True, timeout=120)
         ok = done.returncode == 0
         lines.append(f"- `{name}`: {'ok' if ok else 'FAILED'} ({time.perf_counter() - start:.0f} s)"
                      + ("" if ok else f"\n\n```\n{done.stderr[-2000:]}\n```"))
@@ -351,9 +379,12 @@ def _training_row(model_name: str, batch: int, channels_last: bool, size: int, d
         optimiser.step()
         optimiser.zero_grad(set_to_none=True)
 
+    for _ in range(2):  # warm-up, cuDNN's algorithm search included, before the peak is reset
+        step()
     if device.type == "cuda":
+        torch.cuda.synchronize()
         torch.cuda.reset_peak_memory_stats()
-    seconds = timed(step, device, 2, 2 if quick else 5)
+    seconds = timed(step, device, 0, 2 if quick else 5)
     tflops = flops / seconds / 1e12
     memory = torch.cuda.max_memory_allocated() / 2**30 if device.type == "cuda" else float("nan")
     return (f"| {model_name} | {batch} | {channels_last} | {seconds:.3f} | {batch / seconds:.1f} | {tflops:.1f} | "
@@ -375,6 +406,7 @@ def speed(args) -> list[str]:
     device = torch.device(args.device)
     name = torch.cuda.get_device_name(0) if device.type == "cuda" else (platform.processor() or platform.machine() or "CPU")
     peak = peak_tflops(name) if device.type == "cuda" else None
+    torch.backends.cudnn.benchmark = True  # as spd train sets it: not left to whichever check ran before
     size = 96 if args.quick else 384
     lines = [f"Training steps (forward, backward, SGD; bf16 autocast on CUDA), {size} px; achieved TFLOP/s count a "
              f"multiply-add as 2; the card's dense bf16 peak: {peak or 'unknown'} TFLOP/s.", "",
@@ -391,14 +423,18 @@ def speed(args) -> list[str]:
     for model_name in ("spd", "cpu_spd"):
         for batch in ((1, 32) if not args.quick else (1, 2)):
             lines.append(_inference_row(model_name, batch, size, device, args.quick))
-    lines += ["", f"Data loader (JPPNet's augmentation, targets included, synthetic {size}-px images):", "",
+    lines += ["", f"Data loader (JPPNet's augmentation, targets included, synthetic {size}-px images, batch 8; timed "
+              "from the first batch, so that the workers' start is not counted):", "",
               "| workers | images/s |", "|---:|---:|"]
     dataset = augmented_training_set(args)
     for workers in ((0, 2) if args.quick else (0, 2, 4, 8, min(16, os.cpu_count() or 1))):
-        loader = torch.utils.data.DataLoader(dataset, batch_size=8, num_workers=workers, shuffle=True,
-                                             persistent_workers=False)
+        # About eight batches per worker after the first, drawn with replacement from the 180 images.
+        sampler = torch.utils.data.RandomSampler(dataset, replacement=True, num_samples=8 * 8 * max(1, workers) + 8)
+        loader = torch.utils.data.DataLoader(dataset, batch_size=8, num_workers=workers, sampler=sampler)
+        batches = iter(loader)
+        next(batches)
         start, count = time.perf_counter(), 0
-        for batch in loader:
+        for batch in batches:
             count += len(batch["id"])
         lines.append(f"| {workers} | {count / (time.perf_counter() - start):.1f} |")
     return lines
@@ -409,8 +445,19 @@ def predict_busy(args) -> list[str]:
         return ["skipped: needs CUDA and the bf16 training check's checkpoint"]
     from spd.cli.main import main
 
+    count = 1000 if not args.quick else 40
     root = args.work / "predict_1000"
-    generate(root, SynthSpec(num=1000 if not args.quick else 40, domain="A", seed=5, size=384, val_fraction=1.0))
+    # 200 people rendered (rendering 1000 would cost most of a minute of the budget), each saved
+    # under five names: spd predict reads, decodes and writes every file as if it were another.
+    generate(root, SynthSpec(num=count // 5, domain="A", seed=5, size=384, val_fraction=1.0))
+    rendered = sorted(p for p in next(root.rglob("val_images")).iterdir() if p.is_file())
+    folder = args.work / "predict_1000_images"
+    folder.mkdir(exist_ok=True)
+    for copy in range(5):
+        for path in rendered:
+            target = folder / f"{path.stem}_{copy}{path.suffix}"
+            if not target.exists():
+                target.write_bytes(path.read_bytes())
     samples, stop = [], threading.Event()
 
     def sample():
@@ -425,15 +472,15 @@ def predict_busy(args) -> list[str]:
     start = time.perf_counter()
     thread.start()
     with contextlib.redirect_stderr(io.StringIO()):
-        code = main(["predict", str(args.checkpoint), str(next(root.rglob("val_images"))), "--out",
+        code = main(["predict", str(args.checkpoint), str(folder), "--out",
                      str(args.work / "predicted_1000"), "--device", "cuda", "--batch-size", "16", "--overwrite",
-                     "--outputs", "parsing,keypoints,iuv"])
+                     "--precision", "bf16", "--outputs", "parsing,keypoints,iuv"])
     seconds = time.perf_counter() - start
     stop.set()
     thread.join()
     busy = sorted(samples)[len(samples) // 2] if samples else float("nan")
     mean = sum(samples) / len(samples) if samples else float("nan")
-    return [f"`spd predict` over {1000 if not args.quick else 40} images of 384 px (batch 16, outputs parsing, keypoints, "
+    return [f"`spd predict` over {len(rendered) * 5} images of 384 px (batch 16, bf16, outputs parsing, keypoints, "
             f"IUV): exit {code}, {seconds:.0f} s; GPU utilisation from nvidia-smi every 0.5 s: median {busy:.0f}%, mean "
             f"{mean:.0f}% over {len(samples)} samples (target: at least 80%)."]
 
@@ -466,6 +513,8 @@ def main() -> int:
     parser.add_argument("--work", type=Path, default=Path("runs/gpu_check"))
     parser.add_argument("--quick", action="store_true", help="toy sizes: a smoke test of this script")
     parser.add_argument("--only", nargs="+", default=None, help="run only these checks (by number, 1-8)")
+    parser.add_argument("--hang-after", type=float, default=450.0,
+                        help="seconds after which every thread's stack is printed (the run goes on)")
     args = parser.parse_args()
     if args.device == "cuda" and not torch.cuda.is_available():
         print("gpu_check: no CUDA device here (use --device cpu --quick to try the script itself)", file=sys.stderr)
@@ -473,6 +522,8 @@ def main() -> int:
     card = torch.cuda.get_device_name(0).replace(" ", "_") if args.device == "cuda" else "cpu"
     out = args.out or ROOT / "benchmarks" / f"results_gpu_{card}.md"
     args.work.mkdir(parents=True, exist_ok=True)
+    # A hang (a data-loader worker, a collective) prints every thread's stack instead of only timing out.
+    faulthandler.dump_traceback_later(args.hang_after, exit=False)
     report = Report(out, args)
     checks = [("1. CPU and CUDA agree", agreement), ("2. bf16 training", bf16_training),
               ("3. predict, evaluate and the web page on CUDA", cuda_commands), ("4. DDP, two processes", ddp),
@@ -481,6 +532,8 @@ def main() -> int:
     for number, (title, check) in enumerate(checks, start=1):
         if args.only is None or str(number) in args.only:
             report.run(title, lambda check=check: check(args))
+    faulthandler.cancel_dump_traceback_later()
+    print(out.read_text(), end="")
     print(f"report: {out}" + (f"; failed: {', '.join(report.failed)}" if report.failed else ""))
     return 1 if report.failed else 0
 

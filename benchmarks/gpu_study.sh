@@ -2,10 +2,10 @@
 # The study's full-size comparison on one GPU: the paper's network at 384 px, parsing alone (s)
 # against SPD (spd), trained from scratch on synthetic domain A for the same STEPS (default 1000,
 # batch 8, seed 0, bf16) with configs/study_full.yaml, then scored as the CPU study is (A val,
-# A held-out by view and occlusion, B through the shared classes) and reported in OUT/report/.
+# A held-out by view and occlusion, B through the shared classes) and reported in STUDY_OUT/report/.
 # Resumable: run it again to continue. Extra arguments go to benchmarks/study.py (e.g. --seeds 0 1).
 #
-#   STEPS=1000 OUT=runs/study_full bash benchmarks/gpu_study.sh
+#   STEPS=1000 STUDY_OUT=runs/study_full bash benchmarks/gpu_study.sh
 #
 # Not yet run on a GPU; the time is an estimate. First 1,600 + 300 synthetic images are made (about
 # 70 s on one core). spd's forward at its three training scales is 1.4 TFLOP per 384 x 384 image
@@ -16,8 +16,7 @@
 set -euo pipefail
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$repo"
-bash scripts/run.sh spd --version >/dev/null   # the set-up, once
-export OMP_WAIT_POLICY="${OMP_WAIT_POLICY:-PASSIVE}" HF_HUB_OFFLINE=1
-exec .venv/bin/python benchmarks/study.py --out "${OUT:-runs/study_full}" --recipe configs/study_full.yaml \
+source scripts/gpu_python.sh
+exec "$py" benchmarks/study.py --out "${STUDY_OUT:-runs/study_full}" --recipe configs/study_full.yaml \
     --variants s spd --arms main --seeds 0 --steps "${STEPS:-1000}" --heldout 200 --device cuda --threads 8 \
     --workers 8 "$@"

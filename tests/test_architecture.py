@@ -5,6 +5,8 @@ without cycles."""
 from __future__ import annotations
 
 import ast
+import subprocess
+import sys
 from pathlib import Path
 
 SRC = Path(__file__).parent.parent / "src" / "spd"
@@ -144,3 +146,18 @@ def test_imports_inside_functions_only_where_start_up_time_needs_them():
                 elif isinstance(node, ast.Import) and any(a.name.startswith("spd") for a in node.names):
                     hidden.append(f"{path.relative_to(SRC.parent)}:{node.lineno}")
     assert not hidden, "spd imports inside functions outside cli/:\n" + "\n".join(hidden)
+
+
+def test_training_and_the_gpu_scripts_import_without_the_checkpoint_and_video_packages():
+    """A GPU machine's image has PyTorch and Lightning but may lack google-crc32c (read only by
+    ``spd convert jppnet-tf``) and PyAV (only for videos): training, prediction, the study and the
+    GPU check must import without them, as benchmarks/gpu_check.sh runs them there."""
+    code = (
+        "import sys\n"
+        "for name in ('google_crc32c', 'av'):\n"
+        "    sys.modules[name] = None  # import fails as if not installed\n"
+        "sys.path.insert(0, 'benchmarks')\n"
+        "import spd.training, spd.predict, spd.serve, spd.cli.main, study, gpu_check\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], cwd=SRC.parent.parent, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]

@@ -13,7 +13,6 @@ import struct
 from dataclasses import dataclass
 from pathlib import Path
 
-import google_crc32c
 import numpy as np
 
 import torch
@@ -48,6 +47,10 @@ class Entry:
 
 def masked_crc32c(data: bytes) -> int:
     """LevelDB / TensorFlow store CRC32C values rotated and offset ("masked")."""
+    # Imported here, not with the module: training imports this module (pretrained weights), and
+    # an image with PyTorch but without google-crc32c (a GPU machine's) must still train.
+    import google_crc32c
+
     crc = google_crc32c.value(data)
     return (((crc >> 15) | (crc << 17)) + 0xA282EAD8) & 0xFFFFFFFF
 
