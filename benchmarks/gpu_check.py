@@ -30,6 +30,8 @@ import io
 import json
 import os
 import platform
+import shutil
+import signal
 import subprocess
 import sys
 import threading
@@ -71,11 +73,15 @@ class Report:
             torch.cuda.empty_cache()
         t0 = time.perf_counter()
         print(f"== {title}", flush=True)
+        # A check that hangs (a data-loader worker, a collective) prints every thread's stack.
+        faulthandler.dump_traceback_later(self.args.hang_after, exit=False)
         try:
             lines = check()
         except Exception as err:  # noqa: BLE001 - a failed check is recorded, the others go on
             self.failed.append(title)
             lines = [f"**failed**: `{type(err).__name__}: {err}`", "", "```", traceback.format_exc()[-3000:], "```"]
+        finally:
+            faulthandler.cancel_dump_traceback_later()
         self.sections.append((title, round(time.perf_counter() - t0, 1), lines))
         self.write()
 
@@ -257,10 +263,17 @@ def ddp(args) -> list[str]:
                 "train.strategy=ddp", "train.val_every_n_epochs=1000", f"train.out_dir={args.work / 'runs'}",
                 f"train.name=ddp_{name}", "train.sync_batchnorm=true"]
         start = time.perf_counter()
-        done = subprocess.run([sys.executable, str(script), device, *sets], capture_output=True, text=True, timeout=120)
-        ok = done.returncode == 0
+        # Its own process group: on a timeout the second rank, which Lightning started, goes too.
+        proc = subprocess.Popen([sys.executable, str(script), device, *sets], stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, text=True, start_new_session=True)
+        try:
+            _, stderr = proc.communicate(timeout=120)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            stderr = "timed out after 120 s\n" + proc.communicate()[1]
+        ok = proc.returncode == 0
         lines.append(f"- `{name}`: {'ok' if ok else 'FAILED'} ({time.perf_counter() - start:.0f} s)"
-                     + ("" if ok else f"\n\n```\n{done.stderr[-2000:]}\n```"))
+                     + ("" if ok else f"\n\n```\n{stderr[-2000:]}\n```"))
     if any("FAILED" in line for line in lines):
         raise AssertionError("\n".join(lines))
     return lines
@@ -412,8 +425,8 @@ def speed(args) -> list[str]:
              f"multiply-add as 2; the card's dense bf16 peak: {peak or 'unknown'} TFLOP/s.", "",
              "| model | batch | channels-last | step (s) | images/s | TFLOP/s | of peak | peak memory (GiB) |",
              "|---|---:|---|---:|---:|---:|---:|---:|"]
-    for model_name, batches in (("spd", (8, 16) if not args.quick else (2,)), ("cpu_spd", (16,) if not args.quick else (2,))):
-        for batch in batches:
+    for model_name, sizes in (("spd", (8, 16) if not args.quick else (2,)), ("cpu_spd", (16,) if not args.quick else (2,))):
+        for batch in sizes:
             for channels_last in (False, True):
                 lines.append(_training_row(model_name, batch, channels_last, size, device, peak, args.quick))
                 if device.type == "cuda":
@@ -424,15 +437,17 @@ def speed(args) -> list[str]:
         for batch in ((1, 32) if not args.quick else (1, 2)):
             lines.append(_inference_row(model_name, batch, size, device, args.quick))
     lines += ["", f"Data loader (JPPNet's augmentation, targets included, synthetic {size}-px images, batch 8; timed "
-              "from the first batch, so that the workers' start is not counted):", "",
+              "after each worker's first batch, so that the workers' start is not counted):", "",
               "| workers | images/s |", "|---:|---:|"]
     dataset = augmented_training_set(args)
     for workers in ((0, 2) if args.quick else (0, 2, 4, 8, min(16, os.cpu_count() or 1))):
-        # About eight batches per worker after the first, drawn with replacement from the 180 images.
-        sampler = torch.utils.data.RandomSampler(dataset, replacement=True, num_samples=8 * 8 * max(1, workers) + 8)
-        loader = torch.utils.data.DataLoader(dataset, batch_size=8, num_workers=workers, sampler=sampler)
-        batches = iter(loader)
-        next(batches)
+        # One batch per worker untimed (start-up; the others' prefetched batches are nearly done by
+        # then), then eight per worker timed, drawn with replacement from the 180 images.
+        untimed, timed_batches = max(1, workers), 8 * max(1, workers)
+        sampler = torch.utils.data.RandomSampler(dataset, replacement=True, num_samples=8 * (untimed + timed_batches))
+        batches = iter(torch.utils.data.DataLoader(dataset, batch_size=8, num_workers=workers, sampler=sampler))
+        for _ in range(untimed):
+            next(batches)
         start, count = time.perf_counter(), 0
         for batch in batches:
             count += len(batch["id"])
@@ -446,18 +461,17 @@ def predict_busy(args) -> list[str]:
     from spd.cli.main import main
 
     count = 1000 if not args.quick else 40
-    root = args.work / "predict_1000"
+    root = args.work / f"predict_{count}"
     # 200 people rendered (rendering 1000 would cost most of a minute of the budget), each saved
     # under five names: spd predict reads, decodes and writes every file as if it were another.
     generate(root, SynthSpec(num=count // 5, domain="A", seed=5, size=384, val_fraction=1.0))
     rendered = sorted(p for p in next(root.rglob("val_images")).iterdir() if p.is_file())
-    folder = args.work / "predict_1000_images"
-    folder.mkdir(exist_ok=True)
+    folder = args.work / f"predict_{count}_images"
+    shutil.rmtree(folder, ignore_errors=True)
+    folder.mkdir()
     for copy in range(5):
         for path in rendered:
-            target = folder / f"{path.stem}_{copy}{path.suffix}"
-            if not target.exists():
-                target.write_bytes(path.read_bytes())
+            (folder / f"{path.stem}_{copy}{path.suffix}").write_bytes(path.read_bytes())
     samples, stop = [], threading.Event()
 
     def sample():
@@ -473,14 +487,14 @@ def predict_busy(args) -> list[str]:
     thread.start()
     with contextlib.redirect_stderr(io.StringIO()):
         code = main(["predict", str(args.checkpoint), str(folder), "--out",
-                     str(args.work / "predicted_1000"), "--device", "cuda", "--batch-size", "16", "--overwrite",
+                     str(args.work / f"predicted_{count}"), "--device", "cuda", "--batch-size", "16", "--overwrite",
                      "--precision", "bf16", "--outputs", "parsing,keypoints,iuv"])
     seconds = time.perf_counter() - start
     stop.set()
     thread.join()
     busy = sorted(samples)[len(samples) // 2] if samples else float("nan")
     mean = sum(samples) / len(samples) if samples else float("nan")
-    return [f"`spd predict` over {len(rendered) * 5} images of 384 px (batch 16, bf16, outputs parsing, keypoints, "
+    return [f"`spd predict` over {sum(1 for _ in folder.iterdir())} images of 384 px (batch 16, bf16, outputs parsing, keypoints, "
             f"IUV): exit {code}, {seconds:.0f} s; GPU utilisation from nvidia-smi every 0.5 s: median {busy:.0f}%, mean "
             f"{mean:.0f}% over {len(samples)} samples (target: at least 80%)."]
 
@@ -488,6 +502,7 @@ def predict_busy(args) -> list[str]:
 def memory(args) -> list[str]:
     """The estimate (fake tensors, on the CPU) against the same step on the device."""
     preset, size = ("cpu_s", 64) if args.quick else ("spd", 384)
+    torch.backends.cudnn.benchmark = True  # as spd train sets it, whether or not an earlier check ran
     lines = [f"One `spd train` step with the LIP recipe, `{preset}` at {size} px, bf16-mixed, the second of two "
              "(GiB; *estimated*: `benchmarks/bench_memory.py` on fake tensors; *tracked*: the same count on the "
              "device's tensors; *allocator*: `torch.cuda.max_memory_allocated`, which adds workspaces).", "",
@@ -512,9 +527,10 @@ def main() -> int:
     parser.add_argument("--device", default="cuda")
     parser.add_argument("--work", type=Path, default=Path("runs/gpu_check"))
     parser.add_argument("--quick", action="store_true", help="toy sizes: a smoke test of this script")
-    parser.add_argument("--only", nargs="+", default=None, help="run only these checks (by number, 1-8)")
-    parser.add_argument("--hang-after", type=float, default=450.0,
-                        help="seconds after which every thread's stack is printed (the run goes on)")
+    parser.add_argument("--only", nargs="+", default=None, choices=[str(n) for n in range(1, 9)],
+                        help="run only these checks (by number, 1-8)")
+    parser.add_argument("--hang-after", type=float, default=240.0,
+                        help="seconds after which a check still running prints every thread's stack (it goes on)")
     args = parser.parse_args()
     if args.device == "cuda" and not torch.cuda.is_available():
         print("gpu_check: no CUDA device here (use --device cpu --quick to try the script itself)", file=sys.stderr)
@@ -522,8 +538,6 @@ def main() -> int:
     card = torch.cuda.get_device_name(0).replace(" ", "_") if args.device == "cuda" else "cpu"
     out = args.out or ROOT / "benchmarks" / f"results_gpu_{card}.md"
     args.work.mkdir(parents=True, exist_ok=True)
-    # A hang (a data-loader worker, a collective) prints every thread's stack instead of only timing out.
-    faulthandler.dump_traceback_later(args.hang_after, exit=False)
     report = Report(out, args)
     checks = [("1. CPU and CUDA agree", agreement), ("2. bf16 training", bf16_training),
               ("3. predict, evaluate and the web page on CUDA", cuda_commands), ("4. DDP, two processes", ddp),
@@ -532,7 +546,7 @@ def main() -> int:
     for number, (title, check) in enumerate(checks, start=1):
         if args.only is None or str(number) in args.only:
             report.run(title, lambda check=check: check(args))
-    faulthandler.cancel_dump_traceback_later()
+    report.write()
     print(out.read_text(), end="")
     print(f"report: {out}" + (f"; failed: {', '.join(report.failed)}" if report.failed else ""))
     return 1 if report.failed else 0

@@ -149,8 +149,8 @@ def test_imports_inside_functions_only_where_start_up_time_needs_them():
 
 
 def test_training_and_the_gpu_scripts_import_without_the_checkpoint_and_video_packages():
-    """A GPU machine's image has PyTorch and Lightning but may lack google-crc32c (read only by
-    ``spd convert jppnet-tf``) and PyAV (only for videos): training, prediction, the study and the
+    """A GPU machine's image has PyTorch and Lightning but may lack google-crc32c (only for
+    TensorFlow checkpoints) and PyAV (only for videos): training, prediction, the study and the
     GPU check must import without them, as benchmarks/gpu_check.sh runs them there."""
     code = (
         "import sys\n"
