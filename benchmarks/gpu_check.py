@@ -86,8 +86,7 @@ class Report:
         self.write()
 
     def write(self) -> None:
-        device = self.args.device
-        name = torch.cuda.get_device_name(0) if device == "cuda" and torch.cuda.is_available() else (platform.processor() or platform.machine() or "CPU")
+        name = device_name(self.args.device)
         head = [f"# GPU check: {name}", "",
                 f"`bash benchmarks/gpu_check.sh` on {time.strftime('%Y-%m-%d')}: {name}; torch {torch.__version__}, "
                 f"CUDA {torch.version.cuda}; {versions()}; {os.cpu_count()} CPU cores; {shared_memory()}; "
@@ -99,6 +98,13 @@ class Report:
         for title, seconds, lines in self.sections:
             body += [f"## {title} ({seconds} s)", "", *lines, ""]
         write_text(self.path, "\n".join(head + body) + "\n")
+
+
+def device_name(device: str) -> str:
+    """The card's name on CUDA, else the processor's."""
+    if device == "cuda" and torch.cuda.is_available():
+        return torch.cuda.get_device_name(0)
+    return platform.processor() or platform.machine() or "CPU"
 
 
 def versions() -> str:
@@ -417,9 +423,7 @@ def _inference_row(model_name: str, batch: int, size: int, device: torch.device,
 
 def speed(args) -> list[str]:
     device = torch.device(args.device)
-    name = torch.cuda.get_device_name(0) if device.type == "cuda" else (platform.processor() or platform.machine() or "CPU")
-    peak = peak_tflops(name) if device.type == "cuda" else None
-    torch.backends.cudnn.benchmark = True  # as spd train sets it: not left to whichever check ran before
+    peak = peak_tflops(device_name(args.device)) if device.type == "cuda" else None
     size = 96 if args.quick else 384
     lines = [f"Training steps (forward, backward, SGD; bf16 autocast on CUDA), {size} px; achieved TFLOP/s count a "
              f"multiply-add as 2; the card's dense bf16 peak: {peak or 'unknown'} TFLOP/s.", "",
@@ -502,7 +506,6 @@ def predict_busy(args) -> list[str]:
 def memory(args) -> list[str]:
     """The estimate (fake tensors, on the CPU) against the same step on the device."""
     preset, size = ("cpu_s", 64) if args.quick else ("spd", 384)
-    torch.backends.cudnn.benchmark = True  # as spd train sets it, whether or not an earlier check ran
     lines = [f"One `spd train` step with the LIP recipe, `{preset}` at {size} px, bf16-mixed, the second of two "
              "(GiB; *estimated*: `benchmarks/bench_memory.py` on fake tensors; *tracked*: the same count on the "
              "device's tensors; *allocator*: `torch.cuda.max_memory_allocated`, which adds workspaces).", "",
@@ -538,6 +541,8 @@ def main() -> int:
     card = torch.cuda.get_device_name(0).replace(" ", "_") if args.device == "cuda" else "cpu"
     out = args.out or ROOT / "benchmarks" / f"results_gpu_{card}.md"
     args.work.mkdir(parents=True, exist_ok=True)
+    # As spd train sets it; once here, so that no check's speed or memory depends on which ran before.
+    torch.backends.cudnn.benchmark = True
     report = Report(out, args)
     checks = [("1. CPU and CUDA agree", agreement), ("2. bf16 training", bf16_training),
               ("3. predict, evaluate and the web page on CUDA", cuda_commands), ("4. DDP, two processes", ddp),
