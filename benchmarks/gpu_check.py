@@ -5,13 +5,15 @@ report: ``bash benchmarks/gpu_check.sh [--out FILE.md] [--only N ...]``.
 2. a bf16 training run's loss falls (``spd.train`` on synthetic data, the full-size ``spd``);
 3. ``spd predict``, ``spd evaluate`` and the web page's prediction work on CUDA;
 4. DDP with two processes trains the S / SP / SD / SPD variants without unused-parameter errors
-   (on two GPUs; skipped on one; on the CPU with gloo under ``--device cpu``);
+   (on two GPUs; on one GPU, on the CPU with gloo, after the other checks);
 5. host-device synchronisations (``torch.cuda.set_sync_debug_mode``) in one step of the module
    alone and in one iteration of ``spd train``'s loop (Lightning's logging and callbacks included);
-6. training images/s and achieved TFLOP/s against the card's bf16 peak (``spd`` at 384 px, batch
-   8 and 16, with and without channels-last; ``cpu_spd``), inference images/s at batch 1 and 32,
-   and the data loader's images/s by worker count;
-7. how busy ``spd predict`` (bf16) keeps the GPU over 1000 images (``nvidia-smi`` samples);
+6. training images/s and achieved TFLOP/s of ``spd train``'s step (the LIP recipe's model and
+   multi-task loss) against the card's bf16 peak (``spd`` at 384 px, batch 8 and 16, with and
+   without channels-last; ``cpu_spd``), inference images/s at batch 1 and 32, and the data
+   loader's images/s by worker count, each against its target;
+7. how busy ``spd predict`` (bf16, its own process) keeps the GPU over 1000 images (``nvidia-smi``
+   samples from its first output on);
 8. the memory estimate of ``benchmarks/bench_memory.py`` (fake tensors, the table in
    docs/training.md) beside the peak of the same training step on the card.
 
@@ -26,7 +28,6 @@ import argparse
 import contextlib
 import faulthandler
 import gc
-import io
 import json
 import os
 import platform
@@ -51,13 +52,25 @@ from spd.ops.atomic import write_text  # noqa: E402
 from bench_memory import step_memory  # noqa: E402  (benchmarks/, beside this script)
 from bench_speed import timed  # noqa: E402
 
-# Dense bf16 tensor-core peaks (TFLOP/s), from the vendors' data sheets.
-BF16_PEAK = {"H200": 989.0, "H100": 989.0, "A100": 312.0, "L40S": 362.0, "L4": 121.0, "A10": 125.0, "RTX 4090": 165.0}
+# Dense bf16 tensor-core peaks (TFLOP/s), from the vendors' data sheets. The first name contained in
+# the card's is taken, so the PCIe / NVL cards come before the SXM ones they would otherwise match.
+BF16_PEAK = {"H100 PCIe": 756.0, "H100 NVL": 835.0, "H200 NVL": 835.0, "H200": 989.0, "H100": 989.0, "A100": 312.0,
+             "L40S": 362.0, "L40": 181.0, "L4": 121.0, "A10": 125.0, "RTX 4090": 165.0}
 ROOT = Path(__file__).parents[1]
+TARGET_OF_PEAK = 0.35  # spd training at 384 px in bf16
+TARGET_SYNCS = 5  # per training step
+TARGET_BUSY = 80.0  # % GPU utilisation while spd predict runs
 
 
 def peak_tflops(name: str) -> float | None:
     return next((v for k, v in BF16_PEAK.items() if k.lower() in name.lower()), None)
+
+
+def cpu_cores() -> int:
+    """The cores this process may use (a container or a SLURM job may allow fewer than the machine has)."""
+    with contextlib.suppress(AttributeError):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
 
 
 class Report:
@@ -89,7 +102,7 @@ class Report:
         name = device_name(self.args.device)
         head = [f"# GPU check: {name}", "",
                 f"`bash benchmarks/gpu_check.sh` on {time.strftime('%Y-%m-%d')}: {name}; torch {torch.__version__}, "
-                f"CUDA {torch.version.cuda}; {versions()}; {os.cpu_count()} CPU cores; {shared_memory()}; "
+                f"CUDA {torch.version.cuda}; {versions()}; {cpu_cores()} CPU cores; {shared_memory()}; "
                 f"total {time.perf_counter() - self.start:.0f} s"
                 + (" (--quick: toy sizes, not measurements)" if self.args.quick else "") + ".", ""]
         if self.failed:
@@ -124,7 +137,15 @@ def shared_memory() -> str:
 
 def agreement(args) -> list[str]:
     """fp32 with TF32 off: the largest difference relative to the output's scale, per preset."""
+    saved = torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32
     torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = False
+    try:
+        return _agreement(args)
+    finally:  # as they were: the later checks must not depend on whether this one ran
+        torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = saved
+
+
+def _agreement(args) -> list[str]:
     size = 64 if args.quick else 160
     lines = ["| preset | output | max abs diff | max abs value | relative |", "|---|---|---:|---:|---:|"]
     worst = 0.0
@@ -143,7 +164,6 @@ def agreement(args) -> list[str]:
             worst = max(worst, diff / max(scale, 1e-6))
             lines.append(f"| {name} | {task} | {diff:.2e} | {scale:.3g} | {diff / max(scale, 1e-6):.1e} |")
         del model
-    torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = True
     lines += ["", f"Largest relative difference: {worst:.1e} ({'agrees' if worst < 1e-3 else 'DISAGREES'}: threshold 1e-3)."]
     if worst >= 1e-3:
         raise AssertionError("\n".join(lines))
@@ -200,7 +220,12 @@ def bf16_training(args) -> list[str]:
     seconds = time.perf_counter() - start
     import csv
 
-    rows = list(csv.DictReader(open(next((result.run_dir / "logs").glob("version_*/metrics.csv")), newline="")))
+    from spd.training.loggers import latest_version
+
+    # This run's log: a rerun of the check (overwrite) writes a new version beside the last one's.
+    logs = result.run_dir / "logs" / f"version_{latest_version(result.run_dir / 'logs')}" / "metrics.csv"
+    with open(logs, newline="") as f:
+        rows = list(csv.DictReader(f))
     losses = [float(r["loss"]) for r in rows if r.get("loss")]
     k = max(1, len(losses) // 5)
     first, last = sum(losses[:k]) / k, sum(losses[-k:]) / k
@@ -217,8 +242,15 @@ def cuda_commands(args) -> list[str]:
 
     if getattr(args, "checkpoint", None) is None:
         raise RuntimeError("needs the bf16 training check's checkpoint")
+    from PIL import Image
+
     root, _ = training_data(args)
-    images = next(root.rglob("val_images"))
+    images = args.work / "predict_inputs"
+    shutil.rmtree(images, ignore_errors=True)
+    shutil.copytree(next(root.rglob("val_images")), images)
+    # A photo over 2048 px: its overlay is drawn scaled down, where CUDA keypoints once met a CPU tensor.
+    with Image.open(next(iter(sorted(images.iterdir())))) as photo:
+        photo.resize((1700, 2500)).save(images / "large_2500px.jpg")
     out = args.work / "predicted"
     lines = []
     for name, argv in (("spd predict", ["predict", str(args.checkpoint), str(images), "--out", str(out), "--device",
@@ -227,9 +259,14 @@ def cuda_commands(args) -> list[str]:
                                          "--device", args.device, "--out", str(args.work / "eval")])):
         start = time.perf_counter()
         code = main(argv)
-        lines.append(f"- `{name}` on {args.device}: exit {code} in {time.perf_counter() - start:.1f} s")
+        lines.append(f"- `{name}` on {args.device}: exit {code} in {time.perf_counter() - start:.1f} s"
+                     + (" (every output kind; one photo of 1700 x 2500 px)" if name == "spd predict" else ""))
         if code != 0:
             raise AssertionError("\n".join(lines))
+    large = sorted(p.name for p in out.rglob("large_2500px*"))
+    lines.append(f"- outputs of the large photo: {', '.join(large)}")
+    if not any("overlay" in name for name in large):
+        raise AssertionError("\n".join(lines) + "\nno overlay written for the photo over 2048 px")
     from spd.predict import Predictor
     from spd.serve import DemoApp
 
@@ -250,17 +287,19 @@ train(config, device=sys.argv[1], progress=False, overwrite=True)
 
 def ddp(args) -> list[str]:
     gpus = torch.cuda.device_count() if args.device == "cuda" else 0
-    if args.device == "cuda" and gpus < 2:
-        # Two processes cannot share one GPU under NCCL; on the CPU the check would spend a minute or
-        # two of the budget on what it computes the same way on any machine without a GPU.
-        return [f"skipped: {gpus} GPU (DDP on GPUs needs two). The same two processes on the CPU (gloo): "
-                "`python benchmarks/gpu_check.py --device cpu --quick --only 4`."]
     device = "cuda" if gpus >= 2 else "cpu"
     root = synthetic(args, 24, 64, "synth_64")
     script = args.work / "ddp_train.py"
     script.write_text(DDP_SCRIPT)
-    lines = [f"Two processes on {'two GPUs (NCCL)' if device == 'cuda' else 'the CPU (gloo)'}:", ""]
-    for name in ("s", "sp", "sd", "spd", "cpu_spd"):
+    if device == "cuda":
+        lines = ["Two processes on two GPUs (NCCL):", ""]
+    elif args.device == "cuda":
+        # NCCL cannot put two processes on one GPU. What this check is for, every parameter of each
+        # variant getting its gradient in every step, does not depend on the device.
+        lines = [f"Two processes on the CPU (gloo): this machine has {gpus} GPU, and DDP on GPUs needs two.", ""]
+    else:
+        lines = ["Two processes on the CPU (gloo):", ""]
+    for name in ("s", "sp", "sd", "spd") + (("cpu_spd",) if args.device == "cpu" or device == "cuda" else ()):
         family = {"fpn": {"decoder_width": 16, "head_width": 16}} if name.startswith("cpu") else \
             {"dilated": {"depth": 18, "width": 0.125, "frozen_bn": False}}
         sets = [f"data.root={root}", "data.synthetic={domain: A, num: 24, size: 64, seed: 0, val_fraction: 0.1}",
@@ -286,16 +325,12 @@ def ddp(args) -> list[str]:
 
 
 def host_syncs(args) -> list[str]:
-    """Synchronisations in one training step of the module (forward, loss, backward, optimiser)."""
+    """Synchronisations in one training step of the module (forward, loss, backward, optimiser) with
+    the LIP recipe (its loss resizes the labels TensorFlow's way for every stage and scale)."""
     if args.device != "cuda":
         return ["skipped: needs CUDA (torch.cuda.set_sync_debug_mode)"]
-    from spd.training.module import SPDModule
-
-    _, resolved = load_config(ROOT / "configs" / "synth_A_spd.yaml", ["model.preset=spd", "model.backbone_weights=null"])
-    module = SPDModule(resolved, initialise=False).cuda().train()
-    dataset = augmented_training_set(args)
-    batch = torch.utils.data.default_collate([dataset[i] for i in range(4)])
-    batch = {k: v.cuda(non_blocking=True) if isinstance(v, torch.Tensor) else v for k, v in batch.items()}
+    device = torch.device("cuda")
+    module, batch = training_module("spd", device), training_batch(args, 4, device)
     optimiser = torch.optim.SGD(module.parameters(), lr=1e-6)
 
     def step():
@@ -316,14 +351,16 @@ def host_syncs(args) -> list[str]:
             torch.cuda.set_sync_debug_mode(0)
     syncs = _sync_messages(caught)
     lines = [f"{len(syncs)} synchronising operation(s) in one step of the module alone (forward, loss, backward, "
-             "SGD; target: at most 5)."]
+             f"SGD; target: at most {TARGET_SYNCS}: {'met' if len(syncs) <= TARGET_SYNCS else 'NOT met'})."]
     lines += [f"- {s}" for s in syncs[:10]]
     return lines + [""] + loop_syncs(args)
 
 
 def _sync_messages(caught: list) -> list[str]:
-    """The first line of each warning that ``torch.cuda.set_sync_debug_mode(1)`` raised."""
-    return [str(w.message).split("\n")[0] for w in caught if "synchroniz" in str(w.message).lower()]
+    """Where each warning that ``torch.cuda.set_sync_debug_mode(1)`` raised came from (the Python line
+    that called the synchronising operation), with its first line."""
+    return [f"`{Path(w.filename).name}:{w.lineno}`: {str(w.message).splitlines()[0]}" for w in caught
+            if "synchroniz" in str(w.message).lower()]
 
 
 class _SyncWindow:
@@ -365,35 +402,55 @@ def loop_syncs(args) -> list[str]:
         window.close()
     syncs = _sync_messages(window.caught)
     lines = [f"{len(syncs)} synchronising operation(s) in one iteration of `spd train`'s loop (step 5 of 8, bf16, "
-             "batch 8, not a logging step; target: at most 5)."]
+             f"batch 8, not a logging step; target: at most {TARGET_SYNCS}: "
+             f"{'met' if len(syncs) <= TARGET_SYNCS else 'NOT met'})."]
     return lines + [f"- {s}" for s in syncs[:10]]
 
 
-def flops_of_step(model: torch.nn.Module, x: torch.Tensor) -> float:
+def training_module(model_name: str, device: torch.device, channels_last: bool = False):
+    """``spd train``'s module for the LIP recipe (the preset, its training scales and the multi-task
+    loss of configs/lip_spd.yaml), fresh weights, in channels-last as ``train.channels_last`` makes it."""
+    from spd.training.module import SPDModule
+
+    family = ["model.dilated=null"] if model_name.startswith("cpu") else []
+    _, resolved = load_config(ROOT / "configs" / "lip_spd.yaml", [f"model.preset={model_name}",
+                                                                  "model.backbone_weights=null", *family,
+                                                                  f"train.channels_last={str(channels_last).lower()}"])
+    torch.manual_seed(0)
+    module = SPDModule(resolved, initialise=False).to(device).train()
+    if channels_last:
+        module.model.to(memory_format=torch.channels_last)
+    return module
+
+
+def training_batch(args, size: int, device: torch.device) -> dict:
+    """``size`` augmented training samples with their targets, collated and on ``device``."""
+    dataset = augmented_training_set(args)
+    batch = torch.utils.data.default_collate([dataset[i % len(dataset)] for i in range(size)])
+    return {k: v.to(device, non_blocking=True) if isinstance(v, torch.Tensor) else v for k, v in batch.items()}
+
+
+def flops_of_step(module, batch: dict) -> float:
+    """Floating-point operations of one training step's forward, loss and backward."""
     from torch.utils.flop_counter import FlopCounterMode
 
     with FlopCounterMode(display=False) as counter:
-        out = model(x)
-        sum(t.float().mean() for s in out.stages for t in vars(s).values() if t is not None).backward()
-    model.zero_grad(set_to_none=True)
+        module.criterion(module(batch["image"]), batch).total.backward()
+    module.zero_grad(set_to_none=True)
     return counter.get_total_flops()
 
 
-def _training_row(model_name: str, batch: int, channels_last: bool, size: int, device: torch.device,
-                  peak: float | None, quick: bool) -> str:
-    torch.manual_seed(0)
-    model = SPDNet(preset(model_name)).to(device).train()
-    x = torch.randn(batch, 3, size, size, device=device)
-    flops = flops_of_step(model, x)
-    if channels_last:
-        model = model.to(memory_format=torch.channels_last)
-        x = x.contiguous(memory_format=torch.channels_last)
-    optimiser = torch.optim.SGD(model.parameters(), lr=1e-6, momentum=0.9)
+def _training_row(args, model_name: str, batch_size: int, channels_last: bool, device: torch.device,
+                  peak: float | None) -> tuple[str, float, float | None]:
+    """One row of the training table: (row, images/s, fraction of the peak)."""
+    module = training_module(model_name, device, channels_last)
+    batch = training_batch(args, batch_size, device)
+    flops = flops_of_step(module, batch)
+    optimiser = torch.optim.SGD(module.parameters(), lr=1e-6, momentum=0.9)
 
     def step():
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
-            out = model(x)
-            loss = sum(t.float().mean() for s in out.stages for t in vars(s).values() if t is not None)
+            loss = module.criterion(module(batch["image"]), batch).total
         loss.backward()
         optimiser.step()
         optimiser.zero_grad(set_to_none=True)
@@ -403,11 +460,12 @@ def _training_row(model_name: str, batch: int, channels_last: bool, size: int, d
     if device.type == "cuda":
         torch.cuda.synchronize()
         torch.cuda.reset_peak_memory_stats()
-    seconds = timed(step, device, 0, 2 if quick else 5)
+    seconds = timed(step, device, 0, 2 if args.quick else 5)
     tflops = flops / seconds / 1e12
     memory = torch.cuda.max_memory_allocated() / 2**30 if device.type == "cuda" else float("nan")
-    return (f"| {model_name} | {batch} | {channels_last} | {seconds:.3f} | {batch / seconds:.1f} | {tflops:.1f} | "
-            f"{f'{100 * tflops / peak:.0f}%' if peak else '–'} | {memory:.1f} |")
+    row = (f"| {model_name} | {batch_size} | {channels_last} | {seconds:.3f} | {batch_size / seconds:.1f} | {tflops:.1f} | "
+           f"{f'{100 * tflops / peak:.0f}%' if peak else '–'} | {memory:.1f} |")
+    return row, batch_size / seconds, tflops / peak if peak else None
 
 
 def _inference_row(model_name: str, batch: int, size: int, device: torch.device, quick: bool) -> str:
@@ -423,47 +481,67 @@ def _inference_row(model_name: str, batch: int, size: int, device: torch.device,
 
 def speed(args) -> list[str]:
     device = torch.device(args.device)
-    peak = peak_tflops(device_name(args.device)) if device.type == "cuda" else None
+    peak = args.peak_tflops or (peak_tflops(device_name(args.device)) if device.type == "cuda" else None)
     size = 96 if args.quick else 384
-    lines = [f"Training steps (forward, backward, SGD; bf16 autocast on CUDA), {size} px; achieved TFLOP/s count a "
-             f"multiply-add as 2; the card's dense bf16 peak: {peak or 'unknown'} TFLOP/s.", "",
+    lines = [f"Training steps as `spd train` takes them with the LIP recipe (the preset's training scales, the "
+             f"multi-task loss on augmented synthetic samples and their targets, backward, SGD; bf16 autocast on "
+             f"CUDA; no loader: the batch is on the device), {size} px; achieved TFLOP/s count a multiply-add as 2; "
+             f"the card's dense bf16 peak: {peak or 'unknown'} TFLOP/s.", "",
              "| model | batch | channels-last | step (s) | images/s | TFLOP/s | of peak | peak memory (GiB) |",
              "|---|---:|---|---:|---:|---:|---:|---:|"]
+    spd_rates, spd_fractions = [], []
     for model_name, sizes in (("spd", (8, 16) if not args.quick else (2,)), ("cpu_spd", (16,) if not args.quick else (2,))):
         for batch in sizes:
             for channels_last in (False, True):
-                lines.append(_training_row(model_name, batch, channels_last, size, device, peak, args.quick))
+                row, rate, fraction = _training_row(args, model_name, batch, channels_last, device, peak)
+                lines.append(row)
+                if model_name == "spd":
+                    spd_rates.append(rate)
+                    spd_fractions.append((fraction, batch, channels_last))
+                gc.collect()
                 if device.type == "cuda":
                     torch.cuda.empty_cache()
+    best = max((f for f in spd_fractions if f[0] is not None), default=None)
+    if best is not None:
+        lines += ["", f"Target: `spd` at {size} px in bf16 at {TARGET_OF_PEAK:.0%} or more of the peak: best "
+                      f"{best[0]:.0%} (batch {best[1]}, channels-last {best[2]}): "
+                      f"{'met' if best[0] >= TARGET_OF_PEAK else 'NOT met'}."]
     lines += ["", "Inference (`predict_stages`, bf16 autocast on CUDA, one scale):", "",
               "| model | batch | images/s |", "|---|---:|---:|"]
     for model_name in ("spd", "cpu_spd"):
         for batch in ((1, 32) if not args.quick else (1, 2)):
             lines.append(_inference_row(model_name, batch, size, device, args.quick))
+    cores = cpu_cores()
     lines += ["", f"Data loader (JPPNet's augmentation, targets included, synthetic {size}-px images, batch 8; timed "
               "after each worker's first batch, so that the workers' start is not counted):", "",
               "| workers | images/s |", "|---:|---:|"]
     dataset = augmented_training_set(args)
-    for workers in ((0, 2) if args.quick else (0, 2, 4, 8, min(16, os.cpu_count() or 1))):
+    rates = {}
+    for workers in ((0, 2) if args.quick else sorted({0, 2, 4, 8, min(16, cores), cores})):
         # One batch per worker untimed (start-up; the others' prefetched batches are nearly done by
         # then), then eight per worker timed, drawn with replacement from the 180 images.
         untimed, timed_batches = max(1, workers), 8 * max(1, workers)
         sampler = torch.utils.data.RandomSampler(dataset, replacement=True, num_samples=8 * (untimed + timed_batches))
-        batches = iter(torch.utils.data.DataLoader(dataset, batch_size=8, num_workers=workers, sampler=sampler))
+        batches = iter(torch.utils.data.DataLoader(dataset, batch_size=8, num_workers=workers, sampler=sampler,
+                                                   pin_memory=device.type == "cuda"))  # as training loads them
         for _ in range(untimed):
             next(batches)
         start, count = time.perf_counter(), 0
         for batch in batches:
             count += len(batch["id"])
-        lines.append(f"| {workers} | {count / (time.perf_counter() - start):.1f} |")
+        rates[workers] = count / (time.perf_counter() - start)
+        lines.append(f"| {workers} | {rates[workers]:.1f} |")
+    need = max(spd_rates)
+    fastest = max(rates, key=rates.get)
+    lines += ["", f"Target: the loader feeds `spd` training with the workers this machine has ({cores} cores): "
+                  f"{rates[fastest]:.1f} images/s at best ({fastest} workers) against the {need:.1f} images/s of the "
+                  f"fastest training row above: {'met' if rates[fastest] >= need else 'NOT met'}."]
     return lines
 
 
 def predict_busy(args) -> list[str]:
     if args.device != "cuda" or getattr(args, "checkpoint", None) is None:
         return ["skipped: needs CUDA and the bf16 training check's checkpoint"]
-    from spd.cli.main import main
-
     count = 1000 if not args.quick else 40
     root = args.work / f"predict_{count}"
     # 200 people rendered (rendering 1000 would cost most of a minute of the budget), each saved
@@ -476,31 +554,50 @@ def predict_busy(args) -> list[str]:
     for copy in range(5):
         for path in rendered:
             (folder / f"{path.stem}_{copy}{path.suffix}").write_bytes(path.read_bytes())
+    out = args.work / f"predicted_{count}"
+    shutil.rmtree(out, ignore_errors=True)
+    # The command as a user runs it: its own process (none of this script's settings, cudnn.benchmark
+    # among them), every output kind it writes by default.
+    command = [sys.executable, "-m", "spd", "predict", str(args.checkpoint), str(folder), "--out", str(out),
+               "--device", "cuda", "--batch-size", "16", "--precision", "bf16"]
     samples, stop = [], threading.Event()
+    query = ["nvidia-smi", "--query-gpu=utilization.gpu", "--format=csv,noheader,nounits"]
+
+    def utilisation(command: list[str]) -> float:
+        return float(subprocess.run(command, capture_output=True, text=True, timeout=5).stdout.split()[0])
+
+    with contextlib.suppress(Exception):  # this process's GPU, whatever CUDA_VISIBLE_DEVICES says
+        by_id = [*query, f"--id=GPU-{torch.cuda.get_device_properties(0).uuid}"]
+        utilisation(by_id)
+        query = by_id
 
     def sample():
+        # From the first written output on: the start (loading the checkpoint, building the model)
+        # keeps the GPU idle for reasons other than the pipeline.
+        while not stop.is_set() and not any(out.rglob("*.png")):
+            time.sleep(0.2)
         while not stop.is_set():
             with contextlib.suppress(Exception):
-                out = subprocess.run(["nvidia-smi", "--query-gpu=utilization.gpu", "--format=csv,noheader,nounits"],
-                                     capture_output=True, text=True, timeout=5).stdout
-                samples.append(float(out.split()[0]))
+                samples.append(utilisation(query))
             time.sleep(0.5)
 
     thread = threading.Thread(target=sample, daemon=True)
     start = time.perf_counter()
     thread.start()
-    with contextlib.redirect_stderr(io.StringIO()):
-        code = main(["predict", str(args.checkpoint), str(folder), "--out",
-                     str(args.work / f"predicted_{count}"), "--device", "cuda", "--batch-size", "16", "--overwrite",
-                     "--precision", "bf16", "--outputs", "parsing,keypoints,iuv"])
+    proc = subprocess.run(command, capture_output=True, text=True)
     seconds = time.perf_counter() - start
     stop.set()
     thread.join()
+    if proc.returncode != 0:
+        raise AssertionError(f"`spd predict` exited {proc.returncode}:\n\n```\n{proc.stderr[-3000:]}\n```")
     busy = sorted(samples)[len(samples) // 2] if samples else float("nan")
     mean = sum(samples) / len(samples) if samples else float("nan")
-    return [f"`spd predict` over {sum(1 for _ in folder.iterdir())} images of 384 px (batch 16, bf16, outputs parsing, keypoints, "
-            f"IUV): exit {code}, {seconds:.0f} s; GPU utilisation from nvidia-smi every 0.5 s: median {busy:.0f}%, mean "
-            f"{mean:.0f}% over {len(samples)} samples (target: at least 80%)."]
+    verdict = ("met" if busy >= TARGET_BUSY else "NOT met") if samples else "not measured: nvidia-smi gave no sample"
+    which = "this process's GPU" if any(a.startswith("--id=") for a in query) else "the first GPU nvidia-smi lists"
+    return [f"`spd predict` over {sum(1 for _ in folder.iterdir())} images of 384 px (batch 16, bf16, every output "
+            f"kind it writes by default): {seconds:.0f} s, start-up included; GPU utilisation from nvidia-smi every "
+            f"0.5 s ({which}) from the first output written: median {busy:.0f}%, mean {mean:.0f}% over {len(samples)} samples "
+            f"(target: at least {TARGET_BUSY:.0f}%: {verdict})."]
 
 
 def memory(args) -> list[str]:
@@ -532,6 +629,8 @@ def main() -> int:
     parser.add_argument("--quick", action="store_true", help="toy sizes: a smoke test of this script")
     parser.add_argument("--only", nargs="+", default=None, choices=[str(n) for n in range(1, 9)],
                         help="run only these checks (by number, 1-8)")
+    parser.add_argument("--peak-tflops", type=float, default=None,
+                        help="the card's dense bf16 peak in TFLOP/s (default: from a table of data-sheet values)")
     parser.add_argument("--hang-after", type=float, default=240.0,
                         help="seconds after which a check still running prints every thread's stack (it goes on)")
     args = parser.parse_args()
@@ -548,7 +647,10 @@ def main() -> int:
               ("3. predict, evaluate and the web page on CUDA", cuda_commands), ("4. DDP, two processes", ddp),
               ("5. host syncs in a training step", host_syncs), ("6. speed", speed), ("7. spd predict keeps the GPU busy", predict_busy),
               ("8. memory of a training step: estimate and card", memory)]
-    for number, (title, check) in enumerate(checks, start=1):
+    numbered = list(enumerate(checks, start=1))
+    if args.device == "cuda" and torch.cuda.device_count() < 2:  # DDP then runs on the CPU: last, after every GPU check
+        numbered = [c for c in numbered if c[0] != 4] + [c for c in numbered if c[0] == 4]
+    for number, (title, check) in numbered:
         if args.only is None or str(number) in args.only:
             report.run(title, lambda check=check: check(args))
     report.write()

@@ -1,6 +1,7 @@
 """Run by tests/test_training.py as its own program (Lightning starts the second DDP process by
 running it again): trains a tiny model on two CPU processes and records, per process, which
-sample ids each step trained on. ``python ddp_sample_ids.py OUT_JSONL INTERRUPT_STEP|0 RESUME(0|1) KEY=VALUE...``"""
+sample ids each step trained on, with sums of their augmented images and labels, and which
+validation images each process scored. ``python ddp_sample_ids.py OUT_JSONL INTERRUPT_STEP|0 RESUME(0|1) KEY=VALUE...``"""
 
 import json
 import sys
@@ -16,9 +17,18 @@ class RecordSamples(L.Callback):
         self.path = path
 
     def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
+        # The sums tell whether the augmentation repeats: it is seeded by (seed, epoch, index).
+        self._write(trainer, {"epoch": trainer.current_epoch, "step": trainer.global_step, "ids": list(batch["id"]),
+                              "image_sum": float(batch["image"].double().sum()),
+                              "label_sum": float(batch["parsing"].double().sum())})
+
+    def on_validation_batch_start(self, trainer, pl_module, batch, batch_idx, dataloader_idx=0):
+        if not trainer.sanity_checking:
+            self._write(trainer, {"epoch": trainer.current_epoch, "val_ids": [item["id"] for item in batch]})
+
+    def _write(self, trainer, row: dict) -> None:
         with open(f"{self.path}.rank{trainer.global_rank}", "a", encoding="utf-8") as f:
-            f.write(json.dumps({"epoch": trainer.current_epoch, "step": trainer.global_step, "ids": list(batch["id"])})
-                    + "\n")
+            f.write(json.dumps(row) + "\n")
 
 
 class Interrupt(L.Callback):

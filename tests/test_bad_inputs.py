@@ -3,6 +3,7 @@ table per kind of input."""
 
 from __future__ import annotations
 
+import os
 import time
 import zipfile
 from pathlib import Path
@@ -461,8 +462,6 @@ def test_a_full_disk_during_generation_names_the_path(tmp_path, monkeypatch, cap
 
 
 def test_weights_files_honour_the_umask(tmp_path):
-    import os
-
     from predict_helpers import write_checkpoint
     from spd.weights import load_checkpoint, write_weights_file
 
@@ -478,12 +477,40 @@ def test_weights_files_honour_the_umask(tmp_path):
 
 
 def test_what_a_killed_generation_left_is_removed_by_the_next(tmp_path):
+    """Only this machine's leftovers of processes that have ended: on file systems that lock within
+    one machine only (Lustre's localflock), another node may be writing its folder right now."""
+    import socket
+    import subprocess
+
     from spd.data.synthetic import SynthSpec, generate
 
-    stale = tmp_path / ".synth.partial-abc123"
-    (stale / "TrainVal_images").mkdir(parents=True)
+    ended = subprocess.Popen(["true"])
+    ended.wait()
+    host = socket.gethostname()
+    stale = tmp_path / f".synth.partial-{ended.pid}@{host}.abc123"
+    elsewhere = tmp_path / f".synth.partial-{ended.pid}@not-{host}.x1"
+    running = tmp_path / f".synth.partial-{os.getpid()}@{host}.y2"
+    for folder in (stale, elsewhere, running):
+        (folder / "TrainVal_images").mkdir(parents=True)
     generate(tmp_path / "synth", SynthSpec(num=2, size=64))
     assert not stale.exists() and (tmp_path / "synth" / "synthetic.yaml").is_file()
+    assert elsewhere.is_dir() and running.is_dir()
+
+
+def test_complete_synthetic_data_are_reused_without_writing(tmp_path):
+    """Pre-generated data may lie on a read-only mount: reusing them writes nothing, not even the lock."""
+    from spd.data.synthetic import SynthSpec, generate
+
+    spec = SynthSpec(num=2, size=64)
+    manifest = generate(tmp_path / "data" / "synth", spec)
+    (tmp_path / "data" / ".synth.lock").unlink()
+    before = sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*"))
+    os.chmod(tmp_path / "data", 0o555)
+    try:
+        assert generate(tmp_path / "data" / "synth", spec) == manifest
+    finally:
+        os.chmod(tmp_path / "data", 0o755)
+    assert sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*")) == before
 
 
 def test_processes_asking_for_the_same_data_at_once_generate_it_once(tmp_path, monkeypatch):

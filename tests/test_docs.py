@@ -9,9 +9,9 @@ from pathlib import Path
 
 ROOT = Path(__file__).parents[1]
 PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
-# Environment variables of the launchers the docs explain (torchrun, SLURM, CUDA), not of SPD.
+# Environment variables of the launchers the docs explain (torchrun, SLURM, LSF, CUDA), not of SPD.
 EXTERNAL = {"CUDA_VISIBLE_DEVICES", "LOCAL_RANK", "NODE_RANK", "MASTER_ADDR", "MASTER_PORT", "SLURM_PROCID",
-            "WORLD_SIZE", "RANK", "SLURM_NTASKS", "SLURM_LOCALID", "SLURM_NODEID"}
+            "WORLD_SIZE", "RANK", "SLURM_NTASKS", "SLURM_LOCALID", "SLURM_NODEID", "JSM_NAMESPACE_RANK"}
 LINK = re.compile(r"\]\(([^)#\s]+)(?:#[^)]*)?\)")
 NAME = re.compile(r"\b[A-Z][A-Z0-9]+(?:_[A-Z0-9]+)+\b")
 

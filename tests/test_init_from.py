@@ -77,6 +77,24 @@ def test_training_starts_from_the_file_with_its_input_normalisation(tmp_path):
                            source.initial["parsing"].out.weight)
 
 
+def test_training_starts_from_a_training_checkpoint_and_says_what_it_loaded(tmp_path, caplog):
+    """A ``.ckpt`` of ``spd train`` serves as well as a weights file; the run logs (``spd train``
+    prints) what was loaded and what starts fresh, here the DensePose branch of an SPD model
+    started from an SP checkpoint."""
+    from predict_helpers import write_checkpoint
+    from spd.training.module import SPDModule
+    from spd.weights import load_checkpoint
+
+    source = load_checkpoint(write_checkpoint(tmp_path / "sp.ckpt", [*TINY, "model.preset=cpu_sp"], seed=3)).model
+    _, resolved = load_config(None, [*TINY, f"model.init_from={tmp_path / 'sp.ckpt'}"])
+    with caplog.at_level("INFO", logger="spd.training.module"):
+        module = SPDModule(resolved)
+    assert torch.equal(module.model.initial["parsing"].out.weight, source.initial["parsing"].out.weight)
+    said = [r.getMessage() for r in caplog.records if r.name == "spd.training.module"]
+    assert len(said) == 1 and said[0].startswith(f"initialised from {tmp_path / 'sp.ckpt'}: "), said
+    assert "tensors loaded" in said[0] and "starting fresh" in said[0] and "initial.densepose" in said[0]
+
+
 def test_a_backbone_of_the_other_layout_is_refused_not_loaded(tmp_path):
     """Both dilated layouts have the same names and shapes: without the check every tensor would load
     into a network that computes something else (JPPNet's caffe weights into torchvision's ResNet)."""

@@ -108,6 +108,26 @@ def test_legacy_bilinear_samples_at_i_times_in_over_out():
                                torch.tensor([[0.0, 20 / 3, 10.0], [40 / 3, 60 / 3, 70 / 3], [20.0, 80 / 3, 30.0]]))
 
 
+def test_legacy_resize_indices_are_cached_and_survive_inference_mode():
+    """The index tensors are made once per (sizes, device); those first made under inference mode
+    (validation, the Predictor) must still serve a training step's backward."""
+    from spd.ops import tf
+
+    tf._cached_axis.cache_clear()
+    with torch.inference_mode():
+        legacy_bilinear_resize(torch.rand(1, 1, 7, 5), (11, 13))
+    x = torch.rand(1, 2, 7, 5, requires_grad=True)
+    legacy_bilinear_resize(x, (11, 13)).sum().backward()  # raised: inference tensors saved for backward
+    assert x.grad is not None and tf._cached_axis.cache_info().hits == 2
+    assert tf._legacy_axis(x, 7, 11)[0] is tf._legacy_axis(x, 7, 11)[0]
+    # The memory estimate's fake tensors must not meet the cached real ones (an error in fake mode).
+    from torch._subclasses.fake_tensor import FakeTensorMode
+
+    with FakeTensorMode():
+        assert legacy_bilinear_resize(torch.rand(1, 2, 7, 5), (11, 13)).shape == (1, 2, 11, 13)
+        assert legacy_nearest_resize(torch.zeros(1, 1, 7, 5, dtype=torch.uint8), (11, 13)).shape == (1, 1, 11, 13)
+
+
 def test_legacy_nearest_takes_the_top_left_cell():
     x = torch.arange(4.0).view(1, 1, 1, 4)
     assert legacy_nearest_resize(x, (1, 3))[0, 0, 0].tolist() == [0.0, 1.0, 2.0]  # floor(0, 1.33, 2.67)

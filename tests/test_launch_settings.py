@@ -120,8 +120,8 @@ def test_cuda_n_selects_that_one_gpu(fake_gpus):
     ``cuda`` takes train.devices."""
     assert parse_device("cuda:2") == ("gpu", [2])
     assert parse_device("cuda:3", 1) == parse_device("cuda:3", "1") == ("gpu", [3])
-    assert parse_device("cuda") == ("gpu", "auto") and parse_device("cuda", "4") == ("gpu", 4)
-    assert parse_device("auto") == ("gpu", "auto")
+    assert parse_device("cuda") == ("gpu", 1) and parse_device("cuda", "4") == ("gpu", 4)
+    assert parse_device("cuda", "auto") == parse_device("auto", "auto") == ("gpu", "auto")
     assert torch_device("cuda:2") == torch.device("cuda:2") and torch_device("cuda") == torch.device("cuda")
     with pytest.raises(ValueError, match=r"cuda:4: only 4 GPU\(s\) visible"):
         parse_device("cuda:4")
@@ -147,7 +147,7 @@ def test_cuda_n_without_cuda_is_an_error(monkeypatch):
 
 def test_train_gives_the_trainer_gpu_n(tmp_path, synth_lip, fake_gpus, trainer_kwargs):
     """End to end as far as the Trainer: ``train(device="cuda:1")`` asks Lightning for GPU 1 only,
-    and the CLI's ``--devices 4`` with it is refused before anything runs."""
+    the CLI's ``--devices 4`` with it is refused before anything runs, and ``cuda`` is one GPU."""
     kwargs = run_until_trainer(tiny_config(tmp_path, synth_lip), trainer_kwargs, device="cuda:1")
     assert kwargs["accelerator"] == "gpu" and kwargs["devices"] == [1]
     from spd.training.train import train
@@ -155,6 +155,10 @@ def test_train_gives_the_trainer_gpu_n(tmp_path, synth_lip, fake_gpus, trainer_k
     with pytest.raises(ValueError, match="names one GPU"):
         train(tiny_config(tmp_path, synth_lip, "train.devices=4", "train.name=four"), device="cuda:1", progress=False)
     assert trainer_kwargs.kwargs is kwargs  # the second run never reached the Trainer
+    # ``--device cuda`` without ``--devices``: one GPU, not DDP over all four (whose per-process
+    # share of the LIP configs' global batch of 4 would not even divide on eight).
+    kwargs = run_until_trainer(tiny_config(tmp_path, synth_lip, "train.name=one"), trainer_kwargs, device="cuda")
+    assert kwargs["accelerator"] == "gpu" and kwargs["devices"] == 1
 
 
 # ---------------------------------------------------------------------------------------------
@@ -375,6 +379,25 @@ def test_a_global_batch_that_does_not_divide_is_an_error_naming_the_values():
     assert "multiple of 4" in message
     with pytest.raises(ValueError, match=r"data.batch_size 8 .* 3 process\(es\) x 2 accumulated.* multiple of 6"):
         per_process_batch(8, 3, 2)
+
+
+def test_the_run_says_how_the_global_batch_is_split(tmp_path, synth_lip, fake_gpus, monkeypatch, caplog):
+    """The first thing a multi-GPU run logs: the global batch as processes x per process x accumulated."""
+    class FourProcesses:  # the Trainer of rank 0 of 2 nodes x 2 GPUs, stopped at fit
+        def __init__(self, **kwargs):
+            self.world_size, self.global_rank = kwargs["num_nodes"] * kwargs["devices"], 0
+
+        def fit(self, *args, **kwargs):
+            raise Stopped
+
+    from spd.training.train import train
+
+    monkeypatch.setattr(lightning, "Trainer", FourProcesses)
+    config = tiny_config(tmp_path, synth_lip, "data.batch_size=8", "train.devices=2", "train.num_nodes=2",
+                         "train.accumulate_grad_batches=2", "optim.lr=0.02")
+    with caplog.at_level("INFO", logger="spd.training.train"), pytest.raises(Stopped):
+        train(config, device="cuda", progress=False)
+    assert "batch: 8 images per optimiser step = 4 process(es) x 1 per process x 2 accumulated; lr 0.02" in caplog.messages
 
 
 def test_the_loaders_of_one_process_use_its_share(tmp_path, synth_lip):

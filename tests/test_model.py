@@ -169,6 +169,16 @@ def test_frozen_bn_keeps_running_statistics_but_trains_affine():
     assert not torch.equal(moving.bn1.running_mean, torch.zeros(64))
 
 
+def test_frozen_bn_stays_frozen_when_converted_to_sync_batchnorm():
+    """train.sync_batchnorm makes Lightning swap every BatchNorm2d for a SyncBatchNorm (not a
+    subclass of it): a frozen trunk's statistics must stay frozen there too."""
+    encoder = nn.SyncBatchNorm.convert_sync_batchnorm(DilatedResNet(18, 8, frozen_bn=True)).train()
+    norms = [m for m in encoder.modules() if isinstance(m, nn.SyncBatchNorm)]
+    assert len(norms) == 20 and not any(m.training for m in norms)
+    moving = nn.SyncBatchNorm.convert_sync_batchnorm(DilatedResNet(18, 8, frozen_bn=False)).train()
+    assert all(m.training for m in moving.modules() if isinstance(m, nn.SyncBatchNorm))
+
+
 @pytest.mark.parametrize("family", ["dilated", "fpn"])
 def test_encoder_weights_from_a_local_file_for_every_family(tmp_path, family):
     """Weights attach through the trunk's declaration (its encoder, its layout and depth), whatever

@@ -4,8 +4,10 @@ official protocol; it must beat a chance baseline measured on the same split by 
 import csv
 import json
 import os
+import shutil
 import subprocess
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import lightning as L
@@ -279,21 +281,36 @@ def test_ddp_splits_each_epoch_across_processes_and_resumes_exactly(tmp_path, da
     """Two CPU processes (gloo), started as a user starts them (Lightning runs the program again for
     rank 1). Within an epoch the processes train on disjoint samples that together cover the split;
     the order differs between epochs; data.batch_size is the global batch (96 images in batches of
-    8: 12 steps an epoch, as on one device); and a run interrupted mid-epoch and resumed trains on
-    exactly the samples of the uninterrupted run."""
+    8: 12 steps an epoch, as on one device); a run interrupted mid-epoch and resumed trains on
+    exactly the samples, augmented exactly as, in the uninterrupted run; and validation scores each
+    of 23 images once (no padding to an even count), as one process scores them."""
     script = Path(__file__).parent / "ddp_sample_ids.py"
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONPATH": str(Path(__file__).parent)}
+    root = tmp_path / "data"  # the module's data with 23 val images: two processes cannot split them evenly
+    shutil.copytree(data_root, root)
+    val_list = next(root.rglob("val_id.txt"))
+    val_list.write_text("".join(val_list.read_text().splitlines(keepends=True)[:23]))
 
     def run(name: str, interrupt: int = 0, resume: int = 0) -> subprocess.CompletedProcess:
-        sets = overrides(tmp_path, data_root, 2, name) + ["train.devices=2", "train.strategy=ddp",
-                                                          "train.checkpoint_every_n_steps=6", "train.val_every_n_epochs=1000"]
+        sets = overrides(tmp_path, root, 2, name) + ["train.devices=2", "train.strategy=ddp",
+                                                     "train.checkpoint_every_n_steps=6", "train.val_every_n_epochs=2"]
         return subprocess.run([sys.executable, str(script), str(tmp_path / f"{name}.jsonl"), str(interrupt), str(resume),
                                *sets], capture_output=True, text=True, timeout=900, env=env)
 
     done = run("straight")
     assert done.returncode == 0, done.stderr[-3000:]
     straight = _samples(tmp_path / "straight.jsonl")
-    train_ids = {r.id for r in open_dataset(data_root, "train").records}
+    train_ids = {r.id for r in open_dataset(root, "train").records}
+    scored = [[i for row in straight[rank] if "val_ids" in row for i in row["val_ids"]] for rank in (0, 1)]
+    val_reader = open_dataset(root, "val")
+    assert sorted(scored[0] + scored[1]) == sorted(r.id for r in val_reader.records) and len(val_reader) == 23
+    with open(tmp_path / "runs" / "straight" / "logs" / "version_0" / "metrics.csv", newline="") as f:
+        logged = [float(row["val/miou"]) for row in csv.DictReader(f) if row.get("val/miou")]
+    config, _ = load_config(None, overrides(tmp_path, root, 2, "straight"))
+    alone = evaluate_model(load_model(tmp_path / "runs" / "straight" / "checkpoints" / "last.ckpt")[0], val_reader,
+                           replace(config.eval, scales=(1.0,), flip=False), num_workers=0)
+    assert len(logged) == 1 and abs(logged[0] - alone.parsing["miou"]) < 0.1, (logged, alone.parsing["miou"])
+    straight = {rank: [row for row in rows if "ids" in row] for rank, rows in straight.items()}
     for epoch in (0, 1):
         per_rank = [[i for row in straight[rank] if row["epoch"] == epoch for i in row["ids"]] for rank in (0, 1)]
         assert len(per_rank[0]) == len(per_rank[1]) == 48  # 12 steps of 4 per process
@@ -309,8 +326,11 @@ def test_ddp_splits_each_epoch_across_processes_and_resumes_exactly(tmp_path, da
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     cut = _samples(tmp_path / "cut.jsonl")
     for rank in (0, 1):
-        after = {row["step"]: row["ids"] for row in cut[rank] if row["step"] >= 18}
-        assert after == {row["step"]: row["ids"] for row in straight[rank] if row["step"] >= 18}
+        def seen(rows):
+            return {row["step"]: (row["ids"], row["image_sum"], row["label_sum"]) for row in rows
+                    if row.get("step", -1) >= 18}
+
+        assert seen(cut[rank]) == seen(straight[rank])
 
 
 def test_bf16_mixed_precision_trains(tmp_path, data_root):

@@ -17,7 +17,7 @@ from .predict import add_test_time_flags, test_time_overrides
 
 
 TRAIN_FLAGS = (
-    ("--devices", "devices", str, "processes per node: a number or 'auto'"),
+    ("--devices", "devices", str, "processes per node: a number (default 1), or 'auto' for every visible GPU"),
     ("--num-nodes", "num_nodes", int, "machines taking part (each runs the same command)"),
     ("--strategy", "strategy", str, "Lightning strategy, e.g. ddp"),
     ("--precision", "precision", str, "e.g. bf16-mixed, 16-mixed, 32-true"),

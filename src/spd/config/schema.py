@@ -73,7 +73,7 @@ class TrainConfig:
     max_steps: int = -1
     precision: str = "32-true"          # "bf16-mixed" on GPU
     accumulate_grad_batches: int = 1
-    devices: int | str = "auto"          # a count, or "auto"
+    devices: int | str = 1              # processes per node: a count, or "auto" (every visible GPU)
     num_nodes: int = 1
     strategy: str = "auto"
     seed: int = 0

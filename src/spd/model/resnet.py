@@ -110,7 +110,9 @@ class DilatedResNet(nn.Module):
         super().train(mode)
         if self.frozen_bn:
             for m in self.modules():
-                if isinstance(m, nn.BatchNorm2d):
+                # _BatchNorm, not BatchNorm2d: train.sync_batchnorm turns the layers into SyncBatchNorm,
+                # which is not a BatchNorm2d, and frozen statistics must stay frozen there too.
+                if isinstance(m, nn.modules.batchnorm._BatchNorm):
                     m.eval()
         return self
 

@@ -5,8 +5,9 @@ from __future__ import annotations
 import torch
 
 
-def parse_device(device: str, devices: int | str = "auto") -> tuple[str, str | int | list[int]]:
-    """(accelerator, devices) for the Trainer. ``cuda:n`` picks GPU n; ``cuda`` uses ``devices``."""
+def parse_device(device: str, devices: int | str = 1) -> tuple[str, str | int | list[int]]:
+    """(accelerator, devices) for the Trainer. ``cuda:n`` picks GPU n; ``cuda`` takes ``devices`` GPUs
+    (``"auto"``: every visible one)."""
     if device == "auto":
         device = "cuda" if torch.cuda.is_available() else "cpu"
     if device == "cpu":

@@ -10,6 +10,7 @@ resize samples at half-pixel centres; TF1's ``resize_bilinear`` (``align_corners
 
 from __future__ import annotations
 
+import functools
 import math
 
 import numpy as np
@@ -59,12 +60,29 @@ def legacy_source(index: torch.Tensor, size_in: int, size_out: int) -> torch.Ten
     return index.float() * float32_ratio(size_in, size_out)
 
 
-def _legacy_axis(size_in: int, size_out: int, device: torch.device) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Source indices (lo, hi) and the weight of ``hi`` along one axis."""
+def _legacy_axis(x: torch.Tensor, size_in: int, size_out: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Source indices (lo, hi) and the weight of ``hi`` along one axis of ``x``'s resize. Those of a
+    plain tensor are cached (read only): a full-size training step resizes between the same few
+    sizes about a hundred times. Other kinds (the fake tensors of the memory estimate, which must not
+    meet real ones) get their own."""
+    if type(x) is torch.Tensor:
+        return _cached_axis(size_in, size_out, x.device)
+    return _axis(size_in, size_out, x.device)
+
+
+def _axis(size_in: int, size_out: int, device: torch.device) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     src = legacy_source(torch.arange(size_out, device=device), size_in, size_out)
     lo = src.floor().long().clamp_max(size_in - 1)
     hi = (lo + 1).clamp_max(size_in - 1)
     return lo, hi, src - lo.float()
+
+
+@functools.lru_cache(maxsize=512)
+def _cached_axis(size_in: int, size_out: int, device: torch.device) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    # Made outside inference mode: those first made by validation or the Predictor must still be
+    # saved for a later training step's backward.
+    with torch.inference_mode(False):
+        return _axis(size_in, size_out, device)
 
 
 def legacy_bilinear_resize(x: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
@@ -73,8 +91,8 @@ def legacy_bilinear_resize(x: torch.Tensor, size: tuple[int, int]) -> torch.Tens
     (h, w), (oh, ow) = x.shape[-2:], size
     if (h, w) == (oh, ow):
         return x
-    y0, y1, wy = _legacy_axis(h, oh, x.device)
-    x0, x1, wx = _legacy_axis(w, ow, x.device)
+    y0, y1, wy = _legacy_axis(x, h, oh)
+    x0, x1, wx = _legacy_axis(x, w, ow)
     wy, wx = wy.to(x.dtype)[:, None], wx.to(x.dtype)
     top, bottom = x[..., y0, :], x[..., y1, :]
     rows = top + (bottom - top) * wy
@@ -86,7 +104,7 @@ def legacy_nearest_resize(x: torch.Tensor, size: tuple[int, int]) -> torch.Tenso
     """TF1 ``resize_nearest_neighbor`` (align_corners=False): output ``i`` takes input
     ``floor(i * in / out)``, the top-left of its cell. [B, C, H, W] -> [B, C, *size]."""
     (h, w), (oh, ow) = x.shape[-2:], size
-    rows, cols = _legacy_axis(h, oh, x.device)[0], _legacy_axis(w, ow, x.device)[0]
+    rows, cols = _legacy_axis(x, h, oh)[0], _legacy_axis(x, w, ow)[0]
     return x[..., rows, :][..., cols]
 
 

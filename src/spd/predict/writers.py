@@ -99,7 +99,7 @@ def _shrunk(image: np.ndarray, prediction: Prediction, max_side: int) -> tuple[n
         return None if t is None else F.interpolate(t[None, None].float(), size=size, mode="nearest")[0, 0].to(t.dtype)
 
     uv = None if prediction.dp_uv is None else F.interpolate(prediction.dp_uv[None].float(), size=size, mode="nearest")[0]
-    kp = None if prediction.keypoints is None else (prediction.keypoints + 0.5) * torch.tensor([size[1] / width, size[0] / height]) - 0.5
+    kp = None if prediction.keypoints is None else (prediction.keypoints + 0.5) * prediction.keypoints.new_tensor([size[1] / width, size[0] / height]) - 0.5
     return small, Prediction(parsing=labels(prediction.parsing), keypoints=kp, keypoint_scores=prediction.keypoint_scores,
                              dp_index=labels(prediction.dp_index), dp_uv=uv)
 

@@ -22,13 +22,15 @@ class RunInUse(FileExistsError):
     pass
 
 
-# The variables that give a process its rank: torchrun / Lightning's launcher, and SLURM's srun.
-RANK_VARIABLES = ("RANK", "LOCAL_RANK", "NODE_RANK", "SLURM_PROCID", "SLURM_LOCALID", "SLURM_NODEID")
+# The variables that give a process its rank: torchrun / Lightning's launcher, SLURM's srun and
+# LSF's jsrun (the ones Lightning itself reads).
+RANK_VARIABLES = ("RANK", "LOCAL_RANK", "NODE_RANK", "SLURM_PROCID", "SLURM_LOCALID", "SLURM_NODEID",
+                  "JSM_NAMESPACE_RANK")
 
 
 def is_main_process() -> bool:
     """False in the extra processes of a distributed run (they share the main process's lock),
-    whoever launched them (torchrun, Lightning, or one ``srun`` task per GPU)."""
+    whoever launched them (torchrun, Lightning, one ``srun`` task per GPU, or LSF's ``jsrun``)."""
     return all(os.environ.get(v, "0") == "0" for v in RANK_VARIABLES)
 
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
+import socket
 import tempfile
 import time
 from collections.abc import Callable
@@ -95,27 +96,31 @@ def generate(out: Path | str, spec: SynthSpec, progress: Callable[[int], None] |
     are written into a hidden sibling folder and renamed to ``out`` when complete, so an interrupted
     run never leaves a half-written dataset under the final name. Generation holds a lock on
     ``.NAME.lock`` beside ``out``: processes that ask for the same data at once (the ranks of a
-    distributed run) wait for the first and reuse its data, and what a killed generation left
-    (``.NAME.partial-*``) is removed by the next one. Where the file system cannot lock, each
-    process writes its own copy and the first to finish names it; the others find it and reuse it,
-    and no process removes another's folder (nor, there, what a killed generation left: delete
-    those by hand)."""
+    distributed run) wait for the first and reuse its data, and what a killed generation on this
+    machine left (``.NAME.partial-PID@HOST.*``, PID no longer running) is removed by the next one.
+    Where the file system cannot lock, each process writes its own copy and the first to finish
+    names it; the others find it and reuse it, and no process removes another's folder (nor, there,
+    what a killed generation left: delete those by hand). Complete data are reused without writing
+    anything, so they may lie on a read-only file system."""
     out = Path(out)
     domain = get_domain(spec.domain)
     fmt = spec.resolved_format(domain)
     if out.exists() and not out.is_dir():
         raise DataError(out, "exists and is not a folder")
+    # The manifest is written last and the folder renamed whole: with it, the data are complete and
+    # nothing needs writing (not even the lock file, so that read-only copies work).
+    if (out / MANIFEST).is_file():
+        return _reuse(out, spec, fmt, progress)
     out.parent.mkdir(parents=True, exist_ok=True)
     with file_lock(out.parent / f".{out.name}.lock") as lock:
         if out.is_dir() and any(out.iterdir()):
-            manifest = _existing(out, spec, fmt)
-            if progress is not None:
-                progress(spec.num)
-            return manifest
-        if lock.held:  # nobody else is generating: a partial folder is a killed generation's
+            return _reuse(out, spec, fmt, progress)
+        if lock.held:  # nobody else here is generating: remove what killed generations left
             for stale in out.parent.glob(f".{out.name}.partial-*"):
-                shutil.rmtree(stale, ignore_errors=True)
-        work = Path(tempfile.mkdtemp(prefix=f".{out.name}.partial-", dir=out.parent))
+                if _abandoned(stale):
+                    shutil.rmtree(stale, ignore_errors=True)
+        work = Path(tempfile.mkdtemp(prefix=f".{out.name}.partial-{os.getpid()}@{socket.gethostname()}.",
+                                     dir=out.parent))
         try:
             _write_dataset(work, spec, domain, fmt, progress)
             try:
@@ -136,6 +141,30 @@ def generate(out: Path | str, spec: SynthSpec, progress: Callable[[int], None] |
             if work.exists():
                 shutil.rmtree(work, ignore_errors=True)
     return _existing(out, spec, fmt) if reuse else out / MANIFEST
+
+
+def _reuse(out: Path, spec: SynthSpec, fmt: str, progress: Callable[[int], None] | None) -> Path:
+    manifest = _existing(out, spec, fmt)
+    if progress is not None:
+        progress(spec.num)
+    return manifest
+
+
+def _abandoned(partial: Path) -> bool:
+    """Whether a ``.NAME.partial-PID@HOST.*`` folder is a killed generation's: written on this machine
+    by a process that no longer runs. Another machine's is never touched: some file systems lock only
+    within one machine (Lustre's ``localflock``), so holding the lock says nothing about other nodes."""
+    owner = partial.name.split(".partial-", 1)[1].rsplit(".", 1)[0]
+    pid, _, host = owner.partition("@")
+    if host != socket.gethostname() or not pid.isdigit():
+        return False
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return True
+    except OSError:  # running, as another user
+        return False
+    return False  # still running
 
 
 def _appears(path: Path, seconds: float = 5.0) -> bool:
