@@ -476,9 +476,10 @@ def test_weights_files_honour_the_umask(tmp_path):
         assert (tmp_path / name).stat().st_mode & 0o777 == 0o640, name
 
 
-def test_what_a_killed_generation_left_is_removed_by_the_next(tmp_path):
-    """Only this machine's leftovers of processes that have ended: on file systems that lock within
-    one machine only (Lustre's localflock), another node may be writing its folder right now."""
+def test_what_a_killed_generation_left_is_removed_by_the_next(tmp_path, caplog):
+    """Only this machine's leftovers of processes that have ended (and those of earlier versions,
+    named without their writer): on file systems that lock within one machine only (Lustre's
+    localflock), another node may be writing its folder right now; that one is kept and reported."""
     import socket
     import subprocess
 
@@ -490,11 +491,45 @@ def test_what_a_killed_generation_left_is_removed_by_the_next(tmp_path):
     stale = tmp_path / f".synth.partial-{ended.pid}@{host}.abc123"
     elsewhere = tmp_path / f".synth.partial-{ended.pid}@not-{host}.x1"
     running = tmp_path / f".synth.partial-{os.getpid()}@{host}.y2"
-    for folder in (stale, elsewhere, running):
+    older = tmp_path / ".synth.partial-abc123"
+    for folder in (stale, elsewhere, running, older):
         (folder / "TrainVal_images").mkdir(parents=True)
     generate(tmp_path / "synth", SynthSpec(num=2, size=64))
-    assert not stale.exists() and (tmp_path / "synth" / "synthetic.yaml").is_file()
+    assert not stale.exists() and not older.exists() and (tmp_path / "synth" / "synthetic.yaml").is_file()
     assert elsewhere.is_dir() and running.is_dir()
+    assert [r.getMessage() for r in caplog.records] == [
+        f"{elsewhere}: kept, a generation's folder from not-{host}; delete it if no generation runs there"]
+
+
+def test_with_locks_that_hold_within_one_machine_the_second_node_reuses_the_first_nodes_data(tmp_path, monkeypatch):
+    """Lustre's localflock: each node holds "the" lock, so one process per node generates. The node
+    that finishes second must use the first one's data, not fail at the rename."""
+    import contextlib
+
+    from spd.data.synthetic import SynthSpec, generate
+    from spd.data.synthetic import writer
+    from spd.ops.locks import FileLock
+
+    @contextlib.contextmanager
+    def node_local(path, wait=True):
+        with open(path, "a+", encoding="utf-8") as f:
+            yield FileLock(f, True, None)
+
+    monkeypatch.setattr(writer, "file_lock", node_local)
+    real_write, calls = writer._write_dataset, []
+
+    def write(out, *args):
+        calls.append(out)
+        if len(calls) == 1:  # the other node generates from start to finish in the meantime
+            generate(tmp_path / "synth", spec)
+            assert out.is_dir(), "the other node removed this one's folder"
+        real_write(out, *args)
+
+    monkeypatch.setattr(writer, "_write_dataset", write)
+    spec = SynthSpec(num=6, size=48)
+    manifest = generate(tmp_path / "synth", spec)
+    assert manifest == tmp_path / "synth" / writer.MANIFEST and manifest.is_file() and len(calls) == 2
+    assert not list(tmp_path.glob(".synth.partial-*"))
 
 
 def test_complete_synthetic_data_are_reused_without_writing(tmp_path):

@@ -77,7 +77,7 @@ class UVError(Metric):
         """pred_index, index [H, W]; pred_uv, uv [2, H, W] (pred_uv already of the predicted part)."""
         mask = (pred_index == index) & (index > 0) & (index < 255) & valid
         err = (pred_uv.double() - uv.double()).abs().mean(0)
-        self.total += err[mask].sum().to(self.total.device)
+        self.total += torch.where(mask, err, 0).sum().to(self.total.device)  # not err[mask]: a host sync on a GPU
         self.count += mask.sum().to(self.count.device)
 
     def compute(self) -> float:

@@ -64,8 +64,9 @@ def _legacy_axis(x: torch.Tensor, size_in: int, size_out: int) -> tuple[torch.Te
     """Source indices (lo, hi) and the weight of ``hi`` along one axis of ``x``'s resize. Those of a
     plain tensor are cached (read only): a full-size training step resizes between the same few
     sizes about a hundred times. Other kinds (the fake tensors of the memory estimate, which must not
-    meet real ones) get their own."""
-    if type(x) is torch.Tensor:
+    meet real ones) get their own, and so does ``torch.compile``'s tracing (which makes them part of
+    its graph)."""
+    if type(x) is torch.Tensor and not torch.compiler.is_compiling():
         return _cached_axis(size_in, size_out, x.device)
     return _axis(size_in, size_out, x.device)
 

@@ -5,6 +5,7 @@ folder of full-image IUV PNGs, and a manifest written last (its absence marks an
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import shutil
 import socket
@@ -28,6 +29,8 @@ from ..pose_csv import write_pose_csv
 from .classes import synthetic_classes
 from .domains import Domain, get_domain
 from .render import render_person
+
+log = logging.getLogger(__name__)
 
 MANIFEST = "synthetic.yaml"
 PEOPLE = "people.csv"  # per image: id, split, view (front / back), occluded (fraction of the body hidden)
@@ -116,24 +119,25 @@ def generate(out: Path | str, spec: SynthSpec, progress: Callable[[int], None] |
         if out.is_dir() and any(out.iterdir()):
             return _reuse(out, spec, fmt, progress)
         if lock.held:  # nobody else here is generating: remove what killed generations left
-            for stale in out.parent.glob(f".{out.name}.partial-*"):
-                if _abandoned(stale):
-                    shutil.rmtree(stale, ignore_errors=True)
+            for partial in out.parent.glob(f".{out.name}.partial-*"):
+                _remove_if_abandoned(partial)
         work = Path(tempfile.mkdtemp(prefix=f".{out.name}.partial-{os.getpid()}@{socket.gethostname()}.",
                                      dir=out.parent))
         try:
             _write_dataset(work, spec, domain, fmt, progress)
-            try:
-                with contextlib.suppress(FileNotFoundError):  # unguarded, another process may have named it
-                    if out.is_dir():
-                        out.rmdir()  # empty, checked above (Windows cannot rename onto a folder)
-                os.replace(work, out)
-            except OSError:
-                if lock.held or not _appears(out / MANIFEST):
-                    raise
-                reuse = True  # unguarded: another process named its copy first
-            else:
-                reuse = False
+            # A process that the lock did not exclude (no flock, or a lock that holds within one
+            # machine only) may have named its copy first: then that one is used.
+            reuse = (out / MANIFEST).is_file()
+            if not reuse:
+                try:
+                    with contextlib.suppress(FileNotFoundError):
+                        if out.is_dir():
+                            out.rmdir()  # empty, checked above (Windows cannot rename onto a folder)
+                    os.replace(work, out)
+                except OSError:
+                    if not _appears(out / MANIFEST):
+                        raise
+                    reuse = True
         except OSError as err:  # a full disk, a quota, permissions: say where
             where = f"{err.filename}" if err.filename else str(out)
             raise OSError(err.errno, f"{err.strerror or err} (writing the synthetic dataset {out}: {where})") from None
@@ -150,21 +154,25 @@ def _reuse(out: Path, spec: SynthSpec, fmt: str, progress: Callable[[int], None]
     return manifest
 
 
-def _abandoned(partial: Path) -> bool:
-    """Whether a ``.NAME.partial-PID@HOST.*`` folder is a killed generation's: written on this machine
-    by a process that no longer runs. Another machine's is never touched: some file systems lock only
-    within one machine (Lustre's ``localflock``), so holding the lock says nothing about other nodes."""
+def _remove_if_abandoned(partial: Path) -> None:
+    """Removes a ``.NAME.partial-PID@HOST.*`` folder that a killed generation left: written on this
+    machine by a process that no longer runs (or named without its writer, by earlier versions). Another
+    machine's is kept and reported: some file systems lock only within one machine (Lustre's
+    ``localflock``), so holding the lock says nothing about other nodes."""
     owner = partial.name.split(".partial-", 1)[1].rsplit(".", 1)[0]
-    pid, _, host = owner.partition("@")
-    if host != socket.gethostname() or not pid.isdigit():
-        return False
-    try:
-        os.kill(int(pid), 0)
-    except ProcessLookupError:
-        return True
-    except OSError:  # running, as another user
-        return False
-    return False  # still running
+    pid, at, host = owner.partition("@")
+    if at and host != socket.gethostname():
+        log.warning("%s: kept, a generation's folder from %s; delete it if no generation runs there", partial, host)
+        return
+    if at and pid.isdigit():
+        try:
+            os.kill(int(pid), 0)
+            return  # still running (a reused pid keeps a leftover until the next time)
+        except ProcessLookupError:
+            pass
+        except OSError:  # running, as another user
+            return
+    shutil.rmtree(partial, ignore_errors=True)
 
 
 def _appears(path: Path, seconds: float = 5.0) -> bool:
