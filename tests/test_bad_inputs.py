@@ -501,37 +501,6 @@ def test_what_a_killed_generation_left_is_removed_by_the_next(tmp_path, caplog):
         f"{elsewhere}: kept, a generation's folder from not-{host}; delete it if no generation runs there"]
 
 
-def test_with_locks_that_hold_within_one_machine_the_second_node_reuses_the_first_nodes_data(tmp_path, monkeypatch):
-    """Lustre's localflock: each node holds "the" lock, so one process per node generates. The node
-    that finishes second must use the first one's data, not fail at the rename."""
-    import contextlib
-
-    from spd.data.synthetic import SynthSpec, generate
-    from spd.data.synthetic import writer
-    from spd.ops.locks import FileLock
-
-    @contextlib.contextmanager
-    def node_local(path, wait=True):
-        with open(path, "a+", encoding="utf-8") as f:
-            yield FileLock(f, True, None)
-
-    monkeypatch.setattr(writer, "file_lock", node_local)
-    real_write, calls = writer._write_dataset, []
-
-    def write(out, *args):
-        calls.append(out)
-        if len(calls) == 1:  # the other node generates from start to finish in the meantime
-            generate(tmp_path / "synth", spec)
-            assert out.is_dir(), "the other node removed this one's folder"
-        real_write(out, *args)
-
-    monkeypatch.setattr(writer, "_write_dataset", write)
-    spec = SynthSpec(num=6, size=48)
-    manifest = generate(tmp_path / "synth", spec)
-    assert manifest == tmp_path / "synth" / writer.MANIFEST and manifest.is_file() and len(calls) == 2
-    assert not list(tmp_path.glob(".synth.partial-*"))
-
-
 def test_complete_synthetic_data_are_reused_without_writing(tmp_path):
     """Pre-generated data may lie on a read-only mount: reusing them writes nothing, not even the lock."""
     from spd.data.synthetic import SynthSpec, generate
@@ -594,11 +563,12 @@ def test_processes_asking_for_the_same_data_at_once_generate_it_once(tmp_path, m
     assert len(list((tmp_path / "synth").rglob("*.jpg"))) == 6 and not list(tmp_path.glob(".synth.partial-*"))
 
 
-def test_without_flock_processes_generating_at_once_keep_each_others_folders(tmp_path, monkeypatch):
-    """On a file system without flock (some NFS / Lustre mounts) nothing serialises the ranks. Here a
-    second process starts and finishes while the first is still writing: it must not remove the
-    first one's folder as stale, and the first must then reuse its data instead of failing at the
-    rename."""
+@pytest.mark.parametrize("held", [False, True], ids=["no flock", "lock within one machine"])
+def test_processes_the_lock_does_not_exclude_keep_each_others_folders(tmp_path, monkeypatch, held):
+    """On a file system without flock (some NFS / Lustre mounts) nothing serialises the ranks; with
+    Lustre's localflock each node holds "the" lock. Here a second process starts and finishes while
+    the first is still writing: it must not remove the first one's folder as stale, and the first
+    must then reuse its data instead of failing at the rename."""
     import contextlib
 
     from spd.data.synthetic import SynthSpec, generate
@@ -606,11 +576,11 @@ def test_without_flock_processes_generating_at_once_keep_each_others_folders(tmp
     from spd.ops.locks import FileLock
 
     @contextlib.contextmanager
-    def no_flock(path, wait=True):
+    def lock(path, wait=True):
         with open(path, "a+", encoding="utf-8") as f:
-            yield FileLock(f, False, "Function not implemented")
+            yield FileLock(f, held, None if held else "Function not implemented")
 
-    monkeypatch.setattr(writer, "file_lock", no_flock)
+    monkeypatch.setattr(writer, "file_lock", lock)
     real_write, calls = writer._write_dataset, []
 
     def write(out, *args):
