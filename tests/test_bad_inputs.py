@@ -597,25 +597,33 @@ def test_processes_the_lock_does_not_exclude_keep_each_others_folders(tmp_path, 
     assert not list(tmp_path.glob(".synth.partial-*"))
 
 
-def test_only_the_first_process_of_any_launcher_takes_the_run_lock(tmp_path, monkeypatch):
-    """One srun task per GPU sets SLURM_PROCID only: the other tasks must not take (and fail on) the
-    lock that rank 0 holds. A file system without flock gives a warning, not a crash."""
+def test_only_the_first_process_of_any_launcher_takes_the_run_lock(tmp_path, monkeypatch, caplog):
+    """One srun task per GPU sets SLURM_PROCID only (LSF's jsrun JSM_NAMESPACE_RANK): the other
+    tasks must not take (and fail on) the lock that rank 0 holds, while another training's rank 0
+    is refused. A file system without flock gives a warning, not a crash."""
     from spd.ops import locks
     from spd.training import run_lock
 
     for variable in run_lock.RANK_VARIABLES:
         monkeypatch.delenv(variable, raising=False)
     assert run_lock.is_main_process()
-    monkeypatch.setenv("SLURM_PROCID", "3")
-    assert not run_lock.is_main_process()
-    with run_lock.run_dir_lock(tmp_path / "a"):
+    for variable in ("SLURM_PROCID", "JSM_NAMESPACE_RANK"):
+        monkeypatch.setenv(variable, "3")
+        assert not run_lock.is_main_process(), variable
+        monkeypatch.setenv(variable, "0")
+    with run_lock.run_dir_lock(tmp_path / "a"):  # rank 0 holds it
+        monkeypatch.setenv("SLURM_PROCID", "3")
         with run_lock.run_dir_lock(tmp_path / "a"):  # another rank: no lock, no RunInUse
             pass
-    monkeypatch.setenv("SLURM_PROCID", "0")
+        monkeypatch.setenv("SLURM_PROCID", "0")
+        with pytest.raises(run_lock.RunInUse, match="in use by another spd train"):
+            with run_lock.run_dir_lock(tmp_path / "a"):  # another training's rank 0
+                pass
 
     def no_flock(*args):
         raise OSError(37, "No locks available")
 
     monkeypatch.setattr(locks.fcntl, "flock", no_flock)
-    with run_lock.run_dir_lock(tmp_path / "b"):
+    with caplog.at_level("WARNING", logger="spd.training.run_lock"), run_lock.run_dir_lock(tmp_path / "b"):
         pass
+    assert any("cannot lock the run folder" in m and "No locks available" in m for m in caplog.messages), caplog.messages
