@@ -491,12 +491,13 @@ def test_what_a_killed_generation_left_is_removed_by_the_next(tmp_path, caplog):
     stale = tmp_path / f".synth.partial-{ended.pid}@{host}.abc123"
     elsewhere = tmp_path / f".synth.partial-{ended.pid}@not-{host}.x1"
     running = tmp_path / f".synth.partial-{os.getpid()}@{host}.y2"
-    older = tmp_path / ".synth.partial-abc123"
-    for folder in (stale, elsewhere, running, older):
+    older = tmp_path / ".synth.partial-abc123xy"
+    other_data = tmp_path / ".synth.partial-x.partial-1"  # a partial of the dataset "synth.partial-x"
+    for folder in (stale, elsewhere, running, older, other_data):
         (folder / "TrainVal_images").mkdir(parents=True)
     generate(tmp_path / "synth", SynthSpec(num=2, size=64))
     assert not stale.exists() and not older.exists() and (tmp_path / "synth" / "synthetic.yaml").is_file()
-    assert elsewhere.is_dir() and running.is_dir()
+    assert elsewhere.is_dir() and running.is_dir() and other_data.is_dir()
     assert [r.getMessage() for r in caplog.records] == [
         f"{elsewhere}: kept, a generation's folder from not-{host}; delete it if no generation runs there"]
 
@@ -564,7 +565,7 @@ def test_processes_asking_for_the_same_data_at_once_generate_it_once(tmp_path, m
 
 
 @pytest.mark.parametrize("held", [False, True], ids=["no flock", "lock within one machine"])
-def test_processes_the_lock_does_not_exclude_keep_each_others_folders(tmp_path, monkeypatch, held):
+def test_processes_the_lock_does_not_exclude_keep_each_others_folders(tmp_path, monkeypatch, caplog, held):
     """On a file system without flock (some NFS / Lustre mounts) nothing serialises the ranks; with
     Lustre's localflock each node holds "the" lock. Here a second process starts and finishes while
     the first is still writing: it must not remove the first one's folder as stale, and the first
@@ -585,16 +586,21 @@ def test_processes_the_lock_does_not_exclude_keep_each_others_folders(tmp_path, 
 
     def write(out, *args):
         calls.append(out)
-        if len(calls) == 1:  # the other rank runs from start to finish in the meantime
-            generate(tmp_path / "synth", spec)
+        if len(calls) == 1:  # the other rank (on another machine) runs from start to finish meanwhile
+            with monkeypatch.context() as m:
+                m.setattr(writer.socket, "gethostname", lambda: "other-node")
+                generate(tmp_path / "synth", spec)
             assert out.is_dir(), "the other rank removed this one's folder as stale"
         real_write(out, *args)
 
     monkeypatch.setattr(writer, "_write_dataset", write)
     spec = SynthSpec(num=6, size=48)
-    manifest = generate(tmp_path / "synth", spec)
+    with caplog.at_level("WARNING", logger="spd.data.synthetic.writer"):
+        manifest = generate(tmp_path / "synth", spec)
     assert manifest == tmp_path / "synth" / writer.MANIFEST and manifest.is_file() and len(calls) == 2
     assert not list(tmp_path.glob(".synth.partial-*"))
+    # Holding its node's lock, the other machine saw this one's folder, kept it and said so.
+    assert any("kept, a generation's folder from" in m for m in caplog.messages) == held
 
 
 def test_only_the_first_process_of_any_launcher_takes_the_run_lock(tmp_path, monkeypatch, caplog):

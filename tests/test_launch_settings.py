@@ -400,18 +400,15 @@ def test_the_run_says_how_the_global_batch_is_split(tmp_path, synth_lip, fake_gp
     assert "batch: 8 images per optimiser step = 4 process(es) x 1 per process x 2 accumulated; lr 0.02" in caplog.messages
 
 
-def test_validation_samples_are_not_moved_by_lightning_training_batches_are():
-    """Validation batches are lists of samples: validation_step sends the images, the evaluator the
-    targets; moved by Lightning, every sample's has_* flags would be read back from the GPU."""
-    from spd.training.module import SPDModule
-
-    _, resolved = load_config(None, TINY)
-    module = SPDModule(resolved, initialise=False)
-    samples = [{"image": torch.zeros(3, 8, 8, dtype=torch.uint8), "has_parsing": torch.tensor(True)}]
-    assert module.transfer_batch_to_device(samples, torch.device("meta"), 0) is samples
-    assert samples[0]["has_parsing"].device.type == "cpu"
-    batch = module.transfer_batch_to_device({"image": torch.zeros(2, 3, 8, 8)}, torch.device("meta"), 0)
-    assert batch["image"].device.type == "meta"
+def test_validation_samples_carry_their_label_flags_as_python_bools(tmp_path, synth_lip):
+    """The evaluator reads each sample's has_* flags: as tensors, which Lightning and DDP move to the
+    GPU with the rest of a validation batch, every read would be a host sync."""
+    data = SPDDataModule(tiny_config(tmp_path, synth_lip))
+    data.trainer = SimpleNamespace(global_rank=0, world_size=1, accumulate_grad_batches=1)
+    samples = next(iter(data.val_dataloader()))
+    flags = {k: v for item in samples for k, v in item.items() if k.startswith("has_")}
+    assert flags and all(type(v) is bool for v in flags.values()), flags
+    assert isinstance(samples[0]["image"], torch.Tensor)
 
 
 def test_the_loaders_of_one_process_use_its_share(tmp_path, synth_lip):

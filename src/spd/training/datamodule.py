@@ -48,8 +48,10 @@ def per_process_batch(batch_size: int, world_size: int, accumulate: int) -> int:
 
 
 def listed(batch: list) -> list:
-    """Collate of validation: samples keep their own sizes."""
-    return batch
+    """Collate of validation: samples keep their own sizes, and their has_* flags become Python
+    bools. The evaluator reads the flags per sample; as tensors, which Lightning and DDP move to the
+    GPU with the rest, each read would be a host sync."""
+    return [{k: bool(v) if k.startswith("has_") else v for k, v in item.items()} for item in batch]
 
 
 class SPDDataModule(L.LightningDataModule):

@@ -110,14 +110,6 @@ class SPDModule(L.LightningModule):
         raise FloatingPointError(f"training stopped at step {self.global_step}: {where}; it is checked every "
                                  f"{self.trainer.log_every_n_steps} steps and before every checkpoint")
 
-    def transfer_batch_to_device(self, batch: Any, device: torch.device, dataloader_idx: int) -> Any:
-        # Validation batches (lists of samples at their own sizes) stay where the loader put them:
-        # validation_step sends the images and the evaluator the targets it scores. Moved here, each
-        # sample's has_* flags would be read back from the GPU by the evaluator: a host sync each.
-        if isinstance(batch, list):
-            return batch
-        return super().transfer_batch_to_device(batch, device, dataloader_idx)
-
     def on_validation_epoch_start(self) -> None:
         tasks = self.model.config.tasks
         space = self.trainer.datamodule.val_reader.label_space if self.trainer.datamodule else self.model.config.parsing_space

@@ -7,6 +7,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import re
 import shutil
 import socket
 import tempfile
@@ -120,7 +121,7 @@ def generate(out: Path | str, spec: SynthSpec, progress: Callable[[int], None] |
             return _reuse(out, spec, fmt, progress)
         if lock.held:  # nobody else here is generating: remove what killed generations left
             for partial in out.parent.glob(f".{out.name}.partial-*"):
-                _remove_if_abandoned(partial)
+                _remove_if_abandoned(partial, partial.name.removeprefix(f".{out.name}.partial-"))
         work = Path(tempfile.mkdtemp(prefix=f".{out.name}.partial-{os.getpid()}@{socket.gethostname()}.",
                                      dir=out.parent))
         try:
@@ -154,25 +155,29 @@ def _reuse(out: Path, spec: SynthSpec, fmt: str, progress: Callable[[int], None]
     return manifest
 
 
-def _remove_if_abandoned(partial: Path) -> None:
+def _remove_if_abandoned(partial: Path, owner: str) -> None:
     """Removes a ``.NAME.partial-PID@HOST.*`` folder that a killed generation left: written on this
     machine by a process that no longer runs (or named without its writer, by earlier versions). Another
     machine's is kept and reported: some file systems lock only within one machine (Lustre's
-    ``localflock``), so holding the lock says nothing about other nodes."""
-    owner = partial.name.split(".partial-", 1)[1].rsplit(".", 1)[0]
-    pid, at, host = owner.partition("@")
-    if at and host != socket.gethostname():
+    ``localflock``), so holding the lock says nothing about other nodes. ``owner``: the folder's name
+    after ``.NAME.partial-``."""
+    if "@" not in owner:  # mkdtemp's 8 characters alone (anything else is some other folder's)
+        if re.fullmatch(r"[a-z0-9_]{8}", owner):
+            shutil.rmtree(partial, ignore_errors=True)
+        return
+    pid, _, host = owner.rsplit(".", 1)[0].partition("@")
+    if host != socket.gethostname():
         log.warning("%s: kept, a generation's folder from %s; delete it if no generation runs there", partial, host)
         return
-    if at and pid.isdigit():
-        try:
-            os.kill(int(pid), 0)
-            return  # still running (a reused pid keeps a leftover until the next time)
-        except ProcessLookupError:
-            pass
-        except OSError:  # running, as another user
-            return
-    shutil.rmtree(partial, ignore_errors=True)
+    if not pid.isdigit():
+        return
+    try:
+        os.kill(int(pid), 0)
+        return  # still running (a reused pid keeps a leftover until the next time)
+    except ProcessLookupError:
+        shutil.rmtree(partial, ignore_errors=True)
+    except OSError:  # running, as another user
+        return
 
 
 def _appears(path: Path, seconds: float = 5.0) -> bool:
