@@ -440,11 +440,11 @@ def flops_of_step(module, batch: dict) -> float:
     return counter.get_total_flops()
 
 
-def _training_row(args, model_name: str, batch_size: int, channels_last: bool, device: torch.device,
-                  peak: float | None) -> tuple[str, float, float | None]:
+def _training_row(model_name: str, batch: dict, channels_last: bool, device: torch.device, peak: float | None,
+                  quick: bool) -> tuple[str, float, float | None]:
     """One row of the training table: (row, images/s, fraction of the peak)."""
     module = training_module(model_name, device, channels_last)
-    batch = training_batch(args, batch_size, device)
+    batch_size = len(batch["id"])
     flops = flops_of_step(module, batch)
     optimiser = torch.optim.SGD(module.parameters(), lr=1e-6, momentum=0.9)
 
@@ -460,7 +460,7 @@ def _training_row(args, model_name: str, batch_size: int, channels_last: bool, d
     if device.type == "cuda":
         torch.cuda.synchronize()
         torch.cuda.reset_peak_memory_stats()
-    seconds = timed(step, device, 0, 2 if args.quick else 5)
+    seconds = timed(step, device, 0, 2 if quick else 5)
     tflops = flops / seconds / 1e12
     memory = torch.cuda.max_memory_allocated() / 2**30 if device.type == "cuda" else float("nan")
     row = (f"| {model_name} | {batch_size} | {channels_last} | {seconds:.3f} | {batch_size / seconds:.1f} | {tflops:.1f} | "
@@ -489,11 +489,13 @@ def speed(args) -> list[str]:
              f"the card's dense bf16 peak: {peak or 'unknown'} TFLOP/s.", "",
              "| model | batch | channels-last | step (s) | images/s | TFLOP/s | of peak | peak memory (GiB) |",
              "|---|---:|---|---:|---:|---:|---:|---:|"]
-    spd_rates, spd_fractions = [], []
+    spd_rates, spd_fractions, collated = [], [], {}
     for model_name, sizes in (("spd", (8, 16) if not args.quick else (2,)), ("cpu_spd", (16,) if not args.quick else (2,))):
         for batch in sizes:
+            if batch not in collated:  # augmented once, trained on by every row of this size
+                collated[batch] = training_batch(args, batch, device)
             for channels_last in (False, True):
-                row, rate, fraction = _training_row(args, model_name, batch, channels_last, device, peak)
+                row, rate, fraction = _training_row(model_name, collated[batch], channels_last, device, peak, args.quick)
                 lines.append(row)
                 if model_name == "spd":
                     spd_rates.append(rate)
@@ -563,8 +565,8 @@ def predict_busy(args) -> list[str]:
     samples, stop = [], threading.Event()
     query = ["nvidia-smi", "--query-gpu=utilization.gpu", "--format=csv,noheader,nounits"]
 
-    def utilisation(command: list[str]) -> float:
-        return float(subprocess.run(command, capture_output=True, text=True, timeout=5).stdout.split()[0])
+    def utilisation(nvidia_smi: list[str]) -> float:
+        return float(subprocess.run(nvidia_smi, capture_output=True, text=True, timeout=5).stdout.split()[0])
 
     with contextlib.suppress(Exception):  # this process's GPU, whatever CUDA_VISIBLE_DEVICES says
         by_id = [*query, f"--id=GPU-{torch.cuda.get_device_properties(0).uuid}"]
@@ -637,7 +639,7 @@ def main() -> int:
     if args.device == "cuda" and not torch.cuda.is_available():
         print("gpu_check: no CUDA device here (use --device cpu --quick to try the script itself)", file=sys.stderr)
         return 2
-    card = torch.cuda.get_device_name(0).replace(" ", "_") if args.device == "cuda" else "cpu"
+    card = device_name(args.device).replace(" ", "_") if args.device == "cuda" else "cpu"
     out = args.out or ROOT / "benchmarks" / f"results_gpu_{card}.md"
     args.work.mkdir(parents=True, exist_ok=True)
     # As spd train sets it; once here, so that no check's speed or memory depends on which ran before.

@@ -7,7 +7,6 @@ import os
 import shutil
 import subprocess
 import sys
-from dataclasses import replace
 from pathlib import Path
 
 import lightning as L
@@ -23,6 +22,7 @@ from spd.data.detect import open_dataset
 from spd.evaluation.evaluate import evaluate_model, evaluate_predictions, load_model
 from spd.evaluation.evaluator import Evaluator
 from spd.inference import Prediction, predict_image
+from spd.training.module import validation_protocol
 from spd.training.train import train
 
 pytestmark = pytest.mark.slow
@@ -308,7 +308,7 @@ def test_ddp_splits_each_epoch_across_processes_and_resumes_exactly(tmp_path, da
         logged = [float(row["val/miou"]) for row in csv.DictReader(f) if row.get("val/miou")]
     config, _ = load_config(None, overrides(tmp_path, root, 2, "straight"))
     alone = evaluate_model(load_model(tmp_path / "runs" / "straight" / "checkpoints" / "last.ckpt")[0], val_reader,
-                           replace(config.eval, scales=(1.0,), flip=False), num_workers=0)
+                           validation_protocol(config), num_workers=0)
     assert len(logged) == 1 and abs(logged[0] - alone.parsing["miou"]) < 0.1, (logged, alone.parsing["miou"])
     straight = {rank: [row for row in rows if "ids" in row] for rank, rows in straight.items()}
     for epoch in (0, 1):
@@ -325,11 +325,11 @@ def test_ddp_splits_each_epoch_across_processes_and_resumes_exactly(tmp_path, da
     resumed = run("cut", resume=1)
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     cut = _samples(tmp_path / "cut.jsonl")
-    for rank in (0, 1):
-        def seen(rows):
-            return {row["step"]: (row["ids"], row["image_sum"], row["label_sum"]) for row in rows
-                    if row.get("step", -1) >= 18}
 
+    def seen(rows):
+        return {row["step"]: (row["ids"], row["image_sum"], row["label_sum"]) for row in rows if row.get("step", -1) >= 18}
+
+    for rank in (0, 1):
         assert seen(cut[rank]) == seen(straight[rank])
 
 

@@ -36,6 +36,13 @@ def poly_schedule(max_steps: int, power: float, warmup: int):
     return factor
 
 
+def validation_protocol(config: ExperimentConfig):
+    """What validation during training predicts with: one scale, unmirrored, at the training crop
+    size; cheap, and the same at every epoch. ``spd evaluate`` applies the configured test-time
+    protocol (``config.eval``) instead."""
+    return replace(config.eval, input_size=tuple(config.augment.size), scales=(1.0,), flip=False)
+
+
 def build_model(config: ExperimentConfig, initialise: bool = True) -> SPDNet:
     """The network of an experiment; with ``initialise``, its starting weights as the config says
     (``model.backbone_weights``, then ``model.init_from``, whose input normalisation it adopts)."""
@@ -115,9 +122,7 @@ class SPDModule(L.LightningModule):
         space = self.trainer.datamodule.val_reader.label_space if self.trainer.datamodule else self.model.config.parsing_space
         self.evaluator = Evaluator(self.model.config.parsing_space, space, pose="pose" in tasks,
                                    densepose="densepose" in tasks).to(self.device)
-        # Validation runs one scale, unmirrored, at the training crop size: cheap, and the same
-        # protocol at every epoch. `spd evaluate` applies the configured test-time protocol.
-        self.val_protocol = replace(self.cfg.eval, input_size=tuple(self.cfg.augment.size), scales=(1.0,), flip=False)
+        self.val_protocol = validation_protocol(self.cfg)
 
     def validation_step(self, items: list[dict[str, Any]], batch_idx: int) -> None:
         """``items``: samples at their own sizes (a list, not stacked)."""
