@@ -159,17 +159,3 @@ def test_uncertainty_weighting_starts_at_the_fixed_weights_and_learns_one_over_t
     learned = {t: float(w) for t, w in loss.task_weights().items()}
     assert learned["parsing"] == pytest.approx(0.5, rel=1e-2) and learned["pose"] == pytest.approx(2.0, rel=1e-2)
     assert learned["densepose"] == pytest.approx(math.exp(-5.0), rel=1e-6)  # 1e-4 lies beyond the clamp
-
-
-def test_class_weights_stay_float32_when_the_model_becomes_bf16():
-    """``bf16-true`` converts every float tensor of the module; the class weights keep their float32
-    values (and so do checkpoints), and still follow the module to its device."""
-    weights = torch.tensor([0.123456, 1.0, 7.654321])
-    loss = MultiTaskLoss(LossConfig(balance="uncertainty"), class_weights=weights.clone(), part_weights=weights.clone())
-    loss.to(torch.bfloat16)
-    assert loss.log_vars.dtype == torch.bfloat16  # the rest converts as asked
-    assert loss.class_weights.dtype == loss.part_weights.dtype == torch.float32
-    assert torch.equal(loss.class_weights, weights) and torch.equal(loss.state_dict()["part_weights"], weights)
-    loss = MultiTaskLoss(LossConfig(), class_weights=weights.clone()).to("meta", torch.bfloat16)
-    assert loss.class_weights.device.type == "meta" and loss.class_weights.dtype == torch.float32
-    assert MultiTaskLoss().to(torch.bfloat16).class_weights is None

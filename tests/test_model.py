@@ -1,3 +1,5 @@
+import urllib.error
+
 import pytest
 import torch
 from torch import nn
@@ -5,6 +7,7 @@ from torchvision.models import resnet50
 
 from spd.model import PRESETS, SPDNet, model_config, preset
 from spd.model.encoders import ResNetEncoder
+from spd.model.frozen_norm import FrozenStatsBatchNorm2d
 from spd.model.pretrained import load_encoder_weights
 from spd.model.resnet import DilatedResNet
 from spd.ops.state import WeightsError
@@ -157,26 +160,70 @@ def test_dilation_matches_torchvision_for_bottleneck_nets():
         assert a == b
 
 
-def test_frozen_bn_keeps_running_statistics_but_trains_affine():
-    encoder = DilatedResNet(18, 8, frozen_bn=True).train()
-    bn = encoder.bn1
-    before = bn.running_mean.clone()
+def _random_statistics(module: nn.Module) -> None:
+    for m in module.modules():
+        if hasattr(m, "running_var"):
+            m.running_mean.uniform_(-1, 1)
+            m.running_var.uniform_(0.5, 2)
+
+
+def test_frozen_bn_keeps_running_statistics_in_every_mode_but_trains_affine():
+    """The freeze belongs to the layer, not to a mode flag: Lightning 2.x neither calls ``train()``
+    nor ``eval()`` on the trunk when fitting starts, and after validation it assigns each module's
+    ``training`` attribute back, so statistics frozen through ``train()`` were trained by every run."""
+    encoder = DilatedResNet(18, 8, frozen_bn=True)
+    _random_statistics(encoder)
+    before = {k: v.clone() for k, v in encoder.state_dict().items() if "running" in k or "num_batches" in k}
+    for module in encoder.modules():
+        module.training = True  # as Lightning's _ModuleMode.restore sets it, bypassing train()
     sum(f.mean() for f in encoder(torch.randn(2, 3, 32, 32) * 5 + 3)).backward()
-    assert not bn.training and torch.equal(bn.running_mean, before)
-    assert bn.weight.grad is not None
+    encoder.train()
+    encoder(torch.randn(2, 3, 32, 32) * 5 + 3)
+    after = encoder.state_dict()
+    assert len(before) == 60 and all(torch.equal(after[k], v) for k, v in before.items())
+    assert encoder.bn1.weight.grad is not None and encoder.layer4[1].bn2.bias.grad is not None
     moving = DilatedResNet(18, 8, frozen_bn=False).train()
     moving(torch.randn(2, 3, 32, 32) * 5 + 3)
     assert not torch.equal(moving.bn1.running_mean, torch.zeros(64))
 
 
-def test_frozen_bn_stays_frozen_when_converted_to_sync_batchnorm():
-    """train.sync_batchnorm makes Lightning swap every BatchNorm2d for a SyncBatchNorm (not a
-    subclass of it): a frozen trunk's statistics must stay frozen there too."""
-    encoder = nn.SyncBatchNorm.convert_sync_batchnorm(DilatedResNet(18, 8, frozen_bn=True)).train()
-    norms = [m for m in encoder.modules() if isinstance(m, nn.SyncBatchNorm)]
-    assert len(norms) == 20 and not any(m.training for m in norms)
-    moving = nn.SyncBatchNorm.convert_sync_batchnorm(DilatedResNet(18, 8, frozen_bn=False)).train()
-    assert all(m.training for m in moving.modules() if isinstance(m, nn.SyncBatchNorm))
+def test_frozen_bn_computes_batch_norm_in_eval_mode_and_loads_its_files():
+    """The same function, bit for bit, as the BatchNorm2d it replaces in eval mode, with the same
+    state-dict keys; a file without ``num_batches_tracked`` (torchvision's ImageNet ones) loads."""
+    torch.manual_seed(0)
+    plain = DilatedResNet(18, 8, frozen_bn=False, layout="caffe")
+    _random_statistics(plain)
+    for m in plain.modules():
+        if isinstance(m, nn.BatchNorm2d):
+            m.weight.data.uniform_(-1, 1)
+    frozen = DilatedResNet(18, 8, frozen_bn=True, layout="caffe")
+    assert plain.state_dict().keys() == frozen.state_dict().keys()
+    frozen.load_state_dict({k: v for k, v in plain.state_dict().items() if "num_batches" not in k}, strict=True)
+    x = torch.randn(2, 3, 40, 32)
+    assert all(torch.equal(a, b) for a, b in zip(plain.eval()(x), frozen.train()(x)))
+    assert {m.eps for m in frozen.modules() if hasattr(m, "running_var")} == {1e-3}
+
+
+def test_frozen_bn_is_left_alone_by_sync_batchnorm():
+    """train.sync_batchnorm makes Lightning swap every ``_BatchNorm`` for a SyncBatchNorm, which trains
+    its statistics: a frozen trunk's layers must not be swapped, a training one's must."""
+    encoder = nn.SyncBatchNorm.convert_sync_batchnorm(DilatedResNet(18, 8, frozen_bn=True))
+    assert not any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in encoder.modules())
+    assert sum(isinstance(m, FrozenStatsBatchNorm2d) for m in encoder.modules()) == 20
+    moving = nn.SyncBatchNorm.convert_sync_batchnorm(DilatedResNet(18, 8, frozen_bn=False))
+    assert sum(isinstance(m, nn.SyncBatchNorm) for m in moving.modules()) == 20
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.bfloat16])
+def test_the_input_is_normalised_into_the_networks_dtype(dtype):
+    """64-true converts the network (buffers included) to float64: its input must follow, or the
+    first convolution fails on mixed types."""
+    net = SPDNet(tiny("s", refine_stages=1, train_scales=[1.0])).to(dtype)
+    images = torch.randint(0, 256, (1, 3, 32, 24), dtype=torch.uint8)
+    x = net.normalise(images)
+    assert x.dtype == dtype
+    assert torch.allclose(x.double(), SPDNet(net.config).normalise(images).double(), atol=0.05)
+    net(x)
 
 
 @pytest.mark.parametrize("family", ["dilated", "fpn"])
@@ -203,11 +250,20 @@ def test_missing_imagenet_weights_say_where_to_put_them(tmp_path, monkeypatch, n
     monkeypatch.setenv("TORCH_HOME", str(tmp_path))
     layout = {"dilated": {**TINY_DILATED, "layout": "torchvision"}} if name == "spd" else {}
     trunk = SPDNet(tiny(name, **layout)).trunk
-    with pytest.raises(WeightsError, match=r"resnet18-f37072fd\.pth.*hub/checkpoints"):
+    with pytest.raises(WeightsError, match=r"resnet18-f37072fd\.pth.*hub/checkpoints.*model.backbone_weights: "
+                                           r"/path/to/resnet18-f37072fd\.pth"):
         load_encoder_weights(trunk, "imagenet", allow_download=False)
+    # A node without internet access: the download fails at once, with the same recipe.
+    def offline(url, dst, **kwargs):
+        raise urllib.error.URLError("[Errno -3] Temporary failure in name resolution")
+
+    monkeypatch.setattr(torch.hub, "download_url_to_file", offline)
+    with pytest.raises(WeightsError, match=r"could not download .*name resolution.*https://download.pytorch.org/models/"
+                                           r"resnet18-f37072fd\.pth.*hub/checkpoints.*model.backbone_weights"):
+        load_encoder_weights(trunk, "imagenet")
     # A file put where the message says is found.
     path = tmp_path / "hub" / "checkpoints" / "resnet18-f37072fd.pth"
-    path.parent.mkdir(parents=True)
+    path.parent.mkdir(parents=True, exist_ok=True)
     torch.save(DilatedResNet(18).state_dict(), path)
     assert load_encoder_weights(trunk, "imagenet", allow_download=False) == str(path)
     # The caffe layout takes Caffe / TensorFlow weights, not torchvision's.

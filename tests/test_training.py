@@ -333,6 +333,60 @@ def test_ddp_splits_each_epoch_across_processes_and_resumes_exactly(tmp_path, da
         assert seen(cut[rank]) == seen(straight[rank])
 
 
+def frozen_statistics_run(tmp_path, data_root, name, *extra):
+    """Overrides for a small dilated model with frozen batch norm starting from an encoder file whose
+    statistics are random (not batch norm's 0 / 1), and those statistics as the file holds them."""
+    from spd.model.resnet import DilatedResNet
+
+    torch.manual_seed(0)
+    encoder = DilatedResNet(18, 8, frozen_bn=False, layout="torchvision")
+    for m in encoder.modules():
+        if isinstance(m, torch.nn.BatchNorm2d):
+            m.running_mean.uniform_(-1, 1)
+            m.running_var.uniform_(0.5, 2)
+    torch.save(encoder.state_dict(), tmp_path / "encoder.pth")
+    stats = {f"model.trunk.encoder.{k}": v for k, v in encoder.state_dict().items() if "running" in k or "num_batches" in k}
+    sets = [f"data.root={data_root}", "model.preset=s", "model.refine_stages=1", "model.train_scales=[1.0]",
+            "model.dilated={depth: 18, width: 0.125, layout: torchvision, frozen_bn: true}",
+            f"model.backbone_weights={tmp_path / 'encoder.pth'}", "augment.size=[96, 64]", "augment.fit=true",
+            "data.batch_size=4", "data.num_workers=0", "optim.lr=0.01", "train.max_steps=2", "train.max_epochs=-1",
+            f"train.out_dir={tmp_path / 'runs'}", f"train.name={name}", "eval.input_size=[96, 64]", *extra]
+    return sets, stats
+
+
+def assert_statistics_unchanged(checkpoint_path, stats) -> None:
+    state = torch.load(checkpoint_path, weights_only=True)["state_dict"]
+    assert len(stats) == 60  # running mean, variance and count of ResNet-18's 20 batch-norm layers
+    moved = [k for k, v in stats.items() if not torch.equal(state[k], v)]
+    assert not moved, f"{len(moved)} of {len(stats)} frozen statistics changed, e.g. {moved[:3]}"
+    # the affine parameters do train
+    assert not torch.equal(state["model.trunk.encoder.layer4.1.bn2.bias"], torch.zeros(512))
+
+
+def test_frozen_batch_norm_stays_frozen_through_training(tmp_path, data_root):
+    """``model.dilated.frozen_bn: true`` (every LIP / ATR / JPPNet recipe): two steps of ``spd.train``
+    and a validation leave every statistic bit for bit as loaded. Lightning never calls ``train()``
+    when fitting starts, so a trunk that froze its layers there trained them on 4-image batches."""
+    sets, stats = frozen_statistics_run(tmp_path, data_root, "frozen")
+    result = train(load_config(None, sets)[0], device="cpu", progress=False)
+    assert result.global_step == 2
+    assert_statistics_unchanged(result.last_checkpoint, stats)
+
+
+def test_frozen_batch_norm_stays_frozen_under_ddp_with_sync_batchnorm(tmp_path, data_root):
+    """The same with two processes (gloo) and ``train.sync_batchnorm: true``: Lightning's conversion
+    to SyncBatchNorm must leave frozen layers frozen (and, with no other batch norm in the model,
+    it runs on the CPU too)."""
+    sets, stats = frozen_statistics_run(tmp_path, data_root, "frozen_ddp", "train.devices=2", "train.strategy=ddp",
+                                        "train.sync_batchnorm=true")
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONPATH": str(Path(__file__).parent)}
+    done = subprocess.run([sys.executable, str(Path(__file__).parent / "ddp_sample_ids.py"), str(tmp_path / "ids.jsonl"),
+                           "0", "0", *sets], capture_output=True, text=True, timeout=600, env=env)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "sync_batchnorm" not in done.stderr  # passed to Lightning, not dropped with a warning
+    assert_statistics_unchanged(tmp_path / "runs" / "frozen_ddp" / "checkpoints" / "last.ckpt", stats)
+
+
 def test_bf16_mixed_precision_trains(tmp_path, data_root):
     """--precision bf16-mixed (the paper configs' setting) through the CLI; CPU autocast here,
     the same Lightning plugin on a GPU. The losses must stay finite."""

@@ -110,19 +110,6 @@ class MultiTaskLoss(nn.Module):
         else:
             self.log_vars = None
 
-    _FLOAT32_BUFFERS = ("class_weights", "part_weights")
-
-    def _apply(self, fn, recurse=True):
-        """Moves like any module, but the class weights stay float32: ``bf16-true`` converts every
-        float tensor of the model, and weights rounded to bf16 (3 significant digits) would be saved
-        that way in its checkpoints."""
-        kept = {name: self._buffers[name] for name in self._FLOAT32_BUFFERS if self._buffers.get(name) is not None}
-        super()._apply(fn, recurse)
-        for name, value in kept.items():
-            if self._buffers[name].dtype != value.dtype:
-                self._buffers[name] = value.to(self._buffers[name].device)
-        return self
-
     def fixed_task_weights(self) -> dict[str, float]:
         c = self.config
         return {"parsing": c.parsing, "pose": c.pose, "densepose": c.densepose}

@@ -29,6 +29,15 @@ def imagenet_cache_path(depth: int) -> Path:
     return Path(get_dir()) / "checkpoints" / os.path.basename(IMAGENET[depth].url)
 
 
+def imagenet_offline_recipe(depth: int) -> str:
+    """What a machine without internet access needs: the file, where it goes, or the config line
+    that names it wherever it is (docs/training.md gives the same recipe)."""
+    url, name = IMAGENET[depth].url, os.path.basename(IMAGENET[depth].url)
+    return (f"On a machine with network access download {url}, then either copy it to {imagenet_cache_path(depth)} "
+            f"(the torch cache, $TORCH_HOME/hub/checkpoints) or set `model.backbone_weights: /path/to/{name}` in the "
+            f"config (or --set model.backbone_weights=/path/to/{name})")
+
+
 def load_encoder_weights(trunk: Trunk, source: str | Path, allow_download: bool = True) -> str:
     """Loads ``source`` (``"imagenet"``, a state-dict file or a TensorFlow checkpoint prefix) into
     ``trunk.encoder``. Returns where the weights came from."""
@@ -57,15 +66,15 @@ def _imagenet_file(trunk: Trunk, allow_download: bool) -> Path:
                            "torchvision, or pass a state dict trained in the caffe layout")
     path = imagenet_cache_path(trunk.depth)
     if not path.is_file():
-        url = IMAGENET[trunk.depth].url
         if not allow_download:
             raise WeightsError(f"ImageNet weights for ResNet-{trunk.depth} are not in the torch cache. "
-                               f"Download {url} to {path} (or pass the file's path instead of 'imagenet').")
+                               + imagenet_offline_recipe(trunk.depth))
         try:
-            torch.hub.download_url_to_file(url, str(path), progress=True)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            torch.hub.download_url_to_file(IMAGENET[trunk.depth].url, str(path), progress=True)
         except Exception as err:  # URLError, HTTPError, OSError: all mean "not here"
-            raise WeightsError(f"could not download the ImageNet weights ({err}). Download {url} on a "
-                               f"machine with network access and copy it to {path}, or pass its path.") from err
+            raise WeightsError(f"could not download the ImageNet weights for ResNet-{trunk.depth} ({err}). "
+                               + imagenet_offline_recipe(trunk.depth)) from err
     return path
 
 

@@ -23,6 +23,7 @@ from torchvision.models import resnet
 from ..ops.tf import SameConv2d, SameMaxPool2d, glorot_uniform_
 from ..ops.validation import require_choice
 from .config import DILATED_DEPTHS, LAYOUTS
+from .frozen_norm import freeze_batchnorm_statistics
 
 # torchvision's ResNet builders by depth: the dilated trunk takes any, the fpn encoders the named ones
 DEPTHS = {depth: getattr(resnet, f"resnet{depth}") for depth in DILATED_DEPTHS}
@@ -83,8 +84,9 @@ class DilatedResNet(nn.Module):
     """``forward(x) -> (res4, res5)``: [B, C4, H/os, W/os] and [B, C5, H/os, W/os] features
     (sizes rounded up under the caffe layout's SAME padding); C4, C5 = ``channels``.
 
-    With ``frozen_bn`` the batch-norm layers always use their running statistics (as JPPNet
-    trains), while their affine weights still train.
+    With ``frozen_bn`` the batch-norm layers are :class:`~.frozen_norm.FrozenStatsBatchNorm2d`:
+    they normalise with their running statistics in every mode (as JPPNet trains), while their
+    affine weights still train.
     """
 
     def __init__(self, depth: int = 101, output_stride: int = 8, frozen_bn: bool = True, layout: str = "torchvision"):
@@ -100,21 +102,13 @@ class DilatedResNet(nn.Module):
             for stage, d in zip((net.layer3, net.layer4), STAGE_DILATIONS[output_stride][2:]):
                 if d > 1:
                     _dilate_stage(stage, d)
+        if frozen_bn:
+            freeze_batchnorm_statistics(net)
         self.depth, self.output_stride, self.frozen_bn, self.layout = depth, output_stride, frozen_bn, layout
         # torchvision's attribute names, so that its ImageNet state dicts load as they are (less fc).
         self.conv1, self.bn1, self.relu, self.maxpool = net.conv1, net.bn1, net.relu, net.maxpool
         self.layer1, self.layer2, self.layer3, self.layer4 = net.layer1, net.layer2, net.layer3, net.layer4
         self.channels = (256, 512) if depth < 50 else (1024, 2048)  # res4, res5
-
-    def train(self, mode: bool = True) -> "DilatedResNet":
-        super().train(mode)
-        if self.frozen_bn:
-            for m in self.modules():
-                # _BatchNorm, not BatchNorm2d: train.sync_batchnorm turns the layers into SyncBatchNorm,
-                # which is not a BatchNorm2d, and frozen statistics must stay frozen there too.
-                if isinstance(m, nn.modules.batchnorm._BatchNorm):
-                    m.eval()
-        return self
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         x = self.maxpool(self.relu(self.bn1(self.conv1(x))))

@@ -67,10 +67,13 @@ class SPDNet(nn.Module):
         self.register_buffer("std", torch.tensor(normalisation.std).view(1, 3, 1, 1), persistent=False)
 
     def normalise(self, images: torch.Tensor) -> torch.Tensor:
-        """uint8 (or 0..255 float) RGB [B, 3, H, W] -> the network's input."""
+        """uint8 (or 0..255 float) RGB [B, 3, H, W] -> the network's input, computed in float32 and
+        returned in the dtype of the network's weights."""
         if self.normalisation.channel_order == "BGR":
             images = images.flip(1)
-        return (images.float() * self.normalisation.scale - self.mean) / self.std
+        x = (images.float() * self.normalisation.scale - self.mean.float()) / self.std.float()
+        # In the network's own dtype: bf16-true and 64-true convert these buffers with the weights.
+        return x.to(self.mean.dtype)
 
     def metadata(self) -> dict:
         """What a model file records to rebuild this network (see :mod:`spd.weights`)."""

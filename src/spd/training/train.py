@@ -91,7 +91,10 @@ def _train(config: ExperimentConfig, run_dir: Path, launch: tuple, resume: bool 
     if accelerator == "gpu":  # cuDNN's convolutions have their own TF32 switch (on by default)
         torch.set_float32_matmul_precision("high" if t.tf32 else "highest")
         torch.backends.cudnn.allow_tf32 = t.tf32
-    sync_batchnorm = t.sync_batchnorm and accelerator == "gpu"
+    # Lightning swaps the layers that train statistics for SyncBatchNorm, which PyTorch runs on GPUs
+    # only; frozen ones (FrozenStatsBatchNorm2d) are left as they are, so a model with no other needs no GPU.
+    trains_statistics = any(isinstance(m, torch.nn.modules.batchnorm._BatchNorm) for m in module.modules())
+    sync_batchnorm = t.sync_batchnorm and (accelerator == "gpu" or not trains_statistics)
     if t.sync_batchnorm and not sync_batchnorm:
         log.warning("train.sync_batchnorm: PyTorch synchronises batch norm on GPUs only; on the CPU each process "
                     "keeps its own statistics")
