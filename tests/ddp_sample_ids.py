@@ -22,6 +22,9 @@ class RecordSamples(L.Callback):
                               "image_sum": float(batch["image"].double().sum()),
                               "label_sum": float(batch["parsing"].double().sum())})
 
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
+        self._write(trainer, {"loss_at_step": trainer.global_step, "loss": float(outputs["loss"])})
+
     def on_validation_batch_start(self, trainer, pl_module, batch, batch_idx, dataloader_idx=0):
         if not trainer.sanity_checking:
             self._write(trainer, {"epoch": trainer.current_epoch, "val_ids": [item["id"] for item in batch]})

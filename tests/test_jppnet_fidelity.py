@@ -128,6 +128,47 @@ def test_legacy_resize_indices_are_cached_and_survive_inference_mode():
         assert legacy_nearest_resize(torch.zeros(1, 1, 7, 5, dtype=torch.uint8), (11, 13)).shape == (1, 1, 11, 13)
 
 
+def _graph_nodes(tensor: torch.Tensor) -> set[str]:
+    seen, stack = set(), [tensor.grad_fn]
+    while stack:
+        node = stack.pop()
+        if node is not None and node.name() not in seen:
+            seen.add(node.name())
+            stack.extend(n for n, _ in node.next_functions)
+    return seen
+
+
+@settings(max_examples=40, deadline=None)
+@given(h=st.integers(1, 9), w=st.integers(1, 9), oh=st.integers(1, 13), ow=st.integers(1, 13))
+def test_legacy_resizes_select_indices_with_the_gradients_of_advanced_indexing(h, w, oh, ow):
+    """The resizes gather with index_select (whose CUDA backward is an index_add), not advanced
+    indexing (a sort-based index_put): the same values and the same gradients as the advanced-indexing
+    form they replace, written out here."""
+    from spd.ops import tf
+
+    def by_advanced_indexing(x, size):
+        y0, y1, wy = tf._axis(x.shape[-2], size[0], x.device)
+        x0, x1, wx = tf._axis(x.shape[-1], size[1], x.device)
+        top, bottom = x[..., y0, :], x[..., y1, :]
+        rows = top + (bottom - top) * wy[:, None]
+        return rows[..., x0] + (rows[..., x1] - rows[..., x0]) * wx
+
+    torch.manual_seed(h * 100 + w)
+    x = torch.randn(2, 3, h, w, dtype=torch.float64, requires_grad=True)
+    weights = torch.randn(2, 3, oh, ow, dtype=torch.float64)
+    ours = tf.legacy_bilinear_resize(x, (oh, ow))
+    if (h, w) != (oh, ow):
+        assert "IndexBackward0" not in _graph_nodes(ours) and "IndexSelectBackward0" in _graph_nodes(ours)
+    (grad,) = torch.autograd.grad((ours * weights).sum(), x)
+    reference = by_advanced_indexing(x, (oh, ow))
+    (expected,) = torch.autograd.grad((reference * weights).sum(), x)
+    torch.testing.assert_close(ours, reference, rtol=1e-12, atol=1e-12)
+    torch.testing.assert_close(grad, expected, rtol=1e-12, atol=1e-12)
+    nearest = tf.legacy_nearest_resize(x, (oh, ow))
+    rows, cols = tf._axis(h, oh, x.device)[0], tf._axis(w, ow, x.device)[0]
+    assert torch.equal(nearest, x[..., rows, :][..., cols]) and "IndexBackward0" not in _graph_nodes(nearest)
+
+
 def test_legacy_nearest_takes_the_top_left_cell():
     x = torch.arange(4.0).view(1, 1, 1, 4)
     assert legacy_nearest_resize(x, (1, 3))[0, 0, 0].tolist() == [0.0, 1.0, 2.0]  # floor(0, 1.33, 2.67)
@@ -301,7 +342,7 @@ def test_jppnet_pose_decoder_is_the_official_nearest_resize_and_integer_argmax()
     direct = [torch.randn(16, h, w, generator=g, dtype=torch.float64) for h, w in shapes]
     of_mirror = [torch.randn(16, h, w, generator=g, dtype=torch.float64) for h, w in shapes]  # mirror image's outputs
     views = Views(placements=placements, views=2, maps={"pose": direct},
-                  mirrored={"pose": [_unflip(m[None], perm)[0] for m in of_mirror]})
+                  mirrored={"pose": [_unflip(m[None], torch.tensor(perm))[0] for m in of_mirror]})
     tta = EvalConfig(input_size=(32, 32), scales=(1.0, 1.25), flip=True, pose_decoder="jppnet")
     ours = decode_views(views, tta, ("background",), joints.joints).keypoints
 

@@ -297,3 +297,29 @@ def test_channels_last_bf16_autocast_matches_float32():
             fast = fast_model(x.to(memory_format=torch.channels_last)).final
     assert fast.parsing.dtype == torch.bfloat16 and fast.dp_uv.dtype == torch.float32
     assert torch.allclose(fast.parsing.float(), ref.parsing, atol=0.05 * ref.parsing.abs().max() + 1e-3)
+
+
+@pytest.mark.parametrize("name,stages", [("spd", 0), ("s", 0), ("jppnet", 1), ("cpu_spd", 0), ("cpu_s", 1)])
+def test_every_parameter_gets_a_gradient(name, stages):
+    """DDP fails on a parameter that no output depends on. Without refinement stages, the dilated
+    parsing branch's feature convs fed nothing (its output reads res5): they are not built."""
+    net = SPDNet(tiny(name, refine_stages=stages, train_scales=[1.0]))
+    out = net(torch.randn(2, 3, 48, 40))
+    total = sum(getattr(stage, f).float().sum() for stage in out.stages
+                for f in ("parsing", "pose", "dp_index", "dp_uv") if getattr(stage, f) is not None)
+    total.backward()
+    unused = [n for n, p in net.named_parameters() if p.grad is None]
+    assert not unused, unused
+
+
+def test_a_file_with_the_unused_parsing_feature_still_loads():
+    """Model files of dilated models without refinement written before the unused feature convs
+    were dropped hold their keys: they load, the keys left out."""
+    from spd.weights.record import upgrade
+
+    net = SPDNet(tiny("s", refine_stages=0, train_scales=[1.0]))
+    state = {**net.state_dict(), "initial.parsing.feature.0.0.weight": torch.zeros(8, 64, 3, 3),
+             "initial.parsing.feature.0.0.bias": torch.zeros(8)}
+    record, upgraded = upgrade(net.metadata(), state, "old.safetensors")
+    SPDNet(tiny("s", refine_stages=0, train_scales=[1.0])).load_state_dict(upgraded, strict=True)
+    assert record == net.metadata()

@@ -102,6 +102,29 @@ def test_flip_protocol_makes_any_model_mirror_equivariant(resize):
             assert agree < 0.95 and dp_agree < 0.95
 
 
+@pytest.mark.parametrize("interpolation", ["half_pixel", "tf_legacy"])
+def test_mirror_tables_reach_the_device_once_per_batch(monkeypatch, interpolation):
+    """Flipping back a mirror view needs each task's left / right table on the maps' device: one
+    copy per table and batch (a host-to-device copy and sync on a GPU), not one per image, task and
+    scale."""
+    from spd.inference import run_views
+
+    tables = {label_space("lip").flip_permutation, keypoint_space().flip_permutation,
+              label_space("densepose").flip_permutation}
+    made, real = [], torch.tensor
+
+    def counting(data, *args, **kwargs):
+        if isinstance(data, tuple) and data in tables:
+            made.append(data)
+        return real(data, *args, **kwargs)
+
+    monkeypatch.setattr(torch, "tensor", counting)
+    images = [torch.randint(0, 256, (3, 37, 52), dtype=torch.uint8) for _ in range(3)]
+    protocol = EvalConfig(input_size=(32, 48), scales=(0.75, 1.0, 1.25), flip=True, interpolation=interpolation)
+    views = run_views(StubNet(), images, protocol)
+    assert len(views) == 3 and len(made) == 3
+
+
 def test_predictor_from_checkpoint_any_input_type_original_size(tmp_path):
     predictor = Predictor.from_checkpoint(write_checkpoint(tmp_path / "m.ckpt"), device="cpu")
     assert predictor.settings.input_size == (64, 48)  # recorded with the model

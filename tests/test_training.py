@@ -305,7 +305,14 @@ def test_ddp_splits_each_epoch_across_processes_and_resumes_exactly(tmp_path, da
     val_reader = open_dataset(root, "val")
     assert sorted(scored[0] + scored[1]) == sorted(r.id for r in val_reader.records) and len(val_reader) == 23
     with open(tmp_path / "runs" / "straight" / "logs" / "version_0" / "metrics.csv", newline="") as f:
-        logged = [float(row["val/miou"]) for row in csv.DictReader(f) if row.get("val/miou")]
+        rows = list(csv.DictReader(f))
+    logged = [float(row["val/miou"]) for row in rows if row.get("val/miou")]
+    # The logged training loss is the mean of the processes' losses, not rank 0's own.
+    per_rank = [{row["loss_at_step"]: row["loss"] for row in straight[rank] if "loss" in row} for rank in (0, 1)]
+    losses = {int(row["step"]): float(row["loss"]) for row in rows if row.get("loss")}
+    assert len(losses) >= 5 and all(per_rank[0][s + 1] != per_rank[1][s + 1] for s in losses)
+    for step, value in losses.items():
+        assert value == pytest.approx((per_rank[0][step + 1] + per_rank[1][step + 1]) / 2, rel=1e-5), step
     config, _ = load_config(None, overrides(tmp_path, root, 2, "straight"))
     alone = evaluate_model(load_model(tmp_path / "runs" / "straight" / "checkpoints" / "last.ckpt")[0], val_reader,
                            validation_protocol(config), num_workers=0)

@@ -42,8 +42,9 @@ def kept_apart(task: str, tta: EvalConfig) -> bool:
     return tta.flip and (tta.interpolation == "tf_legacy" or (task == "pose" and tta.pose_decoder == "jppnet"))
 
 
-def _unflip(x: torch.Tensor, perm: tuple[int, ...]) -> torch.Tensor:
-    return x.flip(-1).index_select(1, torch.tensor(perm, device=x.device))
+def _unflip(x: torch.Tensor, perm: torch.Tensor) -> torch.Tensor:
+    """A mirror view's map [N, C, h, w] flipped back, channels swapped left / right by ``perm`` [C]."""
+    return x.flip(-1).index_select(1, perm)
 
 
 @torch.no_grad()
@@ -51,8 +52,10 @@ def run_views(model, images: list[torch.Tensor], tta: EvalConfig) -> list[Views]
     """``images``: uint8 RGB [3, H_n, W_n] on the model's device, any sizes. ``model`` has
     ``config``, ``normalise`` and ``predict_stages`` (an :class:`~spd.model.SPDNet`)."""
     config = model.config
-    perms = {"parsing": label_space(config.parsing_space).flip_permutation,
-             "pose": keypoint_space().flip_permutation, "dp_index": label_space("densepose").flip_permutation}
+    # Made once per batch on its device: one host-to-device copy each, not one per image, task and scale.
+    perms = {task: torch.tensor(perm, device=images[0].device) if images else None for task, perm in (
+        ("parsing", label_space(config.parsing_space).flip_permutation), ("pose", keypoint_space().flip_permutation),
+        ("dp_index", label_space("densepose").flip_permutation))}
     out = [Views(placements=[], views=2 if tta.flip else 1) for _ in images]
     n = len(images)
     for scale in tta.scales:

@@ -29,9 +29,15 @@ class InitialBranch(nn.Module):
             self.feature, self.out = feature, out
         self.source, self.out_reads_source, self.feature_channels = source, out_reads_source, feature_channels
 
-    def forward(self, features: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+    def drop_unused_feature(self) -> None:
+        """With no refinement stage, a feature that the output does not read feeds nothing: its
+        parameters would get no gradient (which DDP refuses), so it is not kept."""
+        if self.out_reads_source:
+            self.feature = None
+
+    def forward(self, features: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor | None]:
         x = features[self.source]
-        feature = self.feature(x)
+        feature = None if self.feature is None else self.feature(x)
         return self.out(x if self.out_reads_source else feature), feature
 
 

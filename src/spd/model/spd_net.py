@@ -52,6 +52,9 @@ class SPDNet(nn.Module):
         self.trunk = family.trunk(config)
         features = self.trunk.features()
         self.initial = nn.ModuleDict({t: family.initial(t, features, channels[t], section) for t in config.tasks})
+        if config.refine_stages == 0:
+            for branch in self.initial.values():
+                branch.drop_unused_feature()
         feature_channels = {t: self.initial[t].feature_channels for t in config.tasks}
         self.refine = nn.ModuleList()
         for _ in range(config.refine_stages):

@@ -95,9 +95,11 @@ def legacy_bilinear_resize(x: torch.Tensor, size: tuple[int, int]) -> torch.Tens
     y0, y1, wy = _legacy_axis(x, h, oh)
     x0, x1, wx = _legacy_axis(x, w, ow)
     wy, wx = wy.to(x.dtype)[:, None], wx.to(x.dtype)
-    top, bottom = x[..., y0, :], x[..., y1, :]
+    # index_select, not x[..., idx, :]: the backward of advanced indexing is a sort-based index_put
+    # on CUDA; index_select's is an index_add (about a hundred of these per training step of spd).
+    top, bottom = x.index_select(-2, y0), x.index_select(-2, y1)
     rows = top + (bottom - top) * wy
-    left, right = rows[..., x0], rows[..., x1]
+    left, right = rows.index_select(-1, x0), rows.index_select(-1, x1)
     return left + (right - left) * wx
 
 
@@ -106,7 +108,7 @@ def legacy_nearest_resize(x: torch.Tensor, size: tuple[int, int]) -> torch.Tenso
     ``floor(i * in / out)``, the top-left of its cell. [B, C, H, W] -> [B, C, *size]."""
     (h, w), (oh, ow) = x.shape[-2:], size
     rows, cols = _legacy_axis(x, h, oh)[0], _legacy_axis(x, w, ow)[0]
-    return x[..., rows, :][..., cols]
+    return x.index_select(-2, rows).index_select(-1, cols)
 
 
 def glorot_uniform_(tensor: torch.Tensor) -> torch.Tensor:

@@ -89,8 +89,10 @@ class SPDModule(L.LightningModule):
         if self._check_now(batch_idx):
             self._check_finite(loss)
         size = batch["image"].shape[0]
-        self.log("loss", loss.total, prog_bar=True, batch_size=size)
-        self.log_dict({f"train/{k}": v.detach() for k, v in loss.terms.items()}, prog_bar=True, batch_size=size)
+        # The mean over processes (each has its own share of the batch): one small all-reduce per value.
+        self.log("loss", loss.total, prog_bar=True, batch_size=size, sync_dist=True)
+        self.log_dict({f"train/{k}": v.detach() for k, v in loss.terms.items()}, prog_bar=True, batch_size=size,
+                      sync_dist=True)
         if self.criterion.log_vars is not None:
             self.log_dict({f"train/weight_{t}": w.detach() for t, w in self.criterion.task_weights().items()},
                           batch_size=size)

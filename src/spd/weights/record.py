@@ -24,7 +24,7 @@ def upgrade(record: dict, state: dict[str, torch.Tensor], source: Path | str) ->
     under ``trunk.``. Earlier files (no ``layout``, or the CPU family's two-conv heads) are refused."""
     version = record.get("version", 1)
     if version == RECORD_VERSION:
-        return record, state
+        return record, drop_unused_features(record, state)
     if version != 1:
         raise WeightsError(f"{source}: model record version {version!r}; this spd reads versions 1 and {RECORD_VERSION}")
     old = dict(record.get("config") or {})
@@ -49,7 +49,17 @@ def upgrade(record: dict, state: dict[str, torch.Tensor], source: Path | str) ->
         if family == "fpn":
             new = _FPN_INITIAL.sub(r"initial.\1.feature.", new)
         renamed[new] = value
-    return {**record, "version": RECORD_VERSION, "config": config}, renamed
+    record = {**record, "version": RECORD_VERSION, "config": config}
+    return record, drop_unused_features(record, renamed)
+
+
+def drop_unused_features(record: dict, state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Files written before December 2026 of a dilated model without refinement stages hold the
+    parsing branch's feature convs, which fed nothing (the output reads res5) and are no longer built."""
+    config = record.get("config") or {}
+    if config.get("refine_stages") != 0 or config.get("dilated") is None:
+        return state
+    return {k: v for k, v in state.items() if not k.startswith("initial.parsing.feature.")}
 
 
 def model_description(record: dict, source: Path | str) -> tuple[ModelConfig, InputNormalisation]:
