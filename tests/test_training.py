@@ -149,7 +149,12 @@ def test_a_short_training_learns_far_above_chance_on_held_out_images(tmp_path, d
     # The hook sees every sample in split order with the prediction that was scored.
     assert [item["id"] for item, _ in seen] == [r.id for r in reader.records]
     item, prediction = seen[3]
-    assert torch.equal(prediction.parsing, predict_image(model, item["image"], config.eval).parsing)
+    alone = predict_image(model, item["image"], config.eval).parsing
+    assert (prediction.parsing == alone).float().mean() > 0.999  # batched (4 images a pass) or alone
+    # The metrics do not depend on the batch: at most a few pixels whose top two logits tie.
+    one_by_one = evaluate_model(model, reader, config.eval, num_workers=0, batch_size=1)
+    assert abs(one_by_one.parsing["miou"] - scores.parsing["miou"]) < 0.05
+    assert one_by_one.pose["pckh"]["Total"] == pytest.approx(scores.pose["pckh"]["Total"], abs=0.5)
     chance = background_baseline(reader)
     assert scores.parsing["miou"] > 2 * chance.parsing["miou"], (scores.parsing, chance.parsing)
     assert scores.parsing["pixel_accuracy"] > chance.parsing["pixel_accuracy"] + 5

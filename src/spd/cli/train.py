@@ -11,6 +11,7 @@ from tqdm import tqdm
 
 from ..config import load_config
 from ..data.detect import open_dataset
+from ..evaluation.evaluate import BATCH_SIZE
 from ..labels import load_mapping
 from .args import integer
 from .predict import add_test_time_flags, test_time_overrides
@@ -54,6 +55,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--name", default=None)
     p.add_argument("--device", default="auto")
     p.add_argument("--workers", type=integer(0), default=2, help="data loader processes (0: load in this one)")
+    p.add_argument("--batch-size", type=integer(1), default=BATCH_SIZE,
+                   help=f"images per forward pass, of any sizes (default {BATCH_SIZE}; the metrics do not depend on it)")
     p.set_defaults(func=cmd_evaluate)
 
     p = sub.add_parser("report", help="collect evaluation JSONs into a comparison table and figure, or report a study")
@@ -98,7 +101,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
             name = args.name or model.config.name
             source = {"checkpoint": str(args.checkpoint), **loaded.progress}
             result = evaluate_model(model, reader, protocol, mapping, name, source, args.workers,
-                                    tick=lambda: bar.update(1), precision=args.precision)
+                                    tick=lambda: bar.update(1), precision=args.precision, batch_size=args.batch_size)
             out = args.out or default_eval_dir(args.checkpoint, reader, args.map)
     paths = write_result(result, out, None if mapping else reader.label_space)
     print(result.markdown())

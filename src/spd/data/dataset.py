@@ -22,11 +22,6 @@ log = logging.getLogger(__name__)
 NUM_JOINTS = 16
 
 
-def first_item(batch: list) -> dict:
-    """Collate of loaders at batch 1 that keep each sample's own size (evaluation)."""
-    return batch[0]
-
-
 def to_tv_tensors(sample: Sample, num_joints: int = NUM_JOINTS, dense_heatmaps: bool = False) -> dict[str, Any]:
     """Wraps a sample's targets as tv_tensors; a missing target becomes an ignore-filled one, so
     that every sample has the same keys and the flags tell what is real. ``dense_heatmaps``: also

@@ -10,16 +10,19 @@ from typing import Any
 import torch
 
 from .. import __version__
-from ..data.dataset import ParsingDataset, first_item
+from ..data.dataset import ParsingDataset
 from ..data.errors import DataError
 from ..data.image_io import read_label
 from ..data.pose_csv import read_pose_csv
 from ..data.reader import ParsingReader
 from ..labels import LabelMapping, label_space
-from ..inference import EvalConfig, Prediction, predict_image, protocol_dict
+from ..inference import EvalConfig, Prediction, predict_batch, protocol_dict
 from ..model import SPDNet
 from ..weights import load_checkpoint
 from .evaluator import EvalResult, Evaluator
+
+
+BATCH_SIZE = 4  # images per forward pass in evaluation (docs/results.md: what batching gains on a CPU)
 
 
 def load_model(checkpoint: Path | str, device: torch.device | str = "cpu") -> tuple[SPDNet, dict[str, Any] | None]:
@@ -52,35 +55,40 @@ def evaluate_model(model: SPDNet, reader: ParsingReader, protocol: EvalConfig, m
                    name: str = "", source: dict | None = None, num_workers: int = 2,
                    tick: Callable[[], None] | None = None, densepose_truth: str = "synthetic ground truth",
                    subsets: dict[str, set[str]] | None = None, precision: str = "32",
-                   on_prediction: Callable[[dict, Prediction], None] | None = None) -> EvalResult:
+                   on_prediction: Callable[[dict, Prediction], None] | None = None,
+                   batch_size: int = BATCH_SIZE) -> EvalResult:
     """The whole split's metrics; ``subsets`` (name -> image ids) also scores each subset on its own
     (``result.subsets[name]``), from the same predictions. ``precision``: ``"32"``, or ``"bf16"``
     for the network under bfloat16 autocast. ``on_prediction(item, prediction)`` sees every sample
     (in split order) with its prediction (on the model's device), e.g. to draw some without
-    predicting them again."""
+    predicting them again. ``batch_size`` images of any sizes go through the network together
+    (the metrics are the same for any batch size); the metric states live on the model's device."""
+    if batch_size < 1:
+        raise ValueError(f"batch size must be >= 1, got {batch_size}")
     device = next(model.parameters()).device
     tasks = model.config.tasks
 
     def new_evaluator() -> Evaluator:
         return Evaluator(model.config.parsing_space, reader.label_space, mapping,
                          pose="pose" in tasks and reader.has_pose, densepose="densepose" in tasks,
-                         densepose_truth=densepose_truth)
+                         densepose_truth=densepose_truth).to(device)
 
     evaluator = new_evaluator()
     parts = {key: (ids, new_evaluator()) for key, ids in (subsets or {}).items()}
-    loader = torch.utils.data.DataLoader(ParsingDataset(reader), batch_size=1, num_workers=num_workers,
-                                         collate_fn=first_item)
+    loader = torch.utils.data.DataLoader(ParsingDataset(reader), batch_size=batch_size, num_workers=num_workers,
+                                         collate_fn=list)  # samples keep their own sizes
     model.eval()
-    for item in loader:
-        prediction = predict_image(model, item["image"].to(device), protocol, precision)
-        evaluator.update(prediction, item)
-        for ids, part in parts.values():
-            if item["id"] in ids:
-                part.update(prediction, item)
-        if on_prediction:
-            on_prediction(item, prediction)
-        if tick:
-            tick()
+    for items in loader:
+        predictions = predict_batch(model, [item["image"].to(device) for item in items], protocol, precision)
+        for item, prediction in zip(items, predictions):
+            evaluator.update(prediction, item)
+            for ids, part in parts.values():
+                if item["id"] in ids:
+                    part.update(prediction, item)
+            if on_prediction:
+                on_prediction(item, prediction)
+            if tick:
+                tick()
     # Said only when not float32, the default, so that results written before it compare as before;
     # `spd report` warns when rows were evaluated under different protocols.
     settings = protocol_dict(protocol) | ({"precision": precision} if precision != "32" else {})

@@ -47,9 +47,11 @@ class Prediction:
 
     TENSORS = ("parsing", "parsing_probs", "keypoints", "keypoint_scores", "dp_index", "dp_uv")
 
-    def to(self, device: torch.device | str) -> "Prediction":
-        """The same prediction with its tensors on ``device``."""
-        return replace(self, **{n: getattr(self, n).to(device) for n in self.TENSORS if getattr(self, n) is not None})
+    def to(self, device: torch.device | str, non_blocking: bool = False) -> "Prediction":
+        """The same prediction with its tensors on ``device``. ``non_blocking`` copies from a GPU
+        asynchronously: the caller must synchronise the stream before reading them."""
+        return replace(self, **{n: getattr(self, n).to(device, non_blocking=non_blocking) for n in self.TENSORS
+                                if getattr(self, n) is not None})
 
     def to_numpy(self) -> dict[str, np.ndarray]:
         """The tensors present, as numpy arrays on the CPU (same names and shapes)."""

@@ -23,8 +23,12 @@ def confusion_matrix(pred: torch.Tensor, target: torch.Tensor, num_classes: int)
     pred, target = pred.reshape(-1).long(), target.reshape(-1).long()
     valid = (target >= 0) & (target < num_classes)
     pred = torch.where((pred >= 0) & (pred < num_classes), pred, num_classes)
-    index = target[valid] * (num_classes + 1) + pred[valid]
-    return torch.bincount(index, minlength=num_classes * (num_classes + 1)).reshape(num_classes, num_classes + 1)
+    # Ignored pixels count in one extra cell, dropped at the end: a masked index (target[valid]) and
+    # CUDA's bincount (which reads its input's maximum back) would each stop the host on a GPU.
+    cells = num_classes * (num_classes + 1)
+    index = torch.where(valid, target * (num_classes + 1) + pred, cells)
+    counts = torch.zeros(cells + 1, dtype=torch.int64, device=index.device).scatter_add_(0, index, torch.ones_like(index))
+    return counts[:cells].reshape(num_classes, num_classes + 1)
 
 
 @dataclass
