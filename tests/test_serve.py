@@ -179,3 +179,80 @@ def test_a_multipart_form_upload_is_accepted(strict_server):
     with pytest.raises(urllib.error.HTTPError) as caught:
         urllib.request.urlopen(request, timeout=60)
     assert caught.value.code == 400 and "no file field" in json.loads(caught.value.read())["error"]
+
+
+@pytest.fixture
+def slow_client_server(tmp_path):
+    """Room for two uploads; each request's headers within 1 s, its body within 1 s more plus one
+    second per 1000 bytes received."""
+    checkpoint = write_checkpoint(tmp_path / "m.ckpt")
+    app = DemoApp(Predictor.from_checkpoint(checkpoint, device="cpu"), "test model", max_bytes=200_000,
+                  max_requests=2, read_timeout=5.0, header_seconds=1.0, min_upload_rate=1000.0)
+    httpd = make_server(app, "127.0.0.1", 0)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{httpd.server_address[1]}/"
+    httpd.shutdown()
+    httpd.server_close()
+
+
+def _trickle(url: str, head: bytes, stop: threading.Event, every: float = 0.3) -> None:
+    """A slow client: ``head`` at once, then one byte every ``every`` seconds (each read of the
+    server's finds something within its read timeout), until the server closes or ``stop``."""
+    import socket
+
+    host, port = url.split("//")[1].rstrip("/").split(":")
+    with socket.create_connection((host, int(port)), timeout=30) as sock:
+        sock.sendall(head)
+        try:
+            while not stop.wait(every):
+                sock.sendall(b"x")
+        except OSError:  # the server closed the connection: what is wanted
+            pass
+
+
+@pytest.mark.parametrize("phase", ["headers", "body"])
+def test_clients_that_trickle_bytes_cannot_hold_the_uploads(slow_client_server, phase):
+    """Eight connections that send a byte every 0.3 s (in their headers, or in a body that claims
+    100 kB) held every upload slot for ever when only each read was timed: now each request has a
+    deadline as a whole, the slow ones are cut, and an ordinary upload gets through."""
+    url = slow_client_server
+    head = (b"POST /predict HTTP/1.1\r\nHost: x\r\n" if phase == "headers"
+            else b"POST /predict HTTP/1.1\r\nHost: x\r\nContent-Length: 100000\r\n\r\nx")
+    stop = threading.Event()
+    clients = [threading.Thread(target=_trickle, args=(url, head, stop), daemon=True) for _ in range(8)]
+    for c in clients:
+        c.start()
+    try:
+        import time
+
+        time.sleep(0.5)
+        start = time.monotonic()
+        while True:  # at most the deadline (1 s + a few bytes' worth) plus the reply
+            status, reply = _post(url, _png_bytes(np.zeros((30, 20, 3), np.uint8)))
+            if status == 200 or time.monotonic() - start > 10:
+                break
+            time.sleep(0.2)
+        assert status == 200 and reply["width"] == 20, (status, reply)
+        assert time.monotonic() - start < 6
+        for c in clients:
+            c.join(timeout=5)
+        assert not any(c.is_alive() for c in clients)  # the server closed each of them
+    finally:
+        stop.set()
+
+
+def test_an_upload_limit_below_any_photo_is_refused_at_start(tmp_path):
+    from spd.cli.main import main
+
+    checkpoint = write_checkpoint(tmp_path / "m.ckpt")
+    with pytest.raises(ValueError, match="--max-mb 0: the upload limit must be at least 0.01 MB"):
+        DemoApp(Predictor.from_checkpoint(checkpoint, device="cpu"), "m", max_bytes=int(1e-9 * 1e6))
+    assert main(["serve", str(checkpoint), "--max-mb", "0.001", "--device", "cpu"]) == 2
+
+
+def test_an_address_that_cannot_be_listened_on_names_host(tmp_path, capsys):
+    from spd.cli.main import main
+
+    checkpoint = write_checkpoint(tmp_path / "m.ckpt")
+    assert main(["serve", str(checkpoint), "--host", "256.1.1.1", "--device", "cpu"]) == 2
+    assert "--host 256.1.1.1 --port 8000: cannot listen there" in capsys.readouterr().err

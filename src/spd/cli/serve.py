@@ -16,7 +16,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--port", type=PORT, default=8000, help="0 picks a free port")
     p.add_argument("--device", default="auto")
     p.add_argument("--max-mb", type=number(0, 2048, low_open=True), default=20.0,
-                   help="largest upload accepted, in MB (up to 2048)")
+                   help="largest upload accepted, in MB (0.01 to 2048)")
     add_test_time_flags(p)
     p.set_defaults(func=cmd_serve)
 
@@ -27,7 +27,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     predictor = Predictor.from_checkpoint(args.checkpoint, args.device, 1, args.precision, **test_time_overrides(args))
     app = DemoApp(predictor, f"{predictor.model.config.name} ({args.checkpoint.name})", max_bytes=int(args.max_mb * 1e6))
-    server = make_server(app, args.host, args.port)
+    try:
+        server = make_server(app, args.host, args.port)
+    except OSError as err:  # an address that does not resolve, is not this machine's, or is taken
+        raise OSError(err.errno, f"--host {args.host} --port {args.port}: cannot listen there ({err.strerror or err})") from None
     host, port = server.server_address[:2]
     print(f"spd serve: http://{host}:{port}/  (Ctrl-C stops)", flush=True)
     try:

@@ -91,7 +91,14 @@ class ModelConfig:
     backbone_weights: str | None = None  # the encoder's: "imagenet", a state-dict file or a TF checkpoint prefix
     init_from: str | None = None         # another SPD model's file: parameters matched by name
 
-    RETIRED = {"num_joints": "the pose head has one channel per joint of the keypoint space (16, LIP's)"}
+    RETIRED = {"num_joints": "the pose head has one channel per joint of the keypoint space (16, LIP's)",
+               "branch_convs": "the CPU family's initial branches have one 3x3 conv (two cost 28% more FLOPs "
+                               "for the same mIoU)",
+               "refine_fuse": "the CPU family's refinement fuses with a 1x1 conv (a 3x3 one cost more FLOPs "
+                              "for the same mIoU)"}
+    # Presets that are gone, and why (docs/changelog.md).
+    RETIRED_PRESETS = {"light": "a ResNet-18 dilated SPD at output stride 16, superseded by the CPU family "
+                                "(cpu_s ... cpu_spd, stride-4 outputs)"}
     RENAMED = {"scales": "train_scales", "family": "dilated or model.fpn (a section per family)",
                "backbone": "fpn.encoder", "decoder_width": "fpn.decoder_width", "head_width": "fpn.head_width",
                "depth": "dilated.depth", "layout": "dilated.layout", "output_stride": "dilated.output_stride",
@@ -148,6 +155,9 @@ class ModelConfig:
         if name is None and ("dilated" in doc or "fpn" in doc):
             return doc
         name = name or "spd"
+        if name in cls.RETIRED_PRESETS:
+            raise ConfigError(f"{where}.preset: the {name!r} preset no longer exists: {cls.RETIRED_PRESETS[name]} "
+                              f"(docs/changelog.md); known: {', '.join(PRESETS)}")
         if name not in PRESETS:
             raise ConfigError(f"{where}.preset: unknown model preset {name!r}; known: {', '.join(PRESETS)}")
         return merge(to_dict(PRESETS[name]), doc)

@@ -10,10 +10,12 @@ prediction at a time; every failure of a request becomes a message on the page, 
 
 from __future__ import annotations
 
+import contextlib
 import html
 import io
 import json
 import logging
+import socket
 import threading
 import time
 import uuid
@@ -38,6 +40,9 @@ from ..vis.legend import legend
 from ..vis.overlay import panels
 
 log = logging.getLogger(__name__)
+
+
+MIN_UPLOAD_BYTES = 10_000  # the smallest upload limit: a small JPEG photo is tens of kB
 
 
 class RequestError(Exception):
@@ -66,12 +71,20 @@ class DemoApp:
     """The page's logic, independent of HTTP: ``predict(bytes, name) -> reply dict``."""
 
     def __init__(self, predictor: Predictor, name: str, max_bytes: int = 20 << 20, max_pixels: int = 40_000_000,
-                 keep: int = 16, min_score: float = 0.2, max_requests: int = 8, read_timeout: float = 30.0):
+                 keep: int = 16, min_score: float = 0.2, max_requests: int = 8, read_timeout: float = 30.0,
+                 header_seconds: float = 20.0, min_upload_rate: float = 50_000.0):
+        if max_bytes < MIN_UPLOAD_BYTES:
+            raise ValueError(f"--max-mb {max_bytes / 1e6:g}: the upload limit must be at least {MIN_UPLOAD_BYTES / 1e6:g} "
+                             f"MB ({MIN_UPLOAD_BYTES} bytes); below it every photo would be refused")
         self.predictor, self.name = predictor, name
         self.max_bytes, self.max_pixels, self.keep, self.min_score = max_bytes, max_pixels, keep, min_score
         # Uploads held at once (each up to max_bytes in memory); more get 503 at once.
         self.max_requests, self.slots = max_requests, threading.BoundedSemaphore(max_requests)
-        self.read_timeout = read_timeout
+        # A request's time is bounded as a whole, not only each read (a byte every few seconds would
+        # hold a connection, and an upload slot, for ever): its request line and headers within
+        # header_seconds, its body within header_seconds more plus one second per min_upload_rate
+        # bytes received (Apache's mod_reqtimeout rule).
+        self.read_timeout, self.header_seconds, self.min_upload_rate = read_timeout, header_seconds, min_upload_rate
         self.results: OrderedDict[str, dict[str, tuple[str, bytes]]] = OrderedDict()
         self.lock = threading.Lock()
         self.page = resources.files(__package__).joinpath("page.html").read_text(encoding="utf-8").replace(
@@ -149,6 +162,26 @@ def make_handler(app: DemoApp) -> type[BaseHTTPRequestHandler]:
         def log_message(self, fmt: str, *args) -> None:
             log.info("%s %s", self.address_string(), fmt % args)
 
+        def handle_one_request(self) -> None:
+            # The request line and headers are read by the standard library: a timer closes the
+            # connection's reading side when they take longer than header_seconds in all.
+            timer = threading.Timer(app.header_seconds, self._stop_reading)
+            self._headers_timer = timer
+            timer.start()
+            try:
+                super().handle_one_request()
+            finally:
+                timer.cancel()
+
+        def _stop_reading(self) -> None:
+            with contextlib.suppress(OSError):
+                self.connection.shutdown(socket.SHUT_RD)
+
+        def parse_request(self) -> bool:
+            parsed = super().parse_request()
+            self._headers_timer.cancel()  # the headers are in; the body has a deadline of its own
+            return parsed
+
         def _send(self, status: HTTPStatus, mime: str, body: bytes, filename: str | None = None) -> None:
             self.send_response(status)
             self.send_header("Content-Type", mime)
@@ -219,20 +252,29 @@ def make_handler(app: DemoApp) -> type[BaseHTTPRequestHandler]:
             self._json(HTTPStatus.OK, app.predict(body, name))
 
         def _read_body(self, length: int) -> bytes:
-            chunks, left = [], length
+            chunks, left, start = [], length, time.monotonic()
             try:
                 while left > 0:
-                    chunk = self.rfile.read(min(left, 1 << 20))
+                    # Each read waits at most read_timeout, and never past the body's deadline.
+                    allowed = app.header_seconds + (length - left) / app.min_upload_rate - (time.monotonic() - start)
+                    if allowed <= 0:
+                        break
+                    self.connection.settimeout(min(self.timeout, allowed))
+                    chunk = self.rfile.read1(min(left, 1 << 20))  # read1: one receive, not until n bytes
                     if not chunk:
                         break
                     chunks.append(chunk)
                     left -= len(chunk)
             except (TimeoutError, OSError):
                 left = left or 1
+            finally:
+                with contextlib.suppress(OSError):
+                    self.connection.settimeout(self.timeout)
             if left > 0:
                 self.close_connection = True
                 raise RequestError(HTTPStatus.REQUEST_TIMEOUT, f"the upload ended {left} bytes short of its "
-                                                               f"Content-Length ({length}) within {self.timeout} s")
+                                                               f"Content-Length ({length}) after "
+                                                               f"{time.monotonic() - start:.0f} s")
             return b"".join(chunks)
 
     return Handler
