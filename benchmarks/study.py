@@ -56,6 +56,7 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # before torch: see spd/cli
 import torch  # noqa: E402
 from lightning.pytorch.callbacks import ModelCheckpoint  # noqa: E402
 
+from spd.cli.args import integer, number  # noqa: E402
 from spd.ops.atomic import write_text  # noqa: E402
 from spd.ops.devices import torch_device  # noqa: E402
 from spd.ops.locks import file_lock  # noqa: E402
@@ -236,22 +237,22 @@ def prepare_data(out: Path, base_config, args: argparse.Namespace) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--out", type=Path, required=True)
-    parser.add_argument("--steps", type=int, default=3000, help="training steps of every run (of the recipe's batch; the demo's is 4)")
-    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument("--steps", type=integer(4), default=3000, help="training steps of every run (of the recipe's batch; the demo's is 4)")
+    parser.add_argument("--seeds", type=integer(0), nargs="+", default=[0, 1, 2])
     parser.add_argument("--arms", nargs="+", default=list(ARMS), choices=ARMS)
     parser.add_argument("--recipe", type=Path, default=None,
                         help="the training recipe, a config file (default: the demo's); its model preset's family "
                              "(cpu_* or full size) names the variants")
     parser.add_argument("--variants", nargs="+", default=None, choices=study_variants("cpu") + study_variants("full"),
                         help="run only these variants (of each arm that has them; default: the family's four)")
-    parser.add_argument("--parsing-fraction", type=float, default=0.2, help="parsing labels kept in the scarce arm")
-    parser.add_argument("--val-every", type=int, default=2, help="validation every N epochs (the learning curves)")
-    parser.add_argument("--grad-every", type=int, default=250, help="task-gradient cosines every N steps (seed 0)")
-    parser.add_argument("--num", type=int, default=0, help="domain A images, train + val (default: the demo's)")
-    parser.add_argument("--cross", type=int, default=100, help="domain B images")
-    parser.add_argument("--heldout", type=int, default=400, help="held-out domain A images (view / occlusion)")
-    parser.add_argument("--threads", type=int, default=1, help="torch threads of this process")
-    parser.add_argument("--workers", type=int, default=1, help="data loader processes")
+    parser.add_argument("--parsing-fraction", type=number(0, 1, low_open=True), default=0.2, help="parsing labels kept in the scarce arm")
+    parser.add_argument("--val-every", type=integer(1), default=2, help="validation every N epochs (the learning curves)")
+    parser.add_argument("--grad-every", type=integer(1), default=250, help="task-gradient cosines every N steps (seed 0)")
+    parser.add_argument("--num", type=integer(0), default=0, help="domain A images, train + val (default: the demo's)")
+    parser.add_argument("--cross", type=integer(1), default=100, help="domain B images")
+    parser.add_argument("--heldout", type=integer(1), default=400, help="held-out domain A images (view / occlusion)")
+    parser.add_argument("--threads", type=integer(1), default=1, help="torch threads of this process")
+    parser.add_argument("--workers", type=integer(0), default=1, help="data loader processes")
     parser.add_argument("--device", default="cpu",
                         help="where every run trains and is evaluated, on one device: cpu, cuda, cuda:N, auto")
     parser.add_argument("--precision", choices=PRECISIONS, help="training precision (default: the recipe's; the demo's is 32-true); bf16 ones also evaluate under bf16")
@@ -292,7 +293,16 @@ def main() -> None:
                 print(json.dumps({k: record[k] for k in ("arm", "variant", "seed")}
                                  | {"wall_s": round(time.perf_counter() - start), "rss_mb":
                                     resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024}), flush=True)
-    for path in write_study_report(args.out, args.out / "report"):
+    # Another study process may still be training some runs (it holds their locks): then the report
+    # says it is partial, and which runs it lacks.
+    pending = [] if args.report_only else [str(run_folder(args.out, run).relative_to(args.out))
+                                           for run in planned_runs(args, family)
+                                           if not (run_folder(args.out, run) / "result.json").is_file()]
+    if pending:
+        print(f"study: the report is partial: {len(pending)} planned run(s) are not finished (another study process "
+              f"may be training them: {', '.join(pending[:4])}{' ...' if len(pending) > 4 else ''}); run again with "
+              "--report-only when they are", file=sys.stderr)
+    for path in write_study_report(args.out, args.out / "report", pending=pending):
         print(f"written: {path}")
 
 

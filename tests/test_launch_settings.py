@@ -427,3 +427,29 @@ def test_the_loaders_of_one_process_use_its_share(tmp_path, synth_lip):
     data.trainer = SimpleNamespace(global_rank=0, world_size=3, accumulate_grad_batches=1)
     with pytest.raises(ValueError, match="data.batch_size 16"):
         data.train_dataloader()
+
+
+# ---------------------------------------------------------------------------------------------
+# Launch settings Lightning refuses, and nodes that nobody starts
+
+
+def test_a_strategy_whose_package_is_missing_is_an_error_naming_it(tmp_path, synth_lip, trainer_kwargs):
+    """``--strategy deepspeed`` without DeepSpeed: Lightning's MisconfigurationException became a
+    traceback; now an error that names the setting."""
+    trainer_kwargs.build = True
+    with pytest.raises(ValueError, match=r"Lightning refused the run's settings \(strategy 'deepspeed'.*DeepSpeed"):
+        run_until_trainer(tiny_config(tmp_path, synth_lip, "train.strategy=deepspeed"), trainer_kwargs)
+
+
+def test_several_nodes_without_a_launcher_are_refused(tmp_path, synth_lip, trainer_kwargs, monkeypatch):
+    """``--num-nodes 2`` on one machine with nothing set waited for ever for a second node."""
+    from spd.training.train import train
+
+    for name in [v for v in os.environ if v.startswith(("SLURM_", "TORCHELASTIC_", "LSB_", "OMPI_"))] + ["MASTER_ADDR"]:
+        monkeypatch.delenv(name, raising=False)
+    config = tiny_config(tmp_path, synth_lip, "train.num_nodes=2")
+    with pytest.raises(ValueError, match="train.num_nodes 2: no cluster launcher found .* MASTER_ADDR, MASTER_PORT "
+                                         "and NODE_RANK"):
+        train(config, device="cpu", progress=False)
+    monkeypatch.setenv("MASTER_ADDR", "node0")  # the documented way: every node given the address
+    assert run_until_trainer(config, trainer_kwargs)["num_nodes"] == 2

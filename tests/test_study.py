@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from spd.cli.main import main
+from spd.ops.locks import file_lock
 
 STUDY = Path(__file__).parents[1] / "benchmarks" / "study.py"
 pytestmark = pytest.mark.slow
@@ -32,8 +33,15 @@ def test_study_runs_resumes_and_reports(tmp_path):
     assert sum(heldout["subsets"][k]["meta"]["images"] for k in ("front", "back")) == heldout["meta"]["images"] == 8
     scarce = (tmp_path / "runs" / "scarce" / "cpu_spd" / "seed0" / "config.yaml").read_text()
     assert "parsing_fraction: 0.2" in scarce and "precision: bf16-mixed" in scarce
-    # Done runs are skipped; a run without its result.json resumes from its checkpoint.
+    # Done runs are skipped; a run without its result.json resumes from its checkpoint. While another
+    # study process holds it, this one skips it and says that its report is partial.
     (tmp_path / "runs" / "main" / "cpu_spd" / "seed0" / "result.json").unlink()
+    with file_lock(tmp_path / "runs" / "main" / "cpu_spd" / "seed0" / ".study.lock", wait=False) as lock:
+        assert lock.held
+        partial = subprocess.run(args, capture_output=True, text=True, timeout=900)
+    assert partial.returncode == 0 and "the report is partial: 1 planned run(s)" in partial.stderr, partial.stderr
+    assert "**Partial report**: 1 planned run(s) not finished when it was written (runs/main/cpu_spd/seed0)" in \
+        (tmp_path / "report" / "study.md").read_text()
     again = subprocess.run(args, check=True, capture_output=True, text=True, timeout=900).stdout
     assert again.count('"arm"') == 1 and '"arm": "main"' in again
     assert json.loads((tmp_path / "runs" / "main" / "cpu_spd" / "seed0" / "result.json").read_text())["timing"]["resumed"]
@@ -51,6 +59,15 @@ def test_study_runs_resumes_and_reports(tmp_path):
     # The report folder alone (what the repository keeps) makes the same report again.
     assert main(["report", "--study", str(tmp_path / "rep"), "--out", str(tmp_path / "again")]) == 0
     assert (tmp_path / "again" / "study.md").read_text() == text
+
+
+def test_bad_arguments_are_refused_before_anything_is_written(tmp_path):
+    """``--steps 0`` was refused by the config after study.json and the data were written, which
+    then locked the folder to 0 steps."""
+    done = subprocess.run([sys.executable, str(STUDY), "--out", str(tmp_path / "study"), "--steps", "0"],
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2 and "argument --steps: must be >= 4, got 0" in done.stderr, done.stderr
+    assert not (tmp_path / "study").exists()
 
 
 def test_side_scores_count_swapped_limbs_and_side_blind_iou():

@@ -238,6 +238,15 @@ def test_checkpoints_kept_and_earlier_runs_protected(tmp_path, data_root, capsys
     assert "--overwrite" in capsys.readouterr().err
     assert main(["train", *args, "--device", "cpu", "--overwrite"]) == 0
     assert sorted(p.name for p in folder.iterdir()) == ["last.ckpt"]
+    # An --overwrite killed (kill -9) before its first checkpoint left the earlier run set aside and
+    # an empty folder: the next run puts them back first, so a plain run is refused and loses nothing.
+    aside = folder.parent / ".checkpoints.replaced"
+    folder.rename(aside)
+    folder.mkdir()
+    kept = (aside / "last.ckpt").read_bytes()
+    with pytest.raises(FileExistsError, match=r"keep/checkpoints holds 1 checkpoint\(s\) of an earlier run"):
+        train(config, device="cpu", progress=False)
+    assert not aside.exists() and (folder / "last.ckpt").read_bytes() == kept
     assert torch.load(folder / "last.ckpt", weights_only=True)["global_step"] == 2
 
 

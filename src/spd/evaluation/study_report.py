@@ -360,12 +360,14 @@ def run_record(run: dict) -> dict:
     return keep
 
 
-def write_study_report(out: Path | str, report_dir: Path | str | None = None) -> list[Path]:
+def write_study_report(out: Path | str, report_dir: Path | str | None = None,
+                       pending: list[str] | None = None) -> list[Path]:
     """Writes ``report_dir`` (default ``OUT/report``): ``study.md``, ``curves.png``,
     ``interference.png``, ``study.json`` (the study's settings) and
     ``runs/<arm>_<variant>_seed<k>.json`` (each run's result with its scores, without confusion
-    matrices), from which ``spd report --study REPORT_DIR`` makes the same report again. Returns the
-    files written."""
+    matrices), from which ``spd report --study REPORT_DIR`` makes the same report again. ``pending``:
+    planned runs that are not finished (the report then says it is partial). Returns the files
+    written."""
     out = Path(out)
     report_dir = Path(report_dir) if report_dir else out / "report"
     runs = load_runs(out)
@@ -380,7 +382,9 @@ def write_study_report(out: Path | str, report_dir: Path | str | None = None) ->
     precision = first["config"]["train"]["precision"]
     recipe = f"the recipe of {settings['recipe_file']}" if settings.get("recipe_file") else "the demo's recipe"
     train_s = [r["timing"]["train_wall_s_this_call"] for r in runs if not r["timing"].get("resumed")]
-    text = ["# Study: does SPD help?", "",
+    partial = ([f"**Partial report**: {len(pending)} planned run(s) not finished when it was written "
+                f"({', '.join(pending)}).", ""] if pending else [])
+    text = ["# Study: does SPD help?", "", *partial,
             f"{len(runs)} finished runs; every run {settings.get('steps', first['steps'])} steps of batch "
             f"{first['batch_size']} on {first['train_images']} training images with {recipe}"
             f"{'' if precision == '32-true' else ', ' + precision}; machine: "

@@ -9,6 +9,7 @@ The global batch is ``data.batch_size`` images per optimiser step, split across 
 from __future__ import annotations
 
 import logging
+import os
 import shutil
 import warnings
 from dataclasses import dataclass, replace
@@ -17,6 +18,7 @@ from pathlib import Path
 import lightning as L
 import torch
 import yaml
+from lightning.fabric.utilities.exceptions import MisconfigurationException
 from lightning.pytorch.callbacks import LearningRateMonitor, TQDMProgressBar
 
 from ..config import ExperimentConfig, to_dict
@@ -57,6 +59,7 @@ def train(config: ExperimentConfig, name: str = "run", device: str = "auto", res
     first checkpoint); so is a run folder that another ``train`` is using
     (:class:`~spd.training.run_lock.RunInUse`)."""
     launch = parse_device(device, config.train.devices)
+    check_cluster(config.train.num_nodes)
     if launch[0] == "cpu" and config.train.precision == "16-mixed":
         # Lightning would train in bf16 instead, while the run's config and checkpoints said 16-mixed.
         raise ValueError("train.precision 16-mixed (float16 autocast) needs a GPU; on the CPU use bf16-mixed or 32-true")
@@ -69,6 +72,7 @@ def _train(config: ExperimentConfig, run_dir: Path, launch: tuple, resume: bool 
            callbacks: list | None, overwrite: bool) -> TrainResult:
     """``launch``: (accelerator, devices) for the Trainer, from :func:`parse_device`."""
     t = config.train
+    restore_interrupted_overwrite(run_dir)
     refuse_earlier_run(run_dir, resume=bool(resume), overwrite=overwrite)
     L.seed_everything(t.seed, workers=True, verbose=False)
     data = SPDDataModule(config)
@@ -102,7 +106,7 @@ def _train(config: ExperimentConfig, run_dir: Path, launch: tuple, resume: bool 
     checkpoint = BatchEndCheckpoint(dirpath=run_dir / "checkpoints", auto_insert_metric_name=False,
                                     **keep_newest(t.keep_checkpoints), every_n_train_steps=t.checkpoint_every_n_steps or None)
     bar = [TQDMProgressBar(refresh_rate=t.log_every_n_steps)] if progress else []
-    trainer = L.Trainer(
+    trainer = lightning_trainer(
         accelerator=accelerator, devices=devices, num_nodes=t.num_nodes, strategy=t.strategy,
         precision=t.precision, max_epochs=t.max_epochs, max_steps=t.max_steps,
         accumulate_grad_batches=t.accumulate_grad_batches, check_val_every_n_epoch=t.val_every_n_epochs,
@@ -144,6 +148,32 @@ def _train(config: ExperimentConfig, run_dir: Path, launch: tuple, resume: bool 
         log.warning("nothing to train: %s had already reached train.max_epochs=%d / max_steps=%d (step %d); raise "
                     "them to continue", ckpt_path, t.max_epochs, t.max_steps, start_step)
     return TrainResult(run_dir, run_dir / "checkpoints" / "last.ckpt", trainer.global_step, metrics)
+
+
+def lightning_trainer(**settings) -> L.Trainer:
+    """``L.Trainer(**settings)``; settings Lightning refuses (a strategy whose package is missing,
+    say) become an error naming them, not a traceback."""
+    try:
+        return L.Trainer(**settings)
+    except MisconfigurationException as err:
+        named = ", ".join(f"{k} {settings[k]!r}" for k in ("strategy", "accelerator", "devices", "num_nodes", "precision"))
+        raise ValueError(f"Lightning refused the run's settings ({named}): {err}") from None
+
+
+def check_cluster(num_nodes: int) -> None:
+    """Several nodes need a launcher, or a rendezvous address on each node; without either Lightning
+    waits for ever for nodes that nobody starts."""
+    if num_nodes == 1 or "MASTER_ADDR" in os.environ:
+        return
+    from lightning.fabric.plugins.environments import (LSFEnvironment, MPIEnvironment, SLURMEnvironment,
+                                                       TorchElasticEnvironment)
+
+    if any(env.detect() for env in (SLURMEnvironment, TorchElasticEnvironment, LSFEnvironment, MPIEnvironment)):
+        return
+    raise ValueError(f"train.num_nodes {num_nodes}: no cluster launcher found (SLURM, torchrun, LSF, MPI) and "
+                     "MASTER_ADDR is not set, so the other nodes would never join: run the same command on each "
+                     "node with MASTER_ADDR, MASTER_PORT and NODE_RANK set, or under srun / torchrun "
+                     "(docs/training.md); on one machine use --devices instead")
 
 
 def loss_class_weights(config: ExperimentConfig, reader) -> dict[str, torch.Tensor]:
@@ -247,14 +277,24 @@ def set_aside_earlier_run(run_dir: Path) -> None:
                 "written its first checkpoint", aside)
 
 
-def restore_if_nothing_new(run_dir: Path) -> None:
+def restore_interrupted_overwrite(run_dir: Path) -> None:
+    """A replacing run killed before its first checkpoint (kill -9, a lost node) left the earlier
+    run's checkpoints set aside: they are put back before anything else, so that a plain run is
+    refused as for any earlier run, --resume continues it, and --overwrite sets them aside again."""
+    if is_main_process():
+        restore_if_nothing_new(run_dir, "an interrupted --overwrite had set aside the earlier run's checkpoints; "
+                                        "they are back in %s")
+
+
+def restore_if_nothing_new(run_dir: Path, message: str = "the run ended before its first checkpoint: the earlier "
+                                                          "run's checkpoints are back in %s") -> None:
     """A replacing run that ended before its first checkpoint gives the earlier run's back."""
     aside, folder = run_dir / REPLACED, run_dir / "checkpoints"
     if is_main_process() and aside.is_dir() and not checkpoints_in(folder):
         if folder.exists():
             shutil.rmtree(folder)
         aside.rename(folder)
-        log.warning("the run ended before its first checkpoint: the earlier run's checkpoints are back in %s", folder)
+        log.warning(message, folder)
 
 
 class ReplacedCheckpoints(L.Callback):
