@@ -78,3 +78,37 @@ def test_export_refuses_to_overwrite(tmp_path, checkpoint, capsys):
     assert main(["export", str(checkpoint), "--format", "safetensors", "--out", str(tmp_path / "m.safetensors")]) == 2
     assert "exists; use --overwrite" in capsys.readouterr().err
     assert (tmp_path / "m.safetensors").read_bytes() == b"keep me"
+
+
+def test_an_input_too_large_to_check_is_refused_before_anything_is_written(tmp_path, checkpoint, capsys):
+    """4000 x 4000 was accepted, written under its final name, then its check grew past 16 GB."""
+    out = tmp_path / "m.onnx"
+    assert main(["export", str(checkpoint), "--format", "onnx", "--input-size", "4000", "4000", "--out", str(out)]) == 2
+    assert "--input-size 4000 4000: 16.0 megapixels" in capsys.readouterr().err
+    assert not list(tmp_path.iterdir())
+
+
+def test_a_failed_check_or_a_full_disk_leaves_nothing(tmp_path, checkpoint, capsys, monkeypatch):
+    """The file keeps a temporary name until its check has passed; safetensors' own error for a full
+    disk becomes one that names the file."""
+    import spd.export.formats as formats
+    from safetensors import SafetensorError
+
+    def broken_check(*args):
+        raise RuntimeError("the check failed")
+
+    monkeypatch.setattr(formats, "run_exported", broken_check)
+    with pytest.raises(RuntimeError, match="the check failed"):
+        export_model(load_checkpoint(checkpoint).model, load_checkpoint(checkpoint).eval, "safetensors", tmp_path / "a.safetensors")
+    monkeypatch.undo()
+
+    def full_disk(*args, **kwargs):
+        raise SafetensorError('Error while serializing: IoError(Os { code: 28, kind: StorageFull, message: "No space '
+                              'left on device" })')
+
+    monkeypatch.setattr("safetensors.torch.save_file", full_disk)
+    out = tmp_path / "b.safetensors"
+    assert main(["export", str(checkpoint), "--format", "safetensors", "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert f"writing {out}: " in err and "the weights file could not be written" in err and "No space left" in err
+    assert not list(tmp_path.iterdir())

@@ -250,3 +250,22 @@ def test_a_model_file_of_a_retired_design_is_refused_by_name(tmp_path):
         with pytest.raises(WeightsError, match=rf"{path.name}: made with the CPU family's retired heads"):
             Predictor.from_checkpoint(path, device="cpu")
 
+
+
+def test_keypoint_scores_lie_in_zero_to_one():
+    """Raw heatmap peaks overshoot (-1.4 to 1.9 seen on real models): COCO-style consumers of the
+    API and the keypoint JSON expect scores in [0, 1]."""
+    net = StubNet()
+    levels = torch.tensor([6.0, -6.0, 0.5] + [0.25] * 13)  # peaks on the network's grid
+
+    def heatmap(size, grid):
+        h, w = grid
+        maps = torch.full((16, h, w), -2.0)
+        maps[:, h // 2, w // 2] = levels
+        return maps
+
+    net.heatmap = heatmap
+    result = Predictor(net, EvalConfig(input_size=(32, 24)), device="cpu")(torch.zeros(3, 32, 24, dtype=torch.uint8))
+    scores = result.keypoint_scores
+    assert float(scores.min()) >= 0.0 and float(scores.max()) <= 1.0
+    assert scores[0] == 1.0 and scores[1] == 0.0

@@ -48,6 +48,12 @@ def example_input(settings: EvalConfig, batch: int = 2, seed: int = 0) -> torch.
     return torch.randint(0, 256, (batch, 3, *settings.input_size), dtype=torch.uint8, generator=g)
 
 
+# The export traces the network and checks the file against PyTorch at its input size, with a batch
+# of 2: a 4000 x 4000 input grew past 16 GB and two minutes. ONNX and safetensors files take any size
+# once written; a TorchScript trace keeps the size it was traced at.
+MAX_EXPORT_PIXELS = 2048 * 2048
+
+
 def _write_onnx(wrapper: ExportWrapper, example: torch.Tensor, path: Path, meta: dict[str, str]) -> None:
     import onnx
 
@@ -57,14 +63,12 @@ def _write_onnx(wrapper: ExportWrapper, example: torch.Tensor, path: Path, meta:
     proto = program.model_proto
     for key, value in meta.items():
         proto.metadata_props.add(key=key, value=value)
-    with atomic_path(path) as tmp:
-        onnx.save_model(proto, str(tmp))
+    onnx.save_model(proto, str(path))
 
 
 def _write_torchscript(wrapper: ExportWrapper, example: torch.Tensor, path: Path, meta: dict[str, str]) -> None:
     traced = torch.jit.trace(wrapper, (example,), check_trace=False)
-    with atomic_path(path) as tmp:
-        torch.jit.save(traced, str(tmp), _extra_files={f"spd/{k}": v for k, v in meta.items()})
+    torch.jit.save(traced, str(path), _extra_files={f"spd/{k}": v for k, v in meta.items()})
 
 
 def run_exported(path: Path, fmt: str, image: torch.Tensor) -> tuple[torch.Tensor, ...]:
@@ -87,25 +91,33 @@ def export_model(model: SPDNet, settings: EvalConfig, fmt: str, path: Path | str
     has dynamic shapes). Returns {"path", "format", "max_abs_diff", "checked_shapes", ...}."""
     require_choice("--format", fmt, FORMATS)
     path = Path(path)
+    h, w = settings.input_size
+    if h * w > MAX_EXPORT_PIXELS:
+        raise ValueError(f"--input-size {h} {w}: {h * w / 1e6:.1f} megapixels; the export is traced and checked at "
+                         f"its input size (a batch of 2), at most {MAX_EXPORT_PIXELS / 1e6:.1f} megapixels (2048 x "
+                         "2048). ONNX and safetensors files run at any size: export at the model's own input size")
     model = copy.deepcopy(model).cpu().eval()  # the caller's model stays where it is
     wrapper = ExportWrapper(model, settings.stages)
     meta = metadata(model, settings, experiment, fmt)
     example = example_input(settings)
-    with torch.no_grad():
-        if fmt == "onnx":
-            _write_onnx(wrapper, example, path, meta)
-        elif fmt == "torchscript":
-            _write_torchscript(wrapper, example, path, meta)
-        else:
-            write_weights_file(model, path, meta)
-        h, w = settings.input_size
+    # Under a temporary name until the check has passed: a failed or interrupted check leaves nothing.
+    with torch.no_grad(), atomic_path(path) as tmp:
+        try:
+            if fmt == "onnx":
+                _write_onnx(wrapper, example, tmp, meta)
+            elif fmt == "torchscript":
+                _write_torchscript(wrapper, example, tmp, meta)
+            else:
+                write_weights_file(model, tmp, meta)
+        except OSError as err:  # a full disk, a lost mount: named by the file asked for
+            raise OSError(f"writing {path}: {err}") from None
         stride = model.config.output_stride
         # TorchScript traces fix the shapes of the interpolations: check it at the traced size only.
         shapes = [tuple(example.shape)] + ([] if fmt == "torchscript" else [(1, 3, h + 2 * stride, w + stride)])
         diff = 0.0
         for shape in shapes:
             image = torch.randint(0, 256, shape, dtype=torch.uint8, generator=torch.Generator().manual_seed(1))
-            for a, b in zip(run_exported(path, fmt, image), wrapper(image)):
+            for a, b in zip(run_exported(tmp, fmt, image), wrapper(image)):
                 if a.shape != b.shape:
                     raise RuntimeError(f"{path}: exported output shape {tuple(a.shape)} differs from PyTorch's "
                                        f"{tuple(b.shape)} at input {shape}")

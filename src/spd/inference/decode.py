@@ -60,7 +60,10 @@ def decode_views(v: Views, tta: EvalConfig, classes: tuple[str, ...], joints: tu
             out.parsing_probs = _probabilities(fused["parsing"])
     if "pose" in fused:
         # Heatmaps already at the photo's size: the codec's decoding at stride 1.
-        out.keypoints, out.keypoint_scores = HeatmapCodec(stride=1).decode(fused["pose"], refine=tta.pose_decoder == "subpixel")
+        out.keypoints, peaks = HeatmapCodec(stride=1).decode(fused["pose"], refine=tta.pose_decoder == "subpixel")
+        # Scores in [0, 1] as COCO-style consumers expect: the heatmap's peak (its target is 1 on the
+        # joint, 0 away from it) clamped, since raw outputs overshoot both ways (-1.4 to 1.9 seen).
+        out.keypoint_scores = peaks.clamp(0.0, 1.0)
     if "dp_index" in fused:
         out.dp_index = _argmax_map(fused["dp_index"])
         uv = ResizedSum(v.uv, v.placements, 1.0 / len(v.uv))

@@ -19,7 +19,8 @@ class Prediction:
     parsing:          uint8 [H, W] class ids of ``classes``
     parsing_probs:    float32 [C, H, W] class probabilities (only with ``return_probs``)
     keypoints:        float32 [K, 2] (x, y) in original-image pixels, joints in ``joints`` order
-    keypoint_scores:  float32 [K] peak of the fused heatmap (about 1 for a sure joint, 0 for none)
+    keypoint_scores:  float32 [K] in [0, 1]: the fused heatmap's peak, clamped (about 1 for a sure joint,
+                      0 for none; a heatmap value, not a calibrated probability)
     dp_index:         uint8 [H, W] DensePose part index 0..24 (0 = background)
     dp_uv:            float32 [2, H, W] U, V in [0, 1] of the predicted part (0 on background)
     settings:         the test-time settings used (input size, scales, flip, stages, resize, pose decoder)

@@ -137,9 +137,13 @@ def write_weights_file(model: SPDNet, path: Path | str, metadata: dict[str, str]
     """The model's weights as safetensors with ``metadata`` (which must hold the record and the
     test-time settings: see :func:`spd.export.formats.metadata`), written atomically (mode as any
     new file under the user's umask)."""
+    from safetensors import SafetensorError
     from safetensors.torch import save_file
 
     state = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
-    with atomic_path(path) as tmp:
-        save_file(state, str(tmp), metadata=metadata)
+    try:
+        with atomic_path(path) as tmp:
+            save_file(state, str(tmp), metadata=metadata)
+    except SafetensorError as err:  # safetensors reports a full disk or a lost mount as its own error
+        raise OSError(f"{path}: the weights file could not be written ({err}); nothing was left there") from None
     return Path(path)
