@@ -37,12 +37,20 @@ def _photos(root):
 
 def test_predict_a_folder_reports_and_skips_unreadable_files(tmp_path, checkpoint, capsys):
     _photos(tmp_path / "in")
+    (tmp_path / "in" / "gone.jpg").symlink_to(tmp_path / "deleted.jpg")  # a dangling link is said, not hidden
     out = tmp_path / "out"
+    # What a run killed while writing left (atomic_path's hidden temporary) is removed by the next one.
+    (out / "sub").mkdir(parents=True)
+    (out / "sub" / ".gray_parsing.k3x9_a0q.tmp.png").write_bytes(b"half a png")
+    (out / "sub" / ".other.k3x9_a0q.tmp.png").write_bytes(b"not ours to remove")
     code = main(["predict", str(checkpoint), str(tmp_path / "in"), "--out", str(out), "--device", "cpu",
                  "--batch-size", "2", "--labels", "atr"])
     err = capsys.readouterr().err
     assert code == 1  # some inputs were skipped
     assert "broken.jpg" in err and "empty.png" in err and "notes.txt" not in err
+    assert f"gone.jpg: a broken link (to {tmp_path / 'deleted.jpg'})" in err and "removed 1 temporary file" in err
+    assert sorted(p.name for p in (out / "sub").glob(".*")) == [".other.k3x9_a0q.tmp.png"]
+    (out / "sub" / ".other.k3x9_a0q.tmp.png").unlink()
     for name, size in (("a", (40, 30)), ("sub/gray", (25, 50)), ("sub/alpha", (20, 20)), ("anim", (24, 16)),
                        ("rotated", (30, 20))):
         parsing = Image.open(out / f"{name}_parsing.png")

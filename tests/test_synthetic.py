@@ -1,5 +1,6 @@
 import hashlib
 import os
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -211,3 +212,46 @@ def test_several_processes_write_the_same_bytes(tmp_path):
     differ = [f for f in files if (tmp_path / "one" / f).read_bytes() != (tmp_path / "three" / f).read_bytes()]
     assert not differ, differ[:3]
     assert default_workers(100) == 1 and default_workers(20_000) == len(os.sched_getaffinity(0))
+
+
+def test_a_mount_point_is_generated_into_and_a_read_only_one_refused_first(tmp_path, monkeypatch):
+    """An empty mounted disk or container volume cannot be renamed onto: the data used to be rendered
+    in a sibling folder and then lost at the rename (EBUSY). Now they are written into it, the
+    manifest last; a read-only one is refused before anything is rendered."""
+    from spd.data.errors import DataError
+
+    volume = tmp_path / "volume"
+    volume.mkdir()
+    real_ismount = os.path.ismount
+    monkeypatch.setattr(os.path, "ismount", lambda p: Path(p) == volume or real_ismount(p))
+    real_replace = os.replace
+
+    def replace(src, dst):  # what renaming onto a mount point does
+        if Path(dst) == volume:
+            raise OSError(16, "Device or resource busy")
+        return real_replace(src, dst)
+
+    monkeypatch.setattr(os, "replace", replace)
+    spec = SynthSpec(num=6, domain="A", seed=1, size=48, val_fraction=0.5)
+    assert generate(volume, spec) == volume / "synthetic.yaml"
+    assert len(open_dataset(volume, "train")) == 3 and sorted(p.name for p in tmp_path.iterdir()) == ["volume"]
+    assert generate(volume, spec) == volume / "synthetic.yaml"  # complete: reused
+    readonly = tmp_path / "ro"
+    readonly.mkdir()
+    real_access = os.access
+    monkeypatch.setattr(os, "access", lambda p, mode: False if Path(p) == readonly else real_access(p, mode))
+    with pytest.raises(DataError, match="is not writable"):
+        generate(readonly, spec)
+    assert not any(readonly.iterdir())
+
+
+def test_synth_again_on_complete_data_writes_nothing(tmp_path, monkeypatch, capsys):
+    """A complete dataset on a read-only mount: `spd data synth` with the same spec used to fail
+    rewriting its contact sheet."""
+    import spd.cli.data as cli_data
+    from spd.cli.main import main
+
+    args = ["data", "synth", str(tmp_path / "d"), "--num", "6", "--size", "48", "--domain", "A"]
+    assert main(args) == 0
+    monkeypatch.setattr(cli_data, "contact_sheet", lambda *a: (_ for _ in ()).throw(OSError(30, "Read-only file system")))
+    assert main(args) == 0 and "(already there)" in capsys.readouterr().out

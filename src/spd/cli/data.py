@@ -73,9 +73,12 @@ def cmd_synth(args: argparse.Namespace) -> int:
     with tqdm(total=spec.num, desc=f"synth domain {spec.domain}", unit="img", disable=None) as bar:
         manifest = generate(args.out, spec, progress=bar.update)
     print(f"wrote {spec.num} images to {args.out} ({manifest.name})")
-    if not args.no_sheet:
+    sheet = args.out / "contact_sheet.png"
+    if not args.no_sheet and sheet.is_file():  # the data of a spec are the same bytes: so is their sheet
+        print(f"contact sheet: {sheet} (already there)")
+    elif not args.no_sheet:
         reader = open_dataset(args.out, "train")
-        sheet = contact_sheet([reader[i] for i in range(min(8, len(reader)))], args.out / "contact_sheet.png")
+        contact_sheet([reader[i] for i in range(min(8, len(reader)))], sheet)
         print(f"contact sheet: {sheet}")
     return 0
 

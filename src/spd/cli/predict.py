@@ -70,6 +70,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
     from ..predict.inputs import expand_inputs
     from ..predict.video import VideoError, predict_video
     from ..predict.writers import OutputSpec, choose_kinds, output_paths
+    from ..ops.atomic import remove_leftovers
 
     relabel = load_relabel(args.labels) if args.labels else None
     items, problems, excluded = expand_inputs(args.inputs, exclude=args.out)
@@ -93,6 +94,12 @@ def cmd_predict(args: argparse.Namespace) -> int:
             raise FileExistsError(f"{existing[0]} exists ({len(existing)} output(s) of {item.path}); "
                                   "use --overwrite to replace, or another --out")
         plans.append((item, paths))
+    # What a killed run left while writing these outputs (hidden temporary files) goes now.
+    left = [p for item, paths in plans for path in paths.values() for p in remove_leftovers(path)]
+    if left:
+        print(f"spd predict: removed {len(left)} temporary file(s) an interrupted run left, e.g. {left[0]}",
+              file=sys.stderr)
+
     def skipped(reason: str) -> None:
         print(f"spd predict: skipped {reason}", file=sys.stderr)
 

@@ -4,7 +4,9 @@ interrupted run never leaves a half-written output behind."""
 from __future__ import annotations
 
 import contextlib
+import glob
 import os
+import re
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -32,6 +34,20 @@ def atomic_path(path: Path | str, temp_suffix: str | None = None) -> Iterator[Pa
         os.replace(tmp_path, path)
     finally:
         tmp_path.unlink(missing_ok=True)
+
+
+def remove_leftovers(path: Path | str) -> list[Path]:
+    """Deletes the temporary files that :func:`atomic_path` writes for ``path`` and that a killed
+    process left (``.STEM.XXXXXXXX.tmp.SUFFIX``); for a caller about to write ``path`` itself.
+    Returns what it deleted."""
+    path = Path(path)
+    pattern = re.compile(re.escape(f".{path.stem}.") + r"[a-z0-9_]{8}" + re.escape(f".tmp{path.suffix}"))
+    gone = []
+    for candidate in path.parent.glob(f".{glob.escape(path.stem)}.*.tmp{glob.escape(path.suffix)}"):
+        if pattern.fullmatch(candidate.name):
+            candidate.unlink(missing_ok=True)
+            gone.append(candidate)
+    return gone
 
 
 def _umask() -> int:

@@ -4,6 +4,7 @@ the output name it will get (its path relative to the folder or pattern it came 
 from __future__ import annotations
 
 import glob
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -54,6 +55,8 @@ def expand_inputs(args: list[str], exclude: Path | None = None) -> tuple[list[In
         if path.is_file():
             items.append(_item(path, Path(path.name)))
         elif path.is_dir():
+            broken = sorted(p for p in path.rglob("*") if p.is_symlink() and not p.exists() and p.suffix.lower() in wanted)
+            problems += [f"{p}: a broken link (to {os.readlink(p)})" for p in broken]
             found = searched(path, (p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in wanted))
             if not found:
                 problems.append(f"{path}: folder has no image or video files")

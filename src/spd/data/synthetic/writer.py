@@ -121,6 +121,11 @@ def generate(out: Path | str, spec: SynthSpec, progress: Callable[[int], None] |
     if (out / MANIFEST).is_file():
         return _reuse(out, spec, fmt, progress)
     out.parent.mkdir(parents=True, exist_ok=True)
+    if out.is_dir() and not os.access(out, os.W_OK):  # a read-only mount: say so before rendering anything
+        raise DataError(out, "is not writable (a read-only mount?): synthetic data cannot be generated there")
+    if out.is_dir() and os.path.ismount(out):
+        # A mounted disk or a container volume cannot be renamed onto: render in it, manifest last.
+        return _generate_in_place(out, spec, domain, fmt, progress, workers)
     with file_lock(out.parent / f".{out.name}.lock") as lock:
         if out.is_dir() and any(out.iterdir()):
             return _reuse(out, spec, fmt, progress)
@@ -151,6 +156,22 @@ def generate(out: Path | str, spec: SynthSpec, progress: Callable[[int], None] |
             if work.exists():
                 shutil.rmtree(work, ignore_errors=True)
     return _existing(out, spec, fmt) if reuse else out / MANIFEST
+
+
+def _generate_in_place(out: Path, spec: SynthSpec, domain: Domain, fmt: str, progress: Callable[[int], None] | None,
+                       workers: int | None) -> Path:
+    """Generation into a mount point, which cannot be replaced by a rename: the files go straight in,
+    the manifest last (an interrupted run leaves a folder without it, which the next run names)."""
+    with file_lock(out / f".{MANIFEST}.lock") as _:
+        visible = [p for p in out.iterdir() if p.name != f".{MANIFEST}.lock"]
+        if visible:
+            return _reuse(out, spec, fmt, progress)
+        try:
+            _write_dataset(out, spec, domain, fmt, progress, default_workers(spec.num) if workers is None else workers)
+        except OSError as err:
+            raise OSError(err.errno, f"{err.strerror or err} (writing the synthetic dataset into the mount point "
+                                     f"{out}: {err.filename or out}; empty it before generating again)") from None
+    return out / MANIFEST
 
 
 def _reuse(out: Path, spec: SynthSpec, fmt: str, progress: Callable[[int], None] | None) -> Path:
@@ -201,8 +222,8 @@ def _existing(out: Path, spec: SynthSpec, fmt: str) -> Path:
     manifest = out / MANIFEST
     if not manifest.is_file():
         raise DataError(out, f"folder is not empty and has no {MANIFEST}: synthetic data are generated only "
-                             "into a new or empty folder (choose another one, or delete this one if it is an "
-                             "interrupted generation)")
+                             "into a new or empty folder (choose another one, or delete this one, or empty it if "
+                             "it is a mount point, if it is an interrupted generation)")
     different = _same_spec(manifest, spec, fmt)
     if different:
         raise DataError(out, "holds synthetic data of another spec: " + "; ".join(different) +
