@@ -110,3 +110,11 @@ def test_bf16_true_is_refused_naming_why_and_the_alternatives(tmp_path):
     with pytest.raises(ConfigError, match=r"run.yaml: train.precision bf16-true .*rounds away.*use bf16-mixed .* or 32-true"):
         load_config(path)
     assert load_config(None, ["train.precision=64-true"])[0].train.precision == "64-true"
+
+
+@pytest.mark.parametrize("setting,why", [("model.preset=light", "the 'light' preset no longer exists: a ResNet-18 dilated"),
+                                         ("model.branch_convs=2", "model.branch_convs no longer exists: the CPU family"),
+                                         ("model.refine_fuse=3", "model.refine_fuse no longer exists: the CPU family")])
+def test_removed_presets_and_keys_say_why(setting, why):
+    with pytest.raises(ConfigError, match=why + ".*docs/changelog.md"):
+        load_config(None, [setting])
