@@ -393,6 +393,7 @@ def test_the_run_says_how_the_global_batch_is_split(tmp_path, synth_lip, fake_gp
     from spd.training.train import train
 
     monkeypatch.setattr(lightning, "Trainer", FourProcesses)
+    monkeypatch.setenv("MASTER_ADDR", "node0")  # as each node is started (docs/training.md)
     config = tiny_config(tmp_path, synth_lip, "data.batch_size=8", "train.devices=2", "train.num_nodes=2",
                          "train.accumulate_grad_batches=2", "optim.lr=0.02")
     with caplog.at_level("INFO", logger="spd.training.train"), pytest.raises(Stopped):
