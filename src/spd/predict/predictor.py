@@ -73,7 +73,8 @@ class Predictor:
         # On a GPU the copies run asynchronously, from and into pinned host memory, with one wait
         # per batch instead of a blocking copy per tensor (inputs, then five outputs per image).
         cuda = self.device.type == "cuda"
-        images = [(image.pin_memory() if cuda else image).to(self.device, non_blocking=cuda) for image, _ in batch]
+        images = [(image.pin_memory() if cuda and image.device.type == "cpu" and not image.is_pinned() else image)
+                  .to(self.device, non_blocking=cuda) for image, _ in batch]
         out = predict_batch(self.model, images, self.settings, self.precision, return_probs)
         results = [replace(result.to("cpu", non_blocking=cuda), source=source) for result, (_, source) in zip(out, batch)]
         if cuda:

@@ -73,6 +73,9 @@ class DemoApp:
     def __init__(self, predictor: Predictor, name: str, max_bytes: int = 20 << 20, max_pixels: int = 40_000_000,
                  keep: int = 16, min_score: float = 0.2, max_requests: int = 8, read_timeout: float = 30.0,
                  header_seconds: float = 20.0, min_upload_rate: float = 50_000.0):
+        if not (read_timeout and read_timeout > 0 and header_seconds > 0 and min_upload_rate > 0):
+            raise ValueError(f"read_timeout, header_seconds and min_upload_rate must be > 0, got {read_timeout}, "
+                             f"{header_seconds}, {min_upload_rate}")
         if max_bytes < MIN_UPLOAD_BYTES:
             raise ValueError(f"--max-mb {max_bytes / 1e6:g}: the upload limit must be at least {MIN_UPLOAD_BYTES / 1e6:g} "
                              f"MB ({MIN_UPLOAD_BYTES} bytes); below it every photo would be refused")
@@ -165,8 +168,8 @@ def make_handler(app: DemoApp) -> type[BaseHTTPRequestHandler]:
         def handle_one_request(self) -> None:
             # The request line and headers are read by the standard library: a timer closes the
             # connection's reading side when they take longer than header_seconds in all.
+            self._deadline_lock, self._headers_in, self._headers_late = threading.Lock(), False, False
             timer = threading.Timer(app.header_seconds, self._stop_reading)
-            self._headers_timer = timer
             timer.start()
             try:
                 super().handle_one_request()
@@ -174,12 +177,23 @@ def make_handler(app: DemoApp) -> type[BaseHTTPRequestHandler]:
                 timer.cancel()
 
         def _stop_reading(self) -> None:
+            with self._deadline_lock:
+                if self._headers_in:
+                    return
+                self._headers_late = True
             with contextlib.suppress(OSError):
                 self.connection.shutdown(socket.SHUT_RD)
 
         def parse_request(self) -> bool:
             parsed = super().parse_request()
-            self._headers_timer.cancel()  # the headers are in; the body has a deadline of its own
+            with self._deadline_lock:  # the headers are in; the body has a deadline of its own
+                self._headers_in = True
+                late = self._headers_late
+            if late and parsed:  # cut short: what was read is not a whole request
+                self.close_connection = True
+                self.send_error(HTTPStatus.REQUEST_TIMEOUT, f"the request's headers took longer than "
+                                                            f"{app.header_seconds:g} s")
+                return False
             return parsed
 
         def _send(self, status: HTTPStatus, mime: str, body: bytes, filename: str | None = None) -> None:

@@ -256,7 +256,9 @@ def keep_newest(k: int) -> dict:
 def refuse_earlier_run(run_dir: Path, resume: bool, overwrite: bool) -> None:
     """A new run must not mix its checkpoints with an earlier run's, which a later --resume or
     evaluation would then pick up. Nothing is changed here (see :func:`set_aside_earlier_run`)."""
-    earlier = checkpoints_in(run_dir / "checkpoints")  # nothing when the folder does not exist
+    # Set-aside ones count too: every process of a distributed run decides alike, before or after
+    # rank 0 has put them back (restore_interrupted_overwrite).
+    earlier = checkpoints_in(run_dir / "checkpoints") or checkpoints_in(run_dir / REPLACED)
     if earlier and not resume and not overwrite:
         raise FileExistsError(f"{run_dir / 'checkpoints'} holds {len(earlier)} checkpoint(s) of an earlier run: "
                               "continue it with --resume, pick another train.name, or pass --overwrite to replace them")

@@ -6,13 +6,16 @@ from __future__ import annotations
 
 import concurrent.futures
 import contextlib
+import ctypes
 import functools
 import logging
 import multiprocessing
 import os
 import re
 import shutil
+import signal
 import socket
+import sys
 import tempfile
 import time
 from collections.abc import Callable
@@ -163,7 +166,8 @@ def _generate_in_place(out: Path, spec: SynthSpec, domain: Domain, fmt: str, pro
     """Generation into a mount point, which cannot be replaced by a rename: the files go straight in,
     the manifest last (an interrupted run leaves a folder without it, which the next run names)."""
     with file_lock(out / f".{MANIFEST}.lock") as _:
-        visible = [p for p in out.iterdir() if p.name != f".{MANIFEST}.lock"]
+        # lost+found: what a new ext4 file system holds
+        visible = [p for p in out.iterdir() if p.name not in (f".{MANIFEST}.lock", "lost+found")]
         if visible:
             return _reuse(out, spec, fmt, progress)
         try:
@@ -263,6 +267,17 @@ def _render_and_write(job: _Job, index: int) -> tuple[str, str, np.ndarray, str,
     return key, split, person.keypoints, person.view, person.occluded
 
 
+def _die_with_parent(parent: int) -> None:
+    """A worker ends when the generating process ``parent`` does (kill -9 included): a forked worker
+    keeps the generation lock's file open, and an orphan would hold the lock for ever (Linux;
+    elsewhere the workers end when their work queue closes)."""
+    if sys.platform.startswith("linux"):
+        with contextlib.suppress(OSError, AttributeError):
+            ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+        if os.getppid() != parent:  # the parent died before the line above ran
+            os._exit(1)
+
+
 def _rendered(job: _Job, workers: int):
     """(id, split, keypoints, view, occluded) of every image in index order, rendered by ``workers``
     processes. Forked where the system can, as PyTorch's data loader workers are (the workers use
@@ -272,7 +287,8 @@ def _rendered(job: _Job, workers: int):
         yield from (_render_and_write(job, i) for i in range(job.spec.num))
         return
     context = multiprocessing.get_context("fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn")
-    with concurrent.futures.ProcessPoolExecutor(workers, mp_context=context) as pool:
+    with concurrent.futures.ProcessPoolExecutor(workers, mp_context=context, initializer=_die_with_parent,
+                                                initargs=(os.getpid(),)) as pool:
         yield from pool.map(functools.partial(_render_and_write, job), range(job.spec.num), chunksize=8)
 
 
