@@ -35,12 +35,7 @@ class FrozenStatsBatchNorm2d(nn.Module):
     @classmethod
     def from_batchnorm(cls, bn: nn.BatchNorm2d) -> FrozenStatsBatchNorm2d:
         frozen = cls(bn.num_features, bn.eps).to(bn.weight.device, bn.weight.dtype)
-        with torch.no_grad():
-            frozen.weight.copy_(bn.weight)
-            frozen.bias.copy_(bn.bias)
-            frozen.running_mean.copy_(bn.running_mean)
-            frozen.running_var.copy_(bn.running_var)
-            frozen.num_batches_tracked.copy_(bn.num_batches_tracked)
+        frozen.load_state_dict(bn.state_dict())  # the same keys
         return frozen
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

@@ -55,9 +55,10 @@ def expand_inputs(args: list[str], exclude: Path | None = None) -> tuple[list[In
         if path.is_file():
             items.append(_item(path, Path(path.name)))
         elif path.is_dir():
-            broken = sorted(p for p in path.rglob("*") if p.is_symlink() and not p.exists() and p.suffix.lower() in wanted)
-            problems += [f"{p}: a broken link (to {os.readlink(p)})" for p in broken]
-            found = searched(path, (p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in wanted))
+            candidates = [p for p in path.rglob("*") if p.suffix.lower() in wanted]  # one walk of the folder
+            problems += [f"{p}: a broken link (to {os.readlink(p)})" for p in sorted(candidates)
+                         if p.is_symlink() and not p.exists()]
+            found = searched(path, (p for p in candidates if p.is_file()))
             if not found:
                 problems.append(f"{path}: folder has no image or video files")
             items += [_item(p, p.relative_to(path)) for p in found]

@@ -283,9 +283,8 @@ def restore_interrupted_overwrite(run_dir: Path) -> None:
     """A replacing run killed before its first checkpoint (kill -9, a lost node) left the earlier
     run's checkpoints set aside: they are put back before anything else, so that a plain run is
     refused as for any earlier run, --resume continues it, and --overwrite sets them aside again."""
-    if is_main_process():
-        restore_if_nothing_new(run_dir, "an interrupted --overwrite had set aside the earlier run's checkpoints; "
-                                        "they are back in %s")
+    restore_if_nothing_new(run_dir, "an interrupted --overwrite had set aside the earlier run's checkpoints; "
+                                    "they are back in %s")
 
 
 def restore_if_nothing_new(run_dir: Path, message: str = "the run ended before its first checkpoint: the earlier "

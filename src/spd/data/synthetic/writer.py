@@ -126,6 +126,7 @@ def generate(out: Path | str, spec: SynthSpec, progress: Callable[[int], None] |
     out.parent.mkdir(parents=True, exist_ok=True)
     if out.is_dir() and not os.access(out, os.W_OK):  # a read-only mount: say so before rendering anything
         raise DataError(out, "is not writable (a read-only mount?): synthetic data cannot be generated there")
+    workers = default_workers(spec.num) if workers is None else workers
     if out.is_dir() and os.path.ismount(out):
         # A mounted disk or a container volume cannot be renamed onto: render in it, manifest last.
         return _generate_in_place(out, spec, domain, fmt, progress, workers)
@@ -138,7 +139,7 @@ def generate(out: Path | str, spec: SynthSpec, progress: Callable[[int], None] |
         work = Path(tempfile.mkdtemp(prefix=f".{out.name}.partial-{os.getpid()}@{socket.gethostname()}.",
                                      dir=out.parent))
         try:
-            _write_dataset(work, spec, domain, fmt, progress, default_workers(spec.num) if workers is None else workers)
+            _write_dataset(work, spec, domain, fmt, progress, workers)
             # A process that the lock did not exclude (no flock, or a lock that holds within one
             # machine only) may have named its copy first: then that one is used.
             reuse = (out / MANIFEST).is_file()
@@ -162,7 +163,7 @@ def generate(out: Path | str, spec: SynthSpec, progress: Callable[[int], None] |
 
 
 def _generate_in_place(out: Path, spec: SynthSpec, domain: Domain, fmt: str, progress: Callable[[int], None] | None,
-                       workers: int | None) -> Path:
+                       workers: int) -> Path:
     """Generation into a mount point, which cannot be replaced by a rename: the files go straight in,
     the manifest last (an interrupted run leaves a folder without it, which the next run names)."""
     with file_lock(out / f".{MANIFEST}.lock") as _:
@@ -171,7 +172,7 @@ def _generate_in_place(out: Path, spec: SynthSpec, domain: Domain, fmt: str, pro
         if visible:
             return _reuse(out, spec, fmt, progress)
         try:
-            _write_dataset(out, spec, domain, fmt, progress, default_workers(spec.num) if workers is None else workers)
+            _write_dataset(out, spec, domain, fmt, progress, workers)
         except OSError as err:
             raise OSError(err.errno, f"{err.strerror or err} (writing the synthetic dataset into the mount point "
                                      f"{out}: {err.filename or out}; empty it before generating again)") from None
