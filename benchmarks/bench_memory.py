@@ -37,7 +37,7 @@ import torch
 from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils._pytree import tree_leaves
 
-from bench_speed import synthetic_root  # benchmarks/, beside this script
+from bench_speed import experiment, synthetic_root  # noqa: F401  (benchmarks/, beside this script)
 
 from spd.ops.atomic import write_text
 
@@ -89,24 +89,10 @@ class LiveTensorBytes(TorchDispatchMode):
         return out
 
 
-def experiment(preset: str, size: int, precision: str):
-    """The LIP recipe for PRESET (its config file when there is one), on synthetic data at SIZE."""
-    from spd.config import load_config
-
-    configs = Path(__file__).parents[1] / "configs"
-    path = configs / f"lip_{preset}.yaml"
-    overrides = [f"data.root={synthetic_root(size, 4)}", "data.train_split=train", "data.val_split=train",
-                 "data.densepose=null", "data.num_workers=0", "model.backbone_weights=null",
-                 f"augment.size=[{size},{size}]", f"train.precision={precision}"]
-    if not path.exists():  # the CPU family: the same recipe, its own preset
-        path, overrides = configs / "lip_s.yaml", [*overrides, f"model.preset={preset}", "model.dilated=null"]
-    return load_config(path, overrides)
-
-
-def one_sample(config) -> dict[str, torch.Tensor]:
+def one_sample(config, output_stride: int) -> dict[str, torch.Tensor]:
     from spd.training.datamodule import SPDDataModule
 
-    data = SPDDataModule(config)
+    data = SPDDataModule(config, output_stride)
     loader = data.train_dataloader()
     batch = next(iter(loader))
     return {k: v[:1] for k, v in batch.items() if isinstance(v, torch.Tensor)}
@@ -139,8 +125,8 @@ def step_memory(preset: str, batch: int, size: int = 384, precision: str = "bf16
     from spd.training.module import SPDModule
 
     config, doc = experiment(preset, size, precision)
-    sample = one_sample(config)
     module = SPDModule(doc, initialise=False).train()
+    sample = one_sample(config, module.model.output_stride)
     real = torch.device("cpu" if device == "fake" else device)
     with FakeTensorMode() if device == "fake" else contextlib.nullcontext() as fake:
         module = to_fake(module, fake) if fake else module.to(real)

@@ -137,33 +137,40 @@ def synthetic_root(size: int, num: int) -> Path:
     return root
 
 
-def training_batches(size: int, batch: int, count: int) -> list[dict]:
-    from spd.data.dataset import ParsingDataset
-    from spd.data.detect import open_dataset
-    from spd.data.transforms import AugmentConfig, train_transform
+def experiment(preset: str, size: int, precision: str, extra: list[str] = (), num: int = 4):
+    """The LIP recipe for PRESET (its config file when there is one) on NUM synthetic images at SIZE,
+    with EXTRA overrides: the config and its resolved dict, as ``spd train`` loads them."""
+    from spd.config import load_config
 
-    config = AugmentConfig(recipe="jppnet", size=(size, size))
-    dataset = ParsingDataset(open_dataset(synthetic_root(size, batch * count), "train"), train_transform(config),
-                             dense_heatmaps=True)
-    loader = torch.utils.data.DataLoader(dataset, batch_size=batch, num_workers=0, drop_last=True)
-    return [{k: v for k, v in b.items() if isinstance(v, torch.Tensor)} for b in loader][:count]
+    configs = Path(__file__).parents[1] / "configs"
+    path = configs / f"lip_{preset}.yaml"
+    overrides = [f"data.root={synthetic_root(size, num)}", "data.train_split=train", "data.val_split=train",
+                 "data.densepose=null", "data.num_workers=0", "model.backbone_weights=null",
+                 f"augment.size=[{size},{size}]", f"train.precision={precision}"]
+    if not path.exists():  # the CPU family: the same recipe, its own preset
+        path, overrides = configs / "lip_s.yaml", [*overrides, f"model.preset={preset}", "model.dilated=null"]
+    return load_config(path, [*overrides, *extra])
 
 
 def measure_training(name: str, size: int, batch: int, device: torch.device, warmup: int, repeats: int) -> dict:
-    from spd.losses import MultiTaskLoss
+    """A training step as ``spd train`` takes it: the LIP recipe's Lightning module (its model, its
+    multi-task loss, channels as trained) on batches from its data module, SGD."""
+    from spd.training.datamodule import SPDDataModule
+    from spd.training.module import SPDModule
 
     if name == REFERENCE:
         return {}
-    model = build(name, single_scale=False).to(device).train()
-    criterion = MultiTaskLoss()
-    optimiser = torch.optim.SGD([p for p in model.parameters() if p.requires_grad], lr=1e-6, momentum=0.9)
-    batches = [{k: v.to(device) for k, v in b.items()} for b in training_batches(size, batch, 2)]
+    config, doc = experiment(name, size, "32-true", [f"data.batch_size={batch}"], num=batch * 2)
+    module = SPDModule(doc, initialise=False).to(device).train()
+    loader = SPDDataModule(config, module.model.output_stride).train_dataloader()
+    batches = [{k: v.to(device) for k, v in b.items() if isinstance(v, torch.Tensor)} for _, b in zip(range(2), loader)]
+    optimiser = torch.optim.SGD([p for p in module.parameters() if p.requires_grad], lr=1e-6, momentum=0.9)
     step_index = [0]
 
     def step() -> None:
         b = batches[step_index[0] % len(batches)]
         step_index[0] += 1
-        loss = criterion(model(model.normalise(b["image"])), b).total
+        loss = module.criterion(module(b["image"]), b).total
         optimiser.zero_grad(set_to_none=True)
         loss.backward()
         optimiser.step()
@@ -171,8 +178,9 @@ def measure_training(name: str, size: int, batch: int, device: torch.device, war
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
     seconds = timed(step, device, warmup, repeats)
-    return {"batch": batch, "scales": list(model.config.train_scales), "step_s": round(seconds, 3),
-            "images_per_s": round(batch / seconds, 3), "peak_memory_GiB": round(peak_memory_gib(device), 2)}
+    return {"batch": batch, "scales": list(module.model.config.train_scales), "step_s": round(seconds, 3),
+            "images_per_s": round(batch / seconds, 3), "peak_memory_GiB": round(peak_memory_gib(device), 2),
+            "recipe": config.model.name}
 
 
 def measure_loader(size: int, samples: int) -> dict:

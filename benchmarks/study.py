@@ -10,228 +10,23 @@ across domains (domain B through the LIP-ATR shared classes).
     python benchmarks/study.py --out runs/study_full --recipe configs/study_full.yaml --variants s spd --seeds 0 \
         --arms main --steps 1000 --device cuda --threads 8     # the full-size network at 384 px: bash benchmarks/gpu_study.sh
 
-Arms (each run is one ``spd.training.train`` call, the API behind ``spd train``):
-
-* ``main``: the four variants, every training image with every label, fixed loss weights.
-* ``scarce``: parsing labels on ``--parsing-fraction`` (20%) of the training images, pose and
-  DensePose on all: ``cpu_s`` (which then sees parsing labels only) against ``cpu_spd``.
-* ``balance``: ``cpu_spd`` with uncertainty weighting (``loss.balance: uncertainty``).
-
-Every run also keeps the weights at a quarter of the schedule (``milestones/``) and is evaluated
-there too; validation mIoU every ``--val-every`` epochs gives the learning curves; in seed 0 of each
-multi-task run, the cosine between the parsing loss's gradient and the other tasks' on the shared
-trunk is logged every ``--grad-every`` steps. A held-out set of domain A (another generation seed)
-scores the left/right classes on front-view and back-view people and on people behind an occluder.
-
-Resumable, and safe to start twice (two processes share the runs; each run is locked while it
-trains and is evaluated, on file systems that can lock): a finished run has ``result.json`` and is skipped; an interrupted one
-resumes from its last checkpoint (the sample order and schedule are functions of the step, so the
-result does not depend on interruptions or on the machine's load). ``OUT/study.json`` records the
-settings; a later call with other settings is refused. Results: ``OUT/runs/<arm>/<variant>/seed<k>/``
-(``result.json``, ``eval/<milestone>_<data>/metrics.json``); ``spd report --study OUT`` (also run at
-the end) writes ``OUT/report/``.
-
-``--device`` and the training precision (``--precision``, else the recipe's) are recorded with the
-study when they are not the CPU's float32, so that one study's runs share them; each run's record names the device
-it trained on. ``--recipe`` trains another config than the demo's; the family of its model preset
-names the variants (``configs/study_full.yaml``: the full-size ``s``, ``sp``, ``sd``, ``spd``).
+The arms, the runs, what is kept and evaluated, resuming and the report: ``spd.study.driver``'s
+documentation (``python -m pydoc spd.study.driver``); this script is its command line.
 """
 
 from __future__ import annotations
 
 import argparse
-import contextlib
-import csv
-import json
 import os
-import platform
-import resource
 import sys
-import time
-from importlib import resources
 from pathlib import Path
 
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # before torch: see spd/cli/__init__.py
 
-import torch  # noqa: E402
-from lightning.pytorch.callbacks import ModelCheckpoint  # noqa: E402
-
 from spd.cli.args import integer, number  # noqa: E402
-from spd.ops.atomic import write_text  # noqa: E402
-from spd.ops.devices import torch_device  # noqa: E402
-from spd.ops.locks import file_lock  # noqa: E402
-from spd.config import load_config  # noqa: E402
 from spd.config.schema import PRECISIONS  # noqa: E402
-from spd.data.detect import open_dataset  # noqa: E402
-from spd.data.synthetic import SynthSpec, generate, read_people  # noqa: E402
-from spd.evaluation import evaluate_model, load_model, write_result  # noqa: E402
-from spd.evaluation.study_report import preset_family, study_variants, write_study_report  # noqa: E402
-from spd.training import train  # noqa: E402
-from spd.training.task_gradients import TaskGradientCosine, read_task_gradients  # noqa: E402
-from spd.labels import load_mapping  # noqa: E402
-
-ARMS = ("main", "scarce", "balance")
-OCCLUDED = 0.02  # a person counts as occluded when an object covers at least this fraction of the body
-
-
-def planned_runs(args: argparse.Namespace, family: tuple[str, ...]) -> list[dict]:
-    """Every run of the study, in the order they are run: seeds outermost, so that a partial study
-    already has every variant of the first seeds. FAMILY: the four variants (parsing alone first)."""
-    runs = []
-    for seed in args.seeds:
-        for arm in args.arms:
-            if arm == "main":
-                variants, overrides = family, []
-            elif arm == "scarce":
-                variants, overrides = (family[0], family[-1]), [f"data.parsing_fraction={args.parsing_fraction}"]
-            else:
-                variants, overrides = (family[-1],), ["loss.balance=uncertainty"]
-            for variant in (v for v in variants if v in args.variants):
-                runs.append({"arm": arm, "variant": variant, "seed": seed,
-                             "overrides": [f"model.preset={variant}", f"train.seed={seed}", *overrides]})
-    return runs
-
-
-def run_folder(out: Path, run: dict) -> Path:
-    return out / "runs" / run["arm"] / run["variant"] / f"seed{run['seed']}"
-
-
-@contextlib.contextmanager
-def claimed(folder: Path):
-    """Yields True when this process holds the run (a second study process skips it). Where the file
-    system cannot lock, this process runs it and says that a second study process must not run."""
-    folder.mkdir(parents=True, exist_ok=True)
-    with file_lock(folder / ".study.lock", wait=False) as lock:
-        if lock.unavailable:
-            print(f"study: cannot lock {folder} ({lock.unavailable}); run one study process only", file=sys.stderr)
-        yield lock.held or bool(lock.unavailable)
-
-
-def check_same_study(out: Path, settings: dict) -> None:
-    record = out / "study.json"
-    if not record.is_file():
-        write_text(record, json.dumps(settings, indent=1, sort_keys=True) + "\n")
-        return
-    recorded = json.loads(record.read_text(encoding="utf-8"))
-    changed = [k for k in sorted(set(settings) | set(recorded)) if settings.get(k) != recorded.get(k)]
-    if changed:
-        raise SystemExit(f"{out} holds a study made with other settings ({', '.join(changed)} differ from {record}); "
-                         "use another --out, or the settings it was made with")
-
-
-def validation_curve(run_dir: Path) -> list[dict]:
-    """(step, epoch, val metrics) rows of the run's CSV logs, in step order."""
-    rows: dict[int, dict] = {}
-    for path in sorted((run_dir / "logs").glob("version_*/metrics.csv")):
-        with open(path, newline="", encoding="utf-8") as f:
-            for row in csv.DictReader(f):
-                if row.get("val/miou"):
-                    step = int(float(row["step"]))
-                    rows[step] = {"step": step, "epoch": int(float(row["epoch"])),
-                                  **{k: float(v) for k, v in row.items() if k.startswith("val/") and v}}
-    return [rows[k] for k in sorted(rows)]
-
-
-def learned_weights(run_dir: Path) -> list[dict]:
-    """The task weights that uncertainty weighting learned, as logged (step, train/weight_<task>)."""
-    rows = []
-    for path in sorted((run_dir / "logs").glob("version_*/metrics.csv")):
-        with open(path, newline="", encoding="utf-8") as f:
-            for row in csv.DictReader(f):
-                weights = {k: float(v) for k, v in row.items() if k.startswith("train/weight_") and v}
-                if weights:
-                    rows.append({"step": int(float(row["step"])), **weights})
-    return rows
-
-
-def evaluate_run(run_dir: Path, config, data: dict, milestones: dict[str, Path], device: str) -> dict:
-    """Every milestone checkpoint on A val, B (shared classes) and the held-out A set with its
-    subsets, on DEVICE, under bf16 autocast when the run trained in a bf16 precision."""
-    out = {}
-    shared = load_mapping("shared")
-    precision = "bf16" if config.train.precision.startswith("bf16") else "32"
-    for tag, checkpoint in milestones.items():
-        model, _ = load_model(checkpoint, device)
-        step = int(torch.load(checkpoint, map_location="cpu", weights_only=True, mmap=True).get("global_step", -1))
-        scores = {"step": step, "checkpoint": str(checkpoint.relative_to(run_dir))}
-        for name, reader, mapping, subsets in (("A_val", data["A_val"], None, None),
-                                               ("B_shared", data["B"], shared, None),
-                                               ("A_heldout", data["A_heldout"], None, data["subsets"])):
-            result = evaluate_model(model, reader, config.eval, mapping, name=f"{tag}", num_workers=0,
-                                    source={"checkpoint": str(checkpoint), "step": step}, subsets=subsets,
-                                    precision=precision)
-            write_result(result, run_dir / "eval" / f"{tag}_{name}", None if mapping else reader.label_space)
-            scores[name] = str(Path("eval") / f"{tag}_{name}" / "metrics.json")
-        out[tag] = scores
-    return out
-
-
-def run_one(out: Path, run: dict, args: argparse.Namespace, base: Path, data: dict) -> dict | None:
-    folder = run_folder(out, run)
-    config, resolved = load_config(base, [*run["overrides"], f"data.root={data['A_root']}",
-                                          f"train.out_dir={folder.parent}", f"train.name={folder.name}",
-                                          "train.max_epochs=-1", f"train.max_steps={args.steps}", "train.devices=1",
-                                          f"train.val_every_n_epochs={args.val_every}", "train.keep_checkpoints=0",
-                                          f"data.num_workers={args.workers}",
-                                          *([f"data.synthetic.num={args.num}"] if args.num else []),
-                                          *([f"train.precision={args.precision}"] if args.precision else [])])
-    quarter = args.steps // 4
-    milestone = ModelCheckpoint(dirpath=folder / "milestones", filename="step{step:06d}", auto_insert_metric_name=False,
-                                every_n_train_steps=quarter, save_top_k=-1, save_last=False, save_weights_only=True,
-                                save_on_train_epoch_end=False)
-    callbacks = [milestone]
-    gradients = run["seed"] == args.seeds[0] and len(config.model.tasks) > 1
-    if gradients:
-        callbacks.append(TaskGradientCosine(args.grad_every, folder / "task_gradients.jsonl"))
-    resume = (folder / "checkpoints" / "last.ckpt").is_file()
-    cpu0, wall0 = time.process_time(), time.perf_counter()
-    result = train(config, device=args.device, resume=resume, progress=False, callbacks=callbacks)
-    cpu, wall = time.process_time() - cpu0, time.perf_counter() - wall0
-    if result.global_step < args.steps:
-        raise RuntimeError(f"{folder}: training stopped at step {result.global_step} of {args.steps}")
-    milestones = {"quarter": folder / "milestones" / f"step{quarter:06d}.ckpt", "final": result.last_checkpoint}
-    missing = [str(p) for p in milestones.values() if not p.is_file()]
-    if missing:
-        raise RuntimeError(f"{folder}: missing milestone checkpoints {missing}")
-    timing = {"train_wall_s_this_call": round(wall, 1), "train_cpu_s_this_call": round(cpu, 1), "resumed": resume}
-    eval0 = time.perf_counter()
-    evaluations = evaluate_run(folder, config, data, milestones, args.device)
-    timing["eval_wall_s"] = round(time.perf_counter() - eval0, 1)
-    record = {**run, "steps": args.steps, "batch_size": config.data.batch_size,
-              "train_images": len(data["A_train"]), "config": resolved, "timing": timing,
-              "evaluations": evaluations, "curve": validation_curve(folder),
-              "task_gradients": read_task_gradients(folder / "task_gradients.jsonl") if gradients else [],
-              "learned_weights": learned_weights(folder),
-              "machine": f"{platform.machine()}, {os.cpu_count()} cores, {torch.get_num_threads()} threads, torch "
-                         f"{torch.__version__}{device_name(args.device)}", "date": time.strftime("%Y-%m-%d %H:%M")}
-    write_text(folder / "result.json", json.dumps(record, indent=1) + "\n")
-    return record
-
-
-def device_name(device: str) -> str:
-    """``, <GPU name>`` for a CUDA device, else nothing (the CPU is named by the rest of the record)."""
-    if not device.startswith("cuda"):
-        return ""
-    return f", {torch.cuda.get_device_name(torch.device(device))}"
-
-
-def prepare_data(out: Path, base_config, args: argparse.Namespace) -> dict:
-    synth = base_config.data.synthetic
-    roots = {"A_root": out / "data" / "synthetic_A", "B_root": out / "data" / "synthetic_B",
-             "A_heldout_root": out / "data" / "synthetic_A_heldout"}
-    generate(roots["A_root"], SynthSpec(num=args.num or synth.num, domain="A", seed=synth.seed, size=synth.size,
-                                        val_fraction=synth.val_fraction))
-    generate(roots["B_root"], SynthSpec(num=args.cross, domain="B", seed=synth.seed, size=synth.size, val_fraction=1.0))
-    generate(roots["A_heldout_root"], SynthSpec(num=args.heldout, domain="A", seed=synth.seed + 1, size=synth.size,
-                                                val_fraction=1.0))
-    people = read_people(roots["A_heldout_root"])
-    subsets = {"front": {k for k, p in people.items() if p.view == "front"},
-               "back": {k for k, p in people.items() if p.view == "back"},
-               "occluded": {k for k, p in people.items() if p.occluded >= OCCLUDED},
-               "not_occluded": {k for k, p in people.items() if p.occluded < OCCLUDED}}
-    return {**roots, "A_train": open_dataset(roots["A_root"], "train"), "A_val": open_dataset(roots["A_root"], "val"),
-            "B": open_dataset(roots["B_root"], "val"), "A_heldout": open_dataset(roots["A_heldout_root"], "val"),
-            "subsets": subsets}
+from spd.ops.errors import SPDError  # noqa: E402
+from spd.study import ARMS, StudyOptions, run_study, study_variants  # noqa: E402
 
 
 def main() -> None:
@@ -258,52 +53,11 @@ def main() -> None:
     parser.add_argument("--precision", choices=PRECISIONS, help="training precision (default: the recipe's; the demo's is 32-true); bf16 ones also evaluate under bf16")
     parser.add_argument("--report-only", action="store_true")
     args = parser.parse_args()
-    args.out.mkdir(parents=True, exist_ok=True)
-    if not args.report_only:
-        try:  # before any data is made
-            args.device = str(torch_device(args.device))  # "auto" -> this machine's; "cuda:01" -> "cuda:1"
-        except ValueError as e:
-            raise SystemExit(f"study: {e}") from None
-        torch.set_num_threads(args.threads)
-        base = args.recipe or Path(str(resources.files("spd.config").joinpath("demo.yaml")))
-        base_config, recipe = load_config(base)
-        family = study_variants(preset_family(base_config.model.name))
-        args.variants = args.variants or list(family)
-        if set(args.variants) - set(family):
-            raise SystemExit(f"study: {base} trains {base_config.model.name!r}, of the family {', '.join(family)}; "
-                             f"--variants {' '.join(sorted(set(args.variants) - set(family)))} is of the other")
-        precision = args.precision or base_config.train.precision  # what the runs train in
-        check_same_study(args.out, {"recipe": recipe, "steps": args.steps, "num": args.num, "parsing_fraction": args.parsing_fraction,
-                                    "cross": args.cross, "heldout": args.heldout, "val_every": args.val_every,
-                                    "grad_every": args.grad_every,
-                                    # not in studies made before these options, which ran the demo's recipe on the CPU in float32
-                                    **({"recipe_file": args.recipe.name} if args.recipe else {}),
-                                    **({"device": torch.device(args.device).type} if args.device != "cpu" else {}),
-                                    **({"precision": precision} if precision != "32-true" else {})})
-        data = prepare_data(args.out, base_config, args)
-        for run in planned_runs(args, family):
-            folder = run_folder(args.out, run)
-            if (folder / "result.json").is_file():
-                continue
-            with claimed(folder) as mine:
-                if not mine:
-                    continue
-                start = time.perf_counter()
-                record = run_one(args.out, run, args, base, data)
-                print(json.dumps({k: record[k] for k in ("arm", "variant", "seed")}
-                                 | {"wall_s": round(time.perf_counter() - start), "rss_mb":
-                                    resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024}), flush=True)
-    # Another study process may still be training some runs (it holds their locks): then the report
-    # says it is partial, and which runs it lacks.
-    pending = [] if args.report_only else [str(run_folder(args.out, run).relative_to(args.out))
-                                           for run in planned_runs(args, family)
-                                           if not (run_folder(args.out, run) / "result.json").is_file()]
-    if pending:
-        print(f"study: the report is partial: {len(pending)} planned run(s) are not finished (another study process "
-              f"may be training them: {', '.join(pending[:4])}{' ...' if len(pending) > 4 else ''}); run again with "
-              "--report-only when they are", file=sys.stderr)
-    for path in write_study_report(args.out, args.out / "report", pending=pending):
-        print(f"written: {path}")
+    options = StudyOptions(**{k: tuple(v) if isinstance(v, list) else v for k, v in vars(args).items()})
+    try:
+        run_study(options, log=lambda line: print(line, flush=True))
+    except SPDError as err:
+        raise SystemExit(f"study: {err}") from None
 
 
 if __name__ == "__main__":

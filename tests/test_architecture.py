@@ -15,13 +15,15 @@ LAYERS = [
     ["ops"],
     ["labels"],
     ["data"],
+    ["metrics"],
+    ["tasks"],
     ["model", "vis"],
-    ["losses", "metrics"],
+    ["losses"],
     ["inference"],
     ["config", "weights"],
     ["evaluation"],
     ["training"],
-    ["predict", "export", "serve", "convert", "demo"],
+    ["predict", "export", "serve", "convert", "demo", "study"],
     ["cli", "__main__"],
 ]
 RANK = {package: rank for rank, packages in enumerate(LAYERS) for package in packages}

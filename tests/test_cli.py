@@ -1,6 +1,7 @@
 import subprocess
 import sys
 
+import pytest
 from PIL import Image
 
 from spd.cli.main import main
@@ -94,3 +95,31 @@ def test_lightning_messages_print_once_without_its_advert():
     err = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120).stderr
     assert err.count("GPU available: probe") == 1 and err.count("Epoch probe") == 1, err
     assert "cloud service" not in err, err  # Lightning's advert at every fit is not about the user's run
+
+
+def test_a_users_mistake_is_one_line_and_a_bug_shows_its_traceback(monkeypatch, capsys):
+    """SPDError (and OSError) are what the user got wrong: the message alone, exit status 2. Any
+    other exception is a fault of the program and must not be dressed up as the user's."""
+    import spd.cli.model as model_cli
+    from spd.ops.errors import InputError
+
+    def wrong_value(args):
+        raise InputError("model.thing must be one of a, b, got 'c'")
+
+    monkeypatch.setattr(model_cli, "cmd_summary", wrong_value)
+    assert main(["model", "summary", "cpu_s"]) == 2
+    assert capsys.readouterr().err.strip() == "spd: error: model.thing must be one of a, b, got 'c'"
+
+    def bug(args):
+        return {}["missing"]
+
+    monkeypatch.setattr(model_cli, "cmd_summary", bug)
+    with pytest.raises(KeyError, match="missing"):
+        main(["model", "summary", "cpu_s"])
+    # An unknown name is the user's mistake, though a KeyError to code that catches those.
+    from spd.model import preset
+    from spd.ops.errors import SPDError
+
+    with pytest.raises(SPDError, match="unknown model preset 'nope'") as err:
+        preset("nope")
+    assert isinstance(err.value, KeyError) and str(err.value).startswith("unknown")

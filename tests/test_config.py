@@ -118,3 +118,23 @@ def test_bf16_true_is_refused_naming_why_and_the_alternatives(tmp_path):
 def test_removed_presets_and_keys_say_why(setting, why):
     with pytest.raises(ConfigError, match=why + ".*docs/changelog.md"):
         load_config(None, [setting])
+
+
+def test_renamed_api_names_fail_with_the_new_name():
+    import spd.config
+    import spd.losses
+    from spd.inference import Prediction
+    from spd.model import preset
+    from spd.predict import Predictor
+    from spd.model import SPDNet
+
+    with pytest.raises(AttributeError, match="SynthConfig is now spd.data.synthetic.SynthSpec"):
+        spd.config.SynthConfig
+    with pytest.raises(AttributeError, match="dp_uv_loss is now spd.losses.uv_loss"):
+        spd.losses.dp_uv_loss
+    with pytest.raises(AttributeError, match="output_stride is now SPDNet.output_stride"):
+        preset("cpu_s").output_stride
+    with pytest.raises(AttributeError, match="settings is now protocol"):
+        Prediction().settings
+    with pytest.raises(TypeError, match=r"Predictor\(protocol=...\)"):
+        Predictor(SPDNet(preset("cpu_s")), settings=None, device="cpu")

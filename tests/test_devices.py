@@ -12,7 +12,7 @@ import torch
 from predict_helpers import write_checkpoint
 from spd.inference import Prediction
 from spd.predict import Predictor
-from spd.predict.writers import KINDS, OutputSpec, output_paths, write_outputs
+from spd.predict.writers import OutputSpec, all_kinds, output_paths, write_outputs
 
 
 class OnDevice(torch.Tensor):
@@ -67,7 +67,7 @@ def test_every_writer_takes_tensors_on_a_device(tmp_path, predictor):
     tensor used to abort the run there)."""
     image = torch.randint(0, 256, (3, 2100, 40), dtype=torch.uint8)
     prediction = _on_device(predictor(image))
-    spec = OutputSpec(tuple(k for k in KINDS if k != "labels"), "lip")
+    spec = OutputSpec(tuple(k for k in all_kinds() if k != "labels"), "lip")
     paths = output_paths(tmp_path, "x", spec.kinds)
     write_outputs(prediction, OnDevice.wrap(image), paths, spec)
     assert all(p.is_file() for p in paths.values())

@@ -46,12 +46,12 @@ def test_onnx_matches_pytorch_with_dynamic_batch_and_size(tmp_path, checkpoint, 
 
 def test_safetensors_weights_load_in_the_predictor(tmp_path, checkpoint):
     loaded = load_checkpoint(checkpoint)
-    report = export_model(loaded.model, loaded.eval, "safetensors", tmp_path / "m.safetensors", loaded.experiment)
+    report = export_model(loaded.model, loaded.protocol, "safetensors", tmp_path / "m.safetensors", loaded.experiment)
     assert report["max_abs_diff"] == 0.0
     image = np.random.default_rng(0).integers(0, 256, (50, 35, 3), dtype=np.uint8)
     a = Predictor.from_checkpoint(checkpoint, device="cpu")(image)
     b = Predictor.from_checkpoint(tmp_path / "m.safetensors", device="cpu")(image)
-    assert b.settings == a.settings and torch.equal(a.parsing, b.parsing) and torch.equal(a.keypoints, b.keypoints)
+    assert b.protocol == a.protocol and torch.equal(a.parsing, b.parsing) and torch.equal(a.keypoints, b.keypoints)
     # A safetensors file that SPD did not write is refused by name.
     from safetensors.torch import save_file
 
@@ -63,7 +63,7 @@ def test_safetensors_weights_load_in_the_predictor(tmp_path, checkpoint):
 def test_torchscript_and_a_parsing_only_model(tmp_path):
     ckpt = write_checkpoint(tmp_path / "s.ckpt", [*TINY, "model.preset=cpu_s"])
     loaded = load_checkpoint(ckpt)
-    report = export_model(loaded.model, loaded.eval, "torchscript", tmp_path / "s.pt")
+    report = export_model(loaded.model, loaded.protocol, "torchscript", tmp_path / "s.pt")
     assert report["outputs"] == ["parsing"] and report["max_abs_diff"] < 1e-5
     extra = {"spd/input": ""}
     module = torch.jit.load(str(tmp_path / "s.pt"), _extra_files=extra)
@@ -99,7 +99,7 @@ def test_a_failed_check_or_a_full_disk_leaves_nothing(tmp_path, checkpoint, caps
 
     monkeypatch.setattr(formats, "run_exported", broken_check)
     with pytest.raises(RuntimeError, match="the check failed"):
-        export_model(load_checkpoint(checkpoint).model, load_checkpoint(checkpoint).eval, "safetensors", tmp_path / "a.safetensors")
+        export_model(load_checkpoint(checkpoint).model, load_checkpoint(checkpoint).protocol, "safetensors", tmp_path / "a.safetensors")
     monkeypatch.undo()
 
     def full_disk(*args, **kwargs):

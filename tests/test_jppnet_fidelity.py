@@ -311,7 +311,7 @@ def test_converted_official_checkpoint_reproduces_the_tensorflow_graph(tmp_path)
         assert main(["convert", "jppnet-tf", str(prefix), "--out", str(out)]) == 2  # exists, not replaced
         loaded = load_checkpoint(out)
         assert loaded.model.config.dilated.layout == "caffe" and loaded.model.normalisation == CAFFE_BGR
-        assert loaded.eval == official_protocol()
+        assert loaded.protocol == official_protocol()
         assert _compare_with_golden(loaded.model) < 1e-4
         # The same weights in torchvision's layout are another function: the test can fail.
         other = SPDNet(replace(loaded.model.config, dilated=replace(loaded.model.config.dilated, layout="torchvision")), CAFFE_BGR)
@@ -341,10 +341,10 @@ def test_jppnet_pose_decoder_is_the_official_nearest_resize_and_integer_argmax()
     placements = [place(height, width, (8 * h, 8 * w), "squash") for h, w in shapes]
     direct = [torch.randn(16, h, w, generator=g, dtype=torch.float64) for h, w in shapes]
     of_mirror = [torch.randn(16, h, w, generator=g, dtype=torch.float64) for h, w in shapes]  # mirror image's outputs
-    views = Views(placements=placements, views=2, maps={"pose": direct},
+    views = Views(placements=placements, views={"pose": 2}, maps={"pose": direct},
                   mirrored={"pose": [_unflip(m[None], torch.tensor(perm))[0] for m in of_mirror]})
-    tta = EvalConfig(input_size=(32, 32), scales=(1.0, 1.25), flip=True, pose_decoder="jppnet")
-    ours = decode_views(views, tta, ("background",), joints.joints).keypoints
+    protocol = EvalConfig(input_size=(32, 32), scales=(1.0, 1.25), flip=True, pose_decoder="jppnet")
+    ours = decode_views(views, protocol, ("background",), joints.joints).keypoints
 
     full = lambda maps: torch.stack([legacy_nearest_resize(m[None], (height, width))[0] for m in maps]).mean(0)
     mirror = full(of_mirror)[list(perm)].flip(-1)
@@ -380,15 +380,15 @@ def test_official_test_protocol_end_to_end_on_a_stub_network():
 
     stub = StubNet(seed=5)
     image = torch.randint(0, 256, (3, 37, 29), dtype=torch.uint8, generator=torch.Generator().manual_seed(2))
-    tta = EvalConfig(input_size=(32, 24), scales=(0.75, 1.0, 1.25), flip=True, stages="all", resize="squash",
+    protocol = EvalConfig(input_size=(32, 24), scales=(0.75, 1.0, 1.25), flip=True, stages="all", resize="squash",
                      pose_decoder="jppnet", interpolation="tf_legacy")
-    ours = Predictor(stub, tta, device="cpu")(image)
+    ours = Predictor(stub, protocol, device="cpu")(image)
 
     size = tuple(image.shape[-2:])
     parsing = {False: 0.0, True: 0.0}
     pose = {False: 0.0, True: 0.0}
     with torch.no_grad():
-        for s in tta.scales:
+        for s in protocol.scales:
             canvas = (int(32 * s), int(24 * s))
             for mirrored in (False, True):
                 x = legacy_bilinear_resize(stub.normalise((image.flip(-1) if mirrored else image)[None]), canvas)

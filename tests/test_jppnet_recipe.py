@@ -16,7 +16,7 @@ from spd.data.heatmaps import HeatmapCodec, jppnet_heatmaps
 from spd.data.transforms import (MEAN_COLOUR, AugmentConfig, HeatmapStack, JPPNetScaleCrop, ParsingMask,
                                  PartIndexMask, RandomHorizontalFlipSwap, UVMap, train_transform)
 from spd.labels import keypoint_space
-from spd.losses.pose import pose_loss
+from spd.losses import pose_loss
 from spd.losses.total import LossConfig, stage_terms
 from spd.model.outputs import StageOutput
 

@@ -348,7 +348,7 @@ def test_export_leaves_the_callers_model_as_it_was(tmp_path, monkeypatch, traini
         return real_cpu(self)
 
     monkeypatch.setattr(torch.nn.Module, "cpu", recording_cpu)
-    report = export_model(model, loaded.eval, "safetensors", tmp_path / "m.safetensors")
+    report = export_model(model, loaded.protocol, "safetensors", tmp_path / "m.safetensors")
     assert report["max_abs_diff"] == 0.0
     assert all(m is not model for m in moved)  # the caller's model was never moved
     assert model.training is training and all(m.training is training for m in model.modules())
@@ -404,7 +404,7 @@ def test_the_run_says_how_the_global_batch_is_split(tmp_path, synth_lip, fake_gp
 def test_validation_samples_carry_their_label_flags_as_python_bools(tmp_path, synth_lip):
     """The evaluator reads each sample's has_* flags: as tensors, which Lightning and DDP move to the
     GPU with the rest of a validation batch, every read would be a host sync."""
-    data = SPDDataModule(tiny_config(tmp_path, synth_lip))
+    data = SPDDataModule(tiny_config(tmp_path, synth_lip), output_stride=4)
     data.trainer = SimpleNamespace(global_rank=0, world_size=1, accumulate_grad_batches=1)
     samples = next(iter(data.val_dataloader()))
     flags = {k: v for item in samples for k, v in item.items() if k.startswith("has_")}
@@ -416,7 +416,7 @@ def test_the_loaders_of_one_process_use_its_share(tmp_path, synth_lip):
     """The data module of process 1 of 4 with 2 accumulated batches: batches of 16 / 8 = 2 images
     from its own share of the epoch, and its own unpadded slice of the val split."""
     config = tiny_config(tmp_path, synth_lip, "data.batch_size=16")
-    data = SPDDataModule(config)
+    data = SPDDataModule(config, output_stride=4)
     data.trainer = SimpleNamespace(global_rank=1, world_size=4, accumulate_grad_batches=2)
     train_loader = data.train_dataloader()
     assert train_loader.batch_sampler.batch_size == 2 and train_loader.batch_sampler.drop_last

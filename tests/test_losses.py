@@ -6,7 +6,7 @@ import torch
 from test_model import LIGHT
 from hypothesis import given, settings, strategies as st
 
-from spd.losses import LossConfig, MultiTaskLoss, dp_uv_loss, parsing_loss, pose_loss
+from spd.losses import LossConfig, MultiTaskLoss, parsing_loss, pose_loss, uv_loss
 from spd.model import SPDNet, model_config
 from spd.model.outputs import ModelOutput, StageOutput
 
@@ -61,12 +61,12 @@ def test_uv_loss_uses_the_ground_truth_parts_channel_at_valid_foreground():
     index = torch.tensor([[[5, 5], [0, 255]]])
     uv = torch.full((1, 2, 2, 2), 0.9)
     valid = torch.ones(1, 2, 2, dtype=torch.bool)
-    assert dp_uv_loss(pred, index, uv, valid) < 1e-6
+    assert uv_loss(pred, index, uv, valid) < 1e-6
     uv[0, :, 0, 0] = 0.1
-    assert dp_uv_loss(pred, index, uv, valid) > 0
+    assert uv_loss(pred, index, uv, valid) > 0
     valid[0, 0, 0] = False
-    assert dp_uv_loss(pred, index, uv, valid) < 1e-6
-    assert dp_uv_loss(pred, index, uv, torch.zeros_like(valid)) == 0
+    assert uv_loss(pred, index, uv, valid) < 1e-6
+    assert uv_loss(pred, index, uv, torch.zeros_like(valid)) == 0
 
 
 @settings(max_examples=20, deadline=None)

@@ -58,7 +58,7 @@ def test_every_preset_gives_shapes_and_gradients(name):
     out = model(x)
     assert len(out.stages) == config.refine_stages + 1
     final = out.final
-    grid = (64 // config.output_stride, 48 // config.output_stride)  # 8 x 6 (dilated), 16 x 12 (fpn)
+    grid = (64 // model.output_stride, 48 // model.output_stride)  # 8 x 6 (dilated), 16 x 12 (fpn)
     for task, attr, channels in (("parsing", "parsing", 20), ("pose", "pose", 16), ("densepose", "dp_index", 25)):
         value = getattr(final, attr)
         if task in config.tasks:
@@ -69,7 +69,7 @@ def test_every_preset_gives_shapes_and_gradients(name):
         assert final.dp_uv.shape == (2, 2, 24, *grid) and 0 <= final.dp_uv.min() and final.dp_uv.max() <= 1
     if len(config.train_scales) > 1:
         assert out.scales[0.5][0].parsing.shape[-2:] == (4, 3)
-    total = sum(t.float().mean() for s in out.stages for t in vars(s).values() if t is not None)
+    total = sum(t.float().mean() for s in out.stages for t in s.outputs.values())
     total.backward()
     for n, p in model.named_parameters():
         if p.requires_grad and not n.startswith("trunk"):
@@ -100,7 +100,7 @@ def test_trunks_give_the_features_they_declare(name):
     assert list(features) == [f.name for f in model.trunk.feature_info]
     for info in model.trunk.feature_info:
         assert features[info.name].shape[1:] == (info.channels, 64 // info.stride, 96 // info.stride)
-        assert info.stride == model.config.output_stride
+        assert info.stride == model.output_stride
 
 
 def test_cpu_family_decodes_to_the_finest_stride_with_the_chosen_encoder():

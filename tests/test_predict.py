@@ -127,7 +127,7 @@ def test_mirror_tables_reach_the_device_once_per_batch(monkeypatch, interpolatio
 
 def test_predictor_from_checkpoint_any_input_type_original_size(tmp_path):
     predictor = Predictor.from_checkpoint(write_checkpoint(tmp_path / "m.ckpt"), device="cpu")
-    assert predictor.settings.input_size == (64, 48)  # recorded with the model
+    assert predictor.protocol.input_size == (64, 48)  # recorded with the model
     rng = np.random.default_rng(0)
     array = rng.integers(0, 256, (41, 29, 3), dtype=np.uint8)
     Image.fromarray(array).save(tmp_path / "a.png")
@@ -155,8 +155,8 @@ def test_settings_are_arguments_recorded_in_the_result(tmp_path):
     predictor = Predictor.from_checkpoint(ckpt, device="cpu", flip=True, scales=[1.0, 0.5], resize="letterbox",
                                           pose_decoder="argmax", stages="final")
     result = predictor(np.zeros((30, 70, 3), np.uint8))
-    assert result.settings["flip"] is True and result.settings["scales"] == (1.0, 0.5)
-    assert result.settings["resize"] == "letterbox" and result.settings["pose_decoder"] == "argmax"
+    assert result.protocol["flip"] is True and result.protocol["scales"] == (1.0, 0.5)
+    assert result.protocol["resize"] == "letterbox" and result.protocol["pose_decoder"] == "argmax"
     assert torch.equal(result.keypoints, result.keypoints.round())  # integer argmax
     with pytest.raises(TypeError, match="unknown test-time setting 'flips'"):
         Predictor.from_checkpoint(ckpt, device="cpu", flips=True)

@@ -85,7 +85,7 @@ def test_a_weights_file_written_before_loads_and_predicts_the_same(tmp_path):
     save_file({k: v.contiguous() for k, v in state.items()}, str(path),
               metadata={"format": "spd-weights/1", "model": json.dumps(entry["record"]), "eval": json.dumps(settings)})
     loaded = load_checkpoint(path)
-    assert asdict(loaded.eval)["flip"] == settings["flip"]
-    result = Predictor(loaded.model, loaded.eval, device="cpu")(reference_image(*FIXTURE["image"][:2])).to_numpy()
+    assert asdict(loaded.protocol)["flip"] == settings["flip"]
+    result = Predictor(loaded.model, loaded.protocol, device="cpu")(reference_image(*FIXTURE["image"][:2])).to_numpy()
     _close(torch.from_numpy(result["parsing"]).float(), entry["predictor"]["parsing"], "old file parsing")
     assert sorted(loaded.model.state_dict()) == sorted(upgrade(entry["record"], state, "x")[1])

@@ -34,7 +34,7 @@ def test_eval_folders_are_named_by_checkpoint_data_split_and_mapping(tmp_path):
 
 
 def _result(name: str, space: str, classes_right: int):
-    evaluator = Evaluator(space, space, pose=False, densepose=False)
+    evaluator = Evaluator(space, space, tasks=("parsing",))
     gt = torch.arange(4).repeat(4, 1)
     pred = gt.clone()
     pred[:, classes_right:] = 0

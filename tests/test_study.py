@@ -74,7 +74,7 @@ def test_bad_arguments_are_refused_before_anything_is_written(tmp_path):
 def test_side_scores_count_swapped_limbs_and_side_blind_iou():
     """On a confusion matrix where every left arm is called right and every right arm left, the side
     is always wrong and the side-blind IoU is perfect; a correct matrix is the other way round."""
-    from spd.evaluation.study_report import side_scores
+    from spd.study.report import side_scores
     from spd.labels import label_space
 
     space = label_space("lip")
@@ -95,7 +95,7 @@ def test_side_scores_count_swapped_limbs_and_side_blind_iou():
 def test_a_committed_run_record_keeps_the_side_scores():
     """The results folder keeps runs without confusion matrices; the side table must still rebuild
     from it, for the whole evaluation and for each subset."""
-    from spd.evaluation.study_report import _compact, side_scores
+    from spd.study.report import _compact, side_scores
     from spd.labels import label_space
 
     space = label_space("lip")
@@ -114,7 +114,7 @@ def test_a_committed_run_record_keeps_the_side_scores():
 def test_interference_table_counts_the_batches_with_a_cosine():
     """Under scarce labels some measured batches have no parsing label: they have no cosine, so they
     are not measurements and their zero parsing norm does not enter the mean norm."""
-    from spd.evaluation.study_report import defined_cosines, interference_table
+    from spd.study.report import defined_cosines, interference_table
 
     rows = [{"step": 0, "norm/parsing": 2.0, "norm/pose": 1.0, "norm/densepose": 1.0, "cos/pose": 0.5, "cos/densepose": 0.1},
             {"step": 250, "norm/parsing": 0.0, "norm/pose": 1.0, "norm/densepose": 1.0, "cos/pose": 0.0, "cos/densepose": 0.0},
@@ -129,8 +129,8 @@ def test_cosine_with_a_zero_gradient_is_left_out():
     and is not written (nor read back from older logs) as 0, which would read as "no interference"."""
     import torch
 
-    from spd.evaluation.study_report import defined_cosines
-    from spd.training.task_gradients import gradient_cosines
+    from spd.study.report import defined_cosines
+    from spd.study.task_gradients import gradient_cosines
 
     w = torch.nn.Parameter(torch.tensor([1.0, 2.0]))
     out = gradient_cosines({"parsing": (w * 0).sum(), "pose": (w * w).sum(), "densepose": w[0] * 3}, [w])
@@ -144,7 +144,7 @@ def test_cosine_with_a_zero_gradient_is_left_out():
 
 
 def test_learning_curves_of_seeds_are_matched_by_epoch():
-    from spd.evaluation.study_report import seed_curves
+    from spd.study.report import seed_curves
 
     a = {"curve": [{"step": 295, "epoch": 1, "val/miou": 10.0}, {"step": 591, "epoch": 3, "val/miou": 20.0}]}
     b = {"curve": [{"step": 295, "epoch": 1, "val/miou": 12.0}, {"step": 592, "epoch": 3, "val/miou": 22.0},
@@ -158,7 +158,7 @@ def test_a_study_of_the_full_size_family_names_its_variants(tmp_path):
     CPU study with other names: its report, made from the committed CPU study's records renamed
     (cpu_spd -> spd), has the same tables with Δ against ``s``. Variants of the other family are
     refused before anything is made."""
-    from spd.evaluation.study_report import write_study_report
+    from spd.study.report import write_study_report
 
     committed = Path(__file__).parents[1] / "benchmarks" / "results_study_long"
     renamed = tmp_path / "full"

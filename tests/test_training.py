@@ -56,7 +56,7 @@ def data_root(tmp_path_factory):
 
 def background_baseline(reader):
     """mIoU and pixel accuracy of predicting the most frequent class (background) everywhere."""
-    evaluator = Evaluator("lip", "lip", pose=False, densepose=False)
+    evaluator = Evaluator("lip", "lip", tasks=("parsing",))
     dataset = ParsingDataset(reader)
     for i in range(len(dataset)):
         item = dataset[i]
@@ -72,7 +72,7 @@ def mean_pose_pckh(train_reader, reader):
         h, w = item["parsing"].shape
         positions.append(item["keypoints"][:, :2] / torch.tensor([w, h]))
     mean = torch.nanmean(torch.stack(positions), 0)
-    evaluator = Evaluator("lip", "lip", pose=True, densepose=False)
+    evaluator = Evaluator("lip", "lip", tasks=("parsing", "pose"))
     for item in ParsingDataset(reader):
         h, w = item["parsing"].shape
         evaluator.update(Prediction(keypoints=mean * torch.tensor([w, h])), item)

@@ -7,13 +7,13 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from importlib import resources
 from pathlib import Path
 
 from .config import load_config
 from .data.detect import open_dataset
-from .data.synthetic import SynthSpec, generate
+from .data.synthetic import generate
 from .evaluation import EvalResult, evaluate_model, load_model, write_result
 from .evaluation.report import comparison_table
 from .inference import Prediction
@@ -53,8 +53,7 @@ def run_demo(out: Path | str = "runs/demo", overrides: list[str] = (), device: s
     config, _ = load_config(demo_config_path(), [f"data.root={out / 'data' / 'synthetic_A'}", f"train.out_dir={out}",
                                                  "train.devices=1", *overrides])
     synth, root = config.data.synthetic, Path(config.data.root)
-    generate(root, SynthSpec(num=synth.num, domain=synth.domain, seed=synth.seed, size=synth.size,
-                             val_fraction=synth.val_fraction), progress=bar("1/4 generate synthetic domain A", synth.num))
+    generate(root, synth, progress=bar("1/4 generate synthetic domain A", synth.num))
     bar("2/4 train", 0)
     result = train(config, name="train", device=device, overwrite=True, progress=train_progress)
 
@@ -74,7 +73,7 @@ def run_demo(out: Path | str = "runs/demo", overrides: list[str] = (), device: s
     results = [evaluation]
     if cross_domain > 0:
         b_root = out / "data" / "synthetic_B"
-        generate(b_root, SynthSpec(num=cross_domain, domain="B", seed=synth.seed, size=synth.size, val_fraction=1.0),
+        generate(b_root, replace(synth, num=cross_domain, domain="B", val_fraction=1.0),
                  progress=bar("   generate domain B (ATR layout)", cross_domain))
         b_reader = open_dataset(b_root, "val")
         cross = evaluate_model(model, b_reader, config.eval, load_mapping("shared"), name="demo on domain B (shared classes)",

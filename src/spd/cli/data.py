@@ -24,13 +24,16 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
     p = cmds.add_parser("synth", help="generate the synthetic human dataset in a real format")
     p.add_argument("out", type=Path)
-    p.add_argument("--num", type=integer(1, 10_000_000), default=1000, help="number of images (default 1000)")
-    p.add_argument("--domain", default="A", choices=sorted(DOMAINS), help="visual domain (default A)")
-    p.add_argument("--seed", type=integer(0), default=0)
-    p.add_argument("--size", type=integer(32, 4096), default=256, help="image height in pixels, 32..4096 (default 256)")
+    p.add_argument("--num", type=integer(1, 10_000_000), default=SynthSpec.num,
+                   help=f"number of images (default {SynthSpec.num})")
+    p.add_argument("--domain", default=SynthSpec.domain, choices=sorted(DOMAINS),
+                   help=f"visual domain (default {SynthSpec.domain})")
+    p.add_argument("--seed", type=integer(0), default=SynthSpec.seed)
+    p.add_argument("--size", type=integer(32, 4096), default=SynthSpec.size,
+                   help=f"image height in pixels, 32..4096 (default {SynthSpec.size})")
     p.add_argument("--format", choices=("lip", "atr"), default=None,
                    help="on-disk layout (default: lip for domain A, atr for domain B)")
-    p.add_argument("--val-fraction", type=number(0, 1), default=0.2)
+    p.add_argument("--val-fraction", type=number(0, 1), default=SynthSpec.val_fraction)
     p.add_argument("--no-sheet", action="store_true", help="skip the contact sheet")
     p.set_defaults(func=cmd_synth)
 

@@ -7,6 +7,7 @@ import json
 from dataclasses import replace
 from pathlib import Path
 
+from ..ops.errors import InputError
 from .args import SIDE
 
 
@@ -36,13 +37,13 @@ def cmd_export(args: argparse.Namespace) -> int:
     loaded = load_checkpoint(args.checkpoint)
     changes = {k: v for k, v in (("stages", args.stages),
                                  ("input_size", tuple(args.input_size) if args.input_size else None)) if v is not None}
-    settings = replace(loaded.eval, **changes)
+    protocol = replace(loaded.protocol, **changes)
     out = args.out or args.checkpoint.with_suffix(FORMATS[args.format])
     if out.resolve() == args.checkpoint.resolve():
-        raise ValueError(f"--out {out}: would replace the checkpoint it is exported from")
+        raise InputError(f"--out {out}: would replace the checkpoint it is exported from")
     if out.exists() and not args.overwrite:
         raise FileExistsError(f"{out} exists; use --overwrite to replace it")
-    report = export_model(loaded.model, settings, args.format, out, loaded.experiment)
+    report = export_model(loaded.model, protocol, args.format, out, loaded.experiment)
     print(f"wrote {report['path']} ({report['bytes'] / 1e6:.1f} MB, outputs {', '.join(report['outputs'])}"
           + (f", opset {report['opset']}" if report["opset"] else "") + ")")
     print(f"max abs difference from PyTorch: {report['max_abs_diff']:.3g} on inputs "

@@ -9,9 +9,7 @@ import sys
 import traceback
 
 from .. import __version__
-from ..data.errors import DataError
-from ..ops.state import WeightsError
-from ..ops.typed import ConfigError
+from ..ops.errors import SPDError
 from . import convert, data, demo, export, model, predict, serve, train
 
 
@@ -53,7 +51,7 @@ def main(argv: list[str] | None = None) -> int:
         # The reader went away (`spd ... | head`): not an error of ours; stop quietly.
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 141
-    except (DataError, ConfigError, WeightsError, ValueError, KeyError, FloatingPointError) as err:
+    except SPDError as err:  # something the user gave is wrong: the message says what; anything else is a bug
         return _report(err, args.verbose)
     except OSError as err:  # missing files, permissions, a full disk, a name too long, ...: the OS names the path
         return _report(err, args.verbose)

@@ -11,6 +11,7 @@ from tqdm import tqdm
 
 from ..inference import INFERENCE_PRECISIONS
 from ..inference.settings import INTERPOLATIONS, POSE_DECODERS, RESIZE_POLICIES
+from ..ops.errors import InputError
 from .args import COUNT, SCALE, SIDE, number
 
 SETTINGS_HELP = "test-time settings (default: those recorded with the model)"
@@ -42,7 +43,7 @@ def test_time_overrides(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
-    from ..predict.writers import KINDS
+    from ..predict.writers import all_kinds
 
     p = sub.add_parser("predict", help="run a trained model on images, folders, globs and videos",
                        description="Writes, per image, NAME_parsing.png (class ids, the model's label-space palette), NAME_labels.png "
@@ -51,7 +52,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("checkpoint", type=Path, help="a training checkpoint (.ckpt) or exported weights (.safetensors)")
     p.add_argument("inputs", nargs="+", help="image or video files, folders (searched recursively) or glob patterns")
     p.add_argument("--out", type=Path, required=True, help="output folder (input folders' structure is kept)")
-    p.add_argument("--outputs", default=None, help=f"comma-separated subset of {','.join(KINDS)} "
+    p.add_argument("--outputs", default=None, help=f"comma-separated subset of {','.join(all_kinds())} "
                                                    "(default: every one the model's tasks allow)")
     p.add_argument("--labels", default=None, metavar="SET",
                    help="also write NAME_labels.png relabelled to a built-in set (atr, lip) or a YAML file")
@@ -80,7 +81,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
                                           **test_time_overrides(args))
     config = predictor.model.config
     if relabel is not None and relabel.source != config.parsing_space:
-        raise ValueError(f"--labels {args.labels}: maps {relabel.source} classes, but the model predicts "
+        raise InputError(f"--labels {args.labels}: maps {relabel.source} classes, but the model predicts "
                          f"{config.parsing_space} classes")
     requested = [k.strip() for k in args.outputs.split(",") if k.strip()] if args.outputs else None
     kinds = choose_kinds(requested, config.tasks, relabel)

@@ -13,6 +13,7 @@ from ..config import load_config
 from ..data.detect import open_dataset
 from ..evaluation.evaluate import BATCH_SIZE
 from ..labels import load_mapping
+from ..ops.errors import InputError
 from .args import integer
 from .predict import add_test_time_flags, test_time_overrides
 
@@ -87,7 +88,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     from ..weights import load_checkpoint
 
     if (args.checkpoint is None) == (args.predictions is None):
-        raise ValueError("give either a CHECKPOINT or --predictions DIR")
+        raise InputError("give either a CHECKPOINT or --predictions DIR")
     reader = open_dataset(args.data, args.split, args.densepose)
     mapping = load_mapping(args.map, args.mapping or "lip_atr.yaml") if args.map else None
     with tqdm(total=len(reader), desc="evaluate", unit="img", disable=None) as bar:
@@ -97,7 +98,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
             out = args.out or default_eval_dir(args.predictions, reader, args.map, predictions=True)
         else:
             loaded = load_checkpoint(args.checkpoint, torch_device(args.device))
-            model, protocol = loaded.model, replace(loaded.eval, **test_time_overrides(args))
+            model, protocol = loaded.model, replace(loaded.protocol, **test_time_overrides(args))
             name = args.name or model.config.name
             source = {"checkpoint": str(args.checkpoint), **loaded.progress}
             result = evaluate_model(model, reader, protocol, mapping, name, source, args.workers,
@@ -111,17 +112,17 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
 def cmd_report(args: argparse.Namespace) -> int:
     from ..evaluation import write_report
-    from ..evaluation.study_report import write_study_report
+    from ..study import write_study_report
 
     if bool(args.results) == bool(args.study):
-        raise ValueError("give metrics.json files, or --study OUT")
+        raise InputError("give metrics.json files, or --study OUT")
     if args.study:
         written = write_study_report(args.study, args.out)
         print(written[0].read_text(encoding="utf-8"))
         print("written: " + ", ".join(str(p) for p in written))
         return 0
     if args.out is None:
-        raise ValueError("--out is required with metrics.json files")
+        raise InputError("--out is required with metrics.json files")
     paths = write_report(args.results, args.out)
     print(paths["markdown"].read_text())
     print("written: " + ", ".join(str(p) for p in paths.values()))

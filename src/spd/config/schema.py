@@ -5,22 +5,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from ..data.synthetic import SynthSpec
 from ..data.transforms import AugmentConfig
 from ..inference.settings import EvalConfig
 from ..losses import LossConfig
 from ..model.config import PRESETS, ModelConfig
+from ..ops.errors import InputError
 from ..ops.validation import require, require_choice
-
-
-@dataclass(frozen=True)
-class SynthConfig:
-    """Generate the data when ``data.root`` holds none yet (the embedded default)."""
-
-    domain: str = "A"
-    num: int = 600
-    size: int = 160
-    seed: int = 0
-    val_fraction: float = 0.15
 
 
 @dataclass(frozen=True)
@@ -31,7 +22,7 @@ class DataConfig:
     train_split: str = "train"
     val_split: str = "val"
     densepose: str | None = None        # folder of IUV PNGs (found by itself for synthetic data)
-    synthetic: SynthConfig | None = None
+    synthetic: SynthSpec | None = None   # generate the data when data.root holds none yet
     batch_size: int = 8
     num_workers: int = 2
     skip_corrupt: bool = False
@@ -56,7 +47,7 @@ class OptimConfig:
 
     def __post_init__(self) -> None:
         if self.name not in ("sgd", "adamw"):
-            raise ValueError(f"optim.name must be 'sgd' or 'adamw', got {self.name!r}")
+            raise InputError(f"optim.name must be 'sgd' or 'adamw', got {self.name!r}")
         require("optim", [("lr", self.lr, self.lr > 0, "> 0"),
                           ("weight_decay", self.weight_decay, self.weight_decay >= 0, ">= 0"),
                           ("momentum", self.momentum, 0 <= self.momentum < 1, "in [0, 1)"),
@@ -102,7 +93,7 @@ class TrainConfig:
 
     def __post_init__(self) -> None:
         if self.precision == "bf16-true":
-            raise ValueError(BF16_TRUE)
+            raise InputError(BF16_TRUE)
         require_choice("train.precision", self.precision, PRECISIONS)
         devices_ok = self.devices == "auto" if isinstance(self.devices, str) else self.devices >= 1
         require("train", [

@@ -16,6 +16,7 @@ import logging
 from pathlib import Path
 
 from ..ops.atomic import write_text
+from ..ops.errors import InputError
 from .errors import DataError
 from .reader import IMAGE_SUFFIXES, ParsingReader, attach_densepose, index_files, read_id_list
 from .sample import Record
@@ -40,7 +41,7 @@ def split_sizes(n: int, val: int | None = None, test: int | None = None) -> tupl
     val = round(n * RELEASE_VAL / RELEASE_SIZE) if val is None else val
     test = round(n * RELEASE_TEST / RELEASE_SIZE) if test is None else test
     if val < 0 or test < 0 or val + test > n:
-        raise ValueError(f"cannot take {val} val and {test} test images from {n}")
+        raise InputError(f"cannot take {val} val and {test} test images from {n}")
     return n - val - test, val, test
 
 
@@ -86,7 +87,7 @@ def read_atr(root: Path | str, split: str = "train", split_dir: Path | str | Non
             log.info("wrote the ATR split files to %s", split_dir)
         ids = read_id_list(split_dir / f"{split}.txt")
     else:
-        raise ValueError(f"unknown ATR split {split!r}; expected one of {SPLITS + ('all',)}")
+        raise InputError(f"unknown ATR split {split!r}; expected one of {SPLITS + ('all',)}")
     missing = [i for i in ids if i not in images]
     if missing:
         raise DataError(atr / "JPEGImages", f"{len(missing)} ids of the {split} split have no image "

@@ -8,6 +8,7 @@ import random
 
 import torch
 
+from ..ops.errors import InputError
 from ..ops.validation import require_choice
 from .image_io import read_iuv, read_label
 from .reader import ParsingReader
@@ -28,7 +29,7 @@ def class_frequencies(reader: ParsingReader, num_classes: int, target: str = "pa
     for path in paths:
         counts += torch.bincount(read(path).flatten().long(), minlength=256)[:num_classes].double()
     if counts.sum() == 0:
-        raise ValueError(f"{reader.root} ({reader.split}) has no labelled {target} pixel to count classes from")
+        raise InputError(f"{reader.root} ({reader.split}) has no labelled {target} pixel to count classes from")
     return counts / counts.sum()
 
 

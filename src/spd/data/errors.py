@@ -5,8 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..ops.errors import InputError
 
-class DataError(ValueError):
+
+class DataError(InputError):
     """Bad or unreadable input data; the message starts with the file (and line) at fault."""
 
     def __init__(self, path: Path | str, message: str, line: int | None = None):

@@ -15,6 +15,7 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 
 from ..ops.arrays import as_numpy
 from ..ops.atomic import atomic_path
+from ..ops.errors import InputError
 from .errors import DataError
 
 NUM_DENSEPOSE_PARTS = 25  # I in 0..24
@@ -125,7 +126,7 @@ def read_iuv(path: Path | str) -> tuple[torch.Tensor, torch.Tensor]:
 def _as_uint8_hw(array: np.ndarray | torch.Tensor) -> np.ndarray:
     array = as_numpy(array)
     if array.ndim != 2:
-        raise ValueError(f"expected a [H, W] array, got shape {array.shape}")
+        raise InputError(f"expected a [H, W] array, got shape {array.shape}")
     return array.astype(np.uint8)
 
 

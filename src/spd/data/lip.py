@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..ops.errors import InputError
 from .errors import DataError
 from .pose_csv import read_pose_csv
 from .reader import (IMAGE_SUFFIXES, ParsingReader, attach_densepose, find_dir, find_file, index_files,
@@ -36,7 +37,7 @@ def find_lip_layout(root: Path | str, split: str) -> LIPLayout:
     """Locates one split's folders; raises DataError saying what was looked for."""
     root = Path(root)
     if split not in SPLITS:
-        raise ValueError(f"unknown LIP split {split!r}; expected one of {SPLITS}")
+        raise InputError(f"unknown LIP split {split!r}; expected one of {SPLITS}")
     if not root.is_dir():
         raise DataError(root, "dataset folder not found")
     images_top = root if root.name == "TrainVal_images" else find_dir(root, "TrainVal_images")

@@ -18,6 +18,7 @@ from ..data.reader import ParsingReader
 from ..labels import LabelMapping, label_space
 from ..inference import EvalConfig, Prediction, predict_batch, protocol_dict
 from ..model import SPDNet
+from ..ops.errors import InputError
 from ..weights import load_checkpoint
 from .evaluator import EvalResult, Evaluator
 
@@ -64,13 +65,12 @@ def evaluate_model(model: SPDNet, reader: ParsingReader, protocol: EvalConfig, m
     predicting them again. ``batch_size`` images of any sizes go through the network together
     (the metrics are the same for any batch size); the metric states live on the model's device."""
     if batch_size < 1:
-        raise ValueError(f"batch size must be >= 1, got {batch_size}")
+        raise InputError(f"batch size must be >= 1, got {batch_size}")
     device = next(model.parameters()).device
     tasks = model.config.tasks
 
     def new_evaluator() -> Evaluator:
-        return Evaluator(model.config.parsing_space, reader.label_space, mapping,
-                         pose="pose" in tasks and reader.has_pose, densepose="densepose" in tasks,
+        return Evaluator(model.config.parsing_space, reader.label_space, mapping, tasks, has_pose=reader.has_pose,
                          densepose_truth=densepose_truth).to(device)
 
     evaluator = new_evaluator()
@@ -111,7 +111,7 @@ def evaluate_predictions(pred_dir: Path | str, reader: ParsingReader, pred_space
         raise DataError(pred_dir, f"{len(missing)} of {len(reader)} images have no prediction PNG (first: {missing[0]}.png)")
     keypoints = read_pose_csv(pred_dir / "keypoints.csv") if (pred_dir / "keypoints.csv").is_file() else None
     evaluator = Evaluator(pred_space or reader.label_space, reader.label_space, mapping,
-                          pose=keypoints is not None and reader.has_pose, densepose=False)
+                          ("parsing", "pose") if keypoints is not None else ("parsing",), has_pose=reader.has_pose)
     dataset = ParsingDataset(reader)
     space = pred_space or reader.label_space
     num_classes = label_space(space).num_classes

@@ -5,40 +5,39 @@ from __future__ import annotations
 
 import json
 import math
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import torch
 
 from ..ops.atomic import atomic_path, write_text
-from ..labels import LabelMapping, keypoint_space, label_space
-from ..metrics import PCKh, ConfusionMatrix, PerImageIoU, UVError
+from ..labels import LabelMapping, label_space
 from ..inference import Prediction
+from ..tasks import Scoring, get_task, task_names
+from ..tasks.registry import BUILT_IN
 
 
-def _cell(x) -> str:
-    """A table cell: "–" for a metric that is undefined here (a class absent from both sides)."""
-    return "–" if x is None or (isinstance(x, float) and not math.isfinite(x)) else str(x)
-
-
-def _round(x: float) -> float | None:
-    return None if x is None or (isinstance(x, float) and math.isnan(x)) else round(100.0 * x, 2)
-
-
-@dataclass
 class EvalResult:
-    """Scores in percent (None = undefined, e.g. a class absent from both sides) and the
-    settings that produced them."""
+    """Scores in percent (None = undefined, e.g. a class absent from both sides) and the settings
+    that produced them. ``scores[task]``: each scored task's section (its metric's result); the
+    sections read as attributes too (``result.parsing``: None where the task was not scored).
+    ``subsets``: the same metrics on subsets of the images."""
 
-    meta: dict[str, Any]
-    parsing: dict[str, Any] | None = None
-    pose: dict[str, Any] | None = None
-    densepose: dict[str, Any] | None = None
-    subsets: dict[str, "EvalResult"] = field(default_factory=dict)  # the same metrics on subsets of the images
+    def __init__(self, meta: dict[str, Any], scores: dict[str, dict] | None = None,
+                 subsets: dict[str, "EvalResult"] | None = None, **sections: dict | None):
+        self.meta = meta
+        self.scores = {k: v for k, v in {**(scores or {}), **sections}.items() if v is not None}
+        self.subsets = subsets or {}
+
+    def __getattr__(self, name: str):
+        if name in ("meta", "scores", "subsets"):
+            raise AttributeError(name)
+        if name in task_names():
+            return self.scores.get(name)
+        raise AttributeError(f"EvalResult has no attribute {name!r}")
 
     def to_json(self) -> dict[str, Any]:
-        out = {"meta": self.meta, "parsing": self.parsing, "pose": self.pose, "densepose": self.densepose}
+        out = {"meta": self.meta, **{t: self.scores.get(t) for t in BUILT_IN}, **self.scores}
         if self.subsets:
             out["subsets"] = {k: v.to_json() for k, v in self.subsets.items()}
         return out
@@ -55,25 +54,14 @@ class EvalResult:
                      + (f"; spd {m['spd_version']}, {m['date']}" if "spd_version" in m else ""))
         if m.get("mapping"):
             lines.append(f"label mapping: {m['mapping']['name']} ({', '.join(m['mapping']['classes'])})")
-        if self.parsing:
-            p = self.parsing
-            lines += ["", "| pixel acc | mean acc | mIoU | fwIoU | per-image mIoU (non-standard) |", "|---:|---:|---:|---:|---:|",
-                      f"| {_cell(p['pixel_accuracy'])} | {_cell(p['mean_accuracy'])} | {_cell(p['miou'])} | {_cell(p['fwiou'])} | "
-                      f"{_cell(p['per_image_miou_nonstandard'])} |", "", "| class | IoU | accuracy |", "|---|---:|---:|"]
-            lines += [f"| {c} | {_cell(p['iou'][c])} | {_cell(p['accuracy'][c])} |" for c in p["iou"]]
-        if self.pose:
-            names = list(self.pose["pckh"])
-            lines += ["", "PCKh@0.5", "", "| " + " | ".join(names) + " |", "|" + "---:|" * len(names),
-                      "| " + " | ".join(str(_cell(self.pose["pckh"][n])) for n in names) + " |"]
-        if self.densepose:
-            d = self.densepose
-            lines += ["", f"DensePose ({d['ground_truth']}): part mIoU {_cell(d['part_miou'])}, mean |U,V| error "
-                          f"{_cell(d['uv_error'])} (on pixels whose part is right)"]
+        for task, section in self.scores.items():
+            lines += get_task(task).markdown(section)
         return "\n".join(lines) + "\n"
 
 
 class Evaluator:
-    """``update(prediction, targets)`` per image; ``result()`` at the end.
+    """``update(prediction, targets)`` per image; ``result()`` at the end. Each of ``tasks`` is
+    scored by its own metric (:meth:`spd.tasks.Task.metric`), where the data allow it.
 
     ``mapping`` evaluates across label spaces (e.g. a LIP model on ATR): both the prediction and
     the ground truth are mapped to the mapping's classes; a predicted class with no counterpart
@@ -81,81 +69,52 @@ class Evaluator:
     """
 
     def __init__(self, model_space: str, data_space: str, mapping: LabelMapping | None = None,
-                 pose: bool = True, densepose: bool = True, densepose_truth: str = "synthetic ground truth"):
-        if mapping is None and model_space != data_space:
-            raise ValueError(f"a {model_space} model on {data_space} data needs a label mapping (--map shared|super)")
+                 tasks: tuple[str, ...] = BUILT_IN, has_pose: bool = True,
+                 densepose_truth: str = "synthetic ground truth"):
+        scoring = Scoring(model_space, data_space, mapping, has_pose, densepose_truth)
+        made = {t: get_task(t).metric(scoring) for t in tasks}
+        self.task_metrics = {t: m for t, m in made.items() if m is not None}
         self.mapping = mapping
         self.classes = mapping.classes if mapping else label_space(data_space).classes
-        self.pred_lut = torch.from_numpy(mapping.lut(model_space)).long() if mapping else None
-        self.gt_lut = torch.from_numpy(mapping.lut(data_space)).long() if mapping else None
-        k = len(self.classes)
-        self.parsing, self.per_image = ConfusionMatrix(k), PerImageIoU(k)
-        self.pckh = PCKh(keypoint_space()) if pose else None
-        self.parts = ConfusionMatrix(25) if densepose else None
-        self.uv = UVError() if densepose else None
-        self.densepose_truth = densepose_truth
         self.images = 0
+        self.device = torch.device("cpu")
 
     def metrics(self) -> list:
-        return [m for m in (self.parsing, self.per_image, self.pckh, self.parts, self.uv) if m is not None]
+        """The torchmetrics states of every task's metric."""
+        return [state for m in self.task_metrics.values() for state in m.states]
 
     def to(self, device: torch.device | str) -> "Evaluator":
         """Keeps the metric states (and the mapping's tables) on ``device``: predictions made there are
         scored there, without a copy to the host per image."""
-        for m in self.metrics():
-            m.to(device)
-        if self.mapping:
-            self.pred_lut, self.gt_lut = self.pred_lut.to(device), self.gt_lut.to(device)
+        self.device = torch.device(device)
+        for m in self.task_metrics.values():
+            for state in m.states:
+                state.to(device)
+            if hasattr(m, "to"):
+                m.to(device)
         return self
 
     def update(self, prediction: Prediction, targets: dict[str, Any]) -> None:
         self.images += 1
-        device = self.parsing.conf.device
+        device = self.device
 
         def here(t: torch.Tensor) -> torch.Tensor:
             # Asynchronous only towards a GPU: a non-blocking copy from a GPU into host memory may be
             # read before it has arrived (evaluate_model's evaluators live on the CPU).
             return t.to(device, non_blocking=device.type == "cuda")
 
-        if prediction.parsing is not None and bool(targets["has_parsing"]):
-            pred, gt = here(prediction.parsing).long(), here(targets["parsing"]).long()
-            if self.mapping:
-                pred, gt = self.pred_lut[pred.clamp(0, 255)], self.gt_lut[gt.clamp(0, 255)]
-            self.parsing.update(pred, gt)
-            self.per_image.update(pred, gt)
-        if self.pckh is not None and prediction.keypoints is not None and bool(targets["has_pose"]):
-            self.pckh.update(here(prediction.keypoints)[None], here(targets["keypoints"])[None])
-        if self.parts is not None and prediction.dp_index is not None and bool(targets["has_densepose"]):
-            pred_index, gt_index = here(prediction.dp_index).long(), here(targets["dp_index"]).long()
-            self.parts.update(pred_index, gt_index)
-            self.uv.update(pred_index, here(prediction.dp_uv), gt_index, here(targets["dp_uv"]),
-                           here(targets["dp_uv_valid"]))
+        for metric in self.task_metrics.values():
+            metric.update(prediction, targets, here)
 
     def result(self, meta: dict[str, Any]) -> EvalResult:
         meta = {**meta, "images": self.images}
         if self.mapping:
             meta["mapping"] = {"name": self.mapping.name, "classes": list(self.classes)}
-        out = EvalResult(meta=meta)
-        if int(self.parsing.conf.sum()) > 0 or self._distributed():
-            s = self.parsing.compute()
-            out.parsing = {"pixel_accuracy": _round(s.pixel_accuracy), "mean_accuracy": _round(s.mean_accuracy),
-                           "miou": _round(s.miou), "fwiou": _round(s.fwiou),
-                           "per_image_miou_nonstandard": _round(self.per_image.compute()),
-                           "iou": {c: _round(v) for c, v in zip(self.classes, s.iou)},
-                           "accuracy": {c: _round(v) for c, v in zip(self.classes, s.accuracy)},
-                           # rows: ground truth; columns: prediction, the last one for predictions in no class
-                           "confusion_matrix": self.parsing.conf.long().tolist()}
-        if self.pckh is not None and (int(self.pckh.counted.sum()) > 0 or self._distributed()):
-            out.pose = {"pckh": {k: None if math.isnan(v) else round(v, 2) for k, v in self.pckh.compute().items()}}
-        if self.parts is not None and (int(self.parts.conf.sum()) > 0 or self._distributed()):
-            s = self.parts.compute()
-            out.densepose = {"part_miou": _round(s.miou), "uv_error": round(self.uv.compute(), 4),
-                             "ground_truth": self.densepose_truth}
-        return out
+        return EvalResult(meta, {t: m.result() for t, m in self.task_metrics.items()})
 
-    @staticmethod
-    def _distributed() -> bool:
-        return torch.distributed.is_available() and torch.distributed.is_initialized()
+    def logged(self, result: EvalResult) -> dict[str, float]:
+        """What validation logs of a result: each scored task's values."""
+        return {k: v for t, section in result.scores.items() for k, v in get_task(t).logged(section).items()}
 
 
 def bar_chart(result: EvalResult, path: Path | str, space: str | None = None) -> Path:

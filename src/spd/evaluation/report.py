@@ -9,6 +9,8 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from ..ops.atomic import atomic_path, write_text
+from ..ops.errors import InputError
+from ..tasks import get_task, task_names
 
 
 def load_results(paths: list[Path]) -> list[dict]:
@@ -17,9 +19,9 @@ def load_results(paths: list[Path]) -> list[dict]:
         try:
             doc = json.loads(Path(path).read_text(encoding="utf-8"))
         except (OSError, json.JSONDecodeError) as err:
-            raise ValueError(f"{path}: cannot read an evaluation JSON ({err})") from err
+            raise InputError(f"{path}: cannot read an evaluation JSON ({err})") from err
         if "meta" not in doc or "parsing" not in doc:
-            raise ValueError(f"{path}: not an `spd evaluate` metrics.json (no 'meta' / 'parsing')")
+            raise InputError(f"{path}: not an `spd evaluate` metrics.json (no 'meta' / 'parsing')")
         doc["meta"].setdefault("name", Path(path).parent.name)
         results.append(doc)
     return results
@@ -52,15 +54,15 @@ def mean_sd(values: Iterable[float | None], digits: int = 2) -> str:
 def _class_table(results: list[dict]) -> list[str]:
     classes = list((results[0]["parsing"] or {}).get("iou", {}))
     runs = _runs(results)
-    header = ["variant", "data", "runs", "pixel acc", "mean acc", "mIoU", "PCKh", "DP part mIoU", "DP UV error"] + classes
+    # Each task's columns (its declaration), the built-in ones always, a user's task where a result has it.
+    columns = [(t, c) for t in task_names() if t in ("parsing", "pose", "densepose") or any(r.get(t) for r in results)
+               for c in get_task(t).columns]
+    header = ["variant", "data", "runs", *(c.header for _, c in columns)] + classes
     lines = ["| " + " | ".join(header) + " |", "|---|---|" + "---:|" * (len(header) - 2)]
     for members in runs:
         p = [r["parsing"] or {} for r in members]
-        dp = [r.get("densepose") or {} for r in members]
-        pckh = [(r.get("pose") or {}).get("pckh", {}).get("Total") for r in members]
         row = [members[0]["meta"]["name"], _data(members[0]), str(len(members)),
-               *(mean_sd([x.get(k) for x in p]) for k in ("pixel_accuracy", "mean_accuracy", "miou")), mean_sd(pckh),
-               mean_sd([d.get("part_miou") for d in dp]), mean_sd([d.get("uv_error") for d in dp], 3)]
+               *(mean_sd([c.value(r.get(t)) for r in members], c.digits) for t, c in columns)]
         row += [mean_sd([x.get("iou", {}).get(c) for x in p]) for c in classes]
         lines.append("| " + " | ".join(row) + " |")
     return lines
@@ -134,7 +136,7 @@ def comparison_figure(results: list[dict], path: Path) -> Path:
 def write_report(paths: list[Path], out_dir: Path) -> dict[str, Path]:
     results = load_results(paths)
     if not results:
-        raise ValueError("no evaluation JSONs given")
+        raise InputError("no evaluation JSONs given")
     table = out_dir / "report.md"
     write_text(table, "# Comparison\n\n" + comparison_table(results))
     return {"markdown": table, "figure": comparison_figure(results, out_dir / "report.png")}

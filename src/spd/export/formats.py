@@ -18,9 +18,10 @@ from ..labels import keypoint_space, label_space
 from ..model import SPDNet
 from ..ops.arrays import as_numpy
 from ..ops.atomic import atomic_path
+from ..ops.errors import InputError
 from ..ops.validation import require_choice
 from ..weights import WEIGHTS_FORMAT, load_checkpoint, write_weights_file
-from .wrapper import OUTPUTS, ExportWrapper, output_names
+from .wrapper import ExportWrapper, output_descriptions
 
 FORMATS = {"onnx": ".onnx", "torchscript": ".pt", "safetensors": ".safetensors"}
 OPSET = 18
@@ -28,12 +29,12 @@ INPUT_CONVENTION = ("image: uint8 [B, 3, H, W], RGB, 0..255 (normalisation is in
                     "model's input size first (see 'eval.input_size')")
 
 
-def metadata(model: SPDNet, settings: EvalConfig, experiment: dict | None, fmt: str) -> dict[str, str]:
+def metadata(model: SPDNet, protocol: EvalConfig, experiment: dict | None, fmt: str) -> dict[str, str]:
     """String key -> string value, as ONNX metadata_props, TorchScript extra files and safetensors allow."""
     meta = {"format": WEIGHTS_FORMAT if fmt == "safetensors" else f"spd-{fmt}/1", "spd_version": __version__,
-            "model": json.dumps(model.metadata()), "eval": json.dumps(asdict(settings)),
-            "input": INPUT_CONVENTION, "outputs": json.dumps({n: OUTPUTS[n] for n in output_names(model)}),
-            "output_stride": str(model.config.output_stride),
+            "model": json.dumps(model.metadata()), "eval": json.dumps(asdict(protocol)),
+            "input": INPUT_CONVENTION, "outputs": json.dumps(output_descriptions(model)),
+            "output_stride": str(model.output_stride),
             "classes": json.dumps(label_space(model.config.parsing_space).classes),
             "joints": json.dumps(keypoint_space().joints)}
     if fmt == "onnx":
@@ -43,9 +44,9 @@ def metadata(model: SPDNet, settings: EvalConfig, experiment: dict | None, fmt: 
     return meta
 
 
-def example_input(settings: EvalConfig, batch: int = 2, seed: int = 0) -> torch.Tensor:
+def example_input(protocol: EvalConfig, batch: int = 2, seed: int = 0) -> torch.Tensor:
     g = torch.Generator().manual_seed(seed)
-    return torch.randint(0, 256, (batch, 3, *settings.input_size), dtype=torch.uint8, generator=g)
+    return torch.randint(0, 256, (batch, 3, *protocol.input_size), dtype=torch.uint8, generator=g)
 
 
 # The export traces the network and checks the file against PyTorch at its input size, with a batch
@@ -81,25 +82,25 @@ def run_exported(path: Path, fmt: str, image: torch.Tensor) -> tuple[torch.Tenso
     if fmt == "torchscript":
         return tuple(torch.jit.load(str(path))(image))
     loaded = load_checkpoint(path)
-    return ExportWrapper(loaded.model, loaded.eval.stages)(image)
+    return ExportWrapper(loaded.model, loaded.protocol.stages)(image)
 
 
-def export_model(model: SPDNet, settings: EvalConfig, fmt: str, path: Path | str,
+def export_model(model: SPDNet, protocol: EvalConfig, fmt: str, path: Path | str,
                  experiment: dict[str, Any] | None = None) -> dict[str, Any]:
     """Writes ``path`` and checks it: the largest absolute difference from PyTorch on a random
     batch at the model's input size and at another size (other batch size too, where the format
     has dynamic shapes). Returns {"path", "format", "max_abs_diff", "checked_shapes", ...}."""
     require_choice("--format", fmt, FORMATS)
     path = Path(path)
-    h, w = settings.input_size
+    h, w = protocol.input_size
     if h * w > MAX_EXPORT_PIXELS:
-        raise ValueError(f"--input-size {h} {w}: {h * w / 1e6:.1f} megapixels; the export is traced and checked at "
+        raise InputError(f"--input-size {h} {w}: {h * w / 1e6:.1f} megapixels; the export is traced and checked at "
                          f"its input size (a batch of 2), at most {MAX_EXPORT_PIXELS / 1e6:.1f} megapixels (2048 x "
                          "2048). ONNX and safetensors files run at any size: export at the model's own input size")
     model = copy.deepcopy(model).cpu().eval()  # the caller's model stays where it is
-    wrapper = ExportWrapper(model, settings.stages)
-    meta = metadata(model, settings, experiment, fmt)
-    example = example_input(settings)
+    wrapper = ExportWrapper(model, protocol.stages)
+    meta = metadata(model, protocol, experiment, fmt)
+    example = example_input(protocol)
     # Under a temporary name until the check has passed: a failed or interrupted check leaves nothing.
     with torch.no_grad(), atomic_path(path) as tmp:
         try:
@@ -111,7 +112,7 @@ def export_model(model: SPDNet, settings: EvalConfig, fmt: str, path: Path | str
                 write_weights_file(model, tmp, meta)
         except OSError as err:  # a full disk, a lost mount: named by the file asked for
             raise OSError(f"writing {path}: {err}") from None
-        stride = model.config.output_stride
+        stride = model.output_stride
         # TorchScript traces fix the shapes of the interpolations: check it at the traced size only.
         shapes = [tuple(example.shape)] + ([] if fmt == "torchscript" else [(1, 3, h + 2 * stride, w + stride)])
         diff = 0.0

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
+from ..ops.errors import InputError
 from ..ops.tf import legacy_bilinear_resize, legacy_source
 
 
@@ -63,7 +64,7 @@ def place(height: int, width: int, canvas: tuple[int, int], policy: str) -> Plac
     if policy == "squash":
         return Placement(height, width, canvas, 0, 0, canvas)
     if policy != "letterbox":
-        raise ValueError(f"resize policy must be 'squash' or 'letterbox', got {policy!r}")
+        raise InputError(f"resize policy must be 'squash' or 'letterbox', got {policy!r}")
     k = min(canvas[0] / height, canvas[1] / width)
     # One pixel more where the padding would be odd: equal margins keep the canvas mirror-symmetric.
     inner = tuple(i + (c - i) % 2 for i, c in zip((max(1, min(canvas[0], round(height * k))),

@@ -41,7 +41,7 @@ def predict_batch(model, images: list[torch.Tensor], protocol: EvalConfig, preci
     with bf16:
         views = run_views(model, images, protocol)
     classes, joints = label_space(model.config.parsing_space).classes, keypoint_space().joints
-    return [decode_views(v, protocol, classes, joints, return_probs) for v in views]
+    return [decode_views(v, protocol, classes, joints, return_probs, model.config.tasks) for v in views]
 
 
 def predict_image(model, image: torch.Tensor, protocol: EvalConfig, precision: str = "32") -> Prediction:

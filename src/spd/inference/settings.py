@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ..model.outputs import STAGE_CHOICES
+from ..ops.errors import InputError
 from ..ops.validation import require_choice
 
 RESIZE_POLICIES = ("squash", "letterbox")
@@ -33,11 +34,11 @@ class EvalConfig:
         for key, allowed in choices.items():
             require_choice(f"eval.{key}", getattr(self, key), allowed)
         if len(self.input_size) != 2 or min(self.input_size) < 8:
-            raise ValueError(f"eval.input_size must be [H, W], each at least 8 px, got {list(self.input_size)}")
+            raise InputError(f"eval.input_size must be [H, W], each at least 8 px, got {list(self.input_size)}")
         if not self.scales or not all(0 < s < float("inf") for s in self.scales):
-            raise ValueError(f"eval.scales must be positive numbers, got {list(self.scales)}")
+            raise InputError(f"eval.scales must be positive numbers, got {list(self.scales)}")
         largest = self.input_size[0] * self.input_size[1] * max(self.scales) ** 2
         if largest > MAX_INPUT_PIXELS:
-            raise ValueError(f"eval.input_size {list(self.input_size)} at scale {max(self.scales)} is "
+            raise InputError(f"eval.input_size {list(self.input_size)} at scale {max(self.scales)} is "
                              f"{largest / 1e6:.0f} megapixels per image, more than the {MAX_INPUT_PIXELS / 1e6:.0f} "
                              "that fit any device's memory; images of any size are resized to the input size")

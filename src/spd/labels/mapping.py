@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..ops.errors import InputError, UnknownName
 from .spaces import IGNORE_INDEX, label_space, read_yaml
 
 
@@ -49,9 +50,9 @@ def _mapping(doc: dict, where: str) -> LabelMapping:
             n = label_space(space).num_classes
             for c in ids:
                 if not 0 <= c < n:
-                    raise ValueError(f"{where}: group {g['name']!r}: {space} class {c} is out of range 0..{n - 1}")
+                    raise InputError(f"{where}: group {g['name']!r}: {space} class {c} is out of range 0..{n - 1}")
                 if (space, c) in seen:
-                    raise ValueError(f"{where}: {space} class {c} is in both {seen[(space, c)]!r} and {g['name']!r}")
+                    raise InputError(f"{where}: {space} class {c} is in both {seen[(space, c)]!r} and {g['name']!r}")
                 seen[(space, c)] = g["name"]
         groups.append(MappingGroup(name=str(g.get("name", f"group{i}")), members=members))
     return LabelMapping(name=str(doc["name"]), groups=tuple(groups))
@@ -61,5 +62,5 @@ def load_mapping(kind: str = "shared", path: Path | str = "lip_atr.yaml") -> Lab
     """``kind`` is a top-level key of the mapping file (``shared`` or ``super`` in the default one)."""
     doc = read_yaml(path)
     if kind not in doc:
-        raise KeyError(f"{path}: no mapping {kind!r}; found {sorted(doc)}")
+        raise UnknownName(f"{path}: no mapping {kind!r}; found {sorted(doc)}")
     return _mapping(doc[kind], f"{path}:{kind}")

@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import yaml
 
+from ..ops.errors import InputError
 from .spaces import IGNORE_INDEX, label_space
 
 BUILT_IN = ("atr", "lip")
@@ -42,39 +43,39 @@ def load_relabel(name_or_path: str | Path) -> Relabel:
     try:
         doc = yaml.safe_load(text)
     except yaml.YAMLError as err:
-        raise ValueError(f"{where}: not valid YAML ({err})") from err
+        raise InputError(f"{where}: not valid YAML ({err})") from err
     if not isinstance(doc, dict):
-        raise ValueError(f"{where}: expected a mapping with keys name, source, classes, map")
+        raise InputError(f"{where}: expected a mapping with keys name, source, classes, map")
     unknown = sorted(set(doc) - {"name", "source", "classes", "map", "palette"})
     missing = sorted({"source", "classes", "map"} - set(doc))
     if unknown or missing:
-        raise ValueError(f"{where}: " + (f"unknown key {unknown[0]!r}" if unknown else f"missing key {missing[0]!r}")
+        raise InputError(f"{where}: " + (f"unknown key {unknown[0]!r}" if unknown else f"missing key {missing[0]!r}")
                          + " (keys: name, source, classes, map, palette)")
     try:
         source = label_space(str(doc["source"]))
     except KeyError as err:
-        raise ValueError(f"{where}: source: {err.args[0]}") from None
+        raise InputError(f"{where}: source: {err.args[0]}") from None
     classes = tuple(str(c) for c in doc["classes"] or ())
     if not classes or len(classes) > IGNORE_INDEX or len(set(classes)) != len(classes):
-        raise ValueError(f"{where}: classes must be 1 to {IGNORE_INDEX} distinct names")
+        raise InputError(f"{where}: classes must be 1 to {IGNORE_INDEX} distinct names")
     mapping = doc["map"] or {}
     if not isinstance(mapping, dict):
-        raise ValueError(f"{where}: map must be a mapping 'source class: target class'")
+        raise InputError(f"{where}: map must be a mapping 'source class: target class'")
     lut = np.full(256, IGNORE_INDEX, dtype=np.uint8)
     for key, target in mapping.items():
         if key not in source.classes:
-            raise ValueError(f"{where}: map: {key!r} is not a class of {source.name} ({', '.join(source.classes)})")
+            raise InputError(f"{where}: map: {key!r} is not a class of {source.name} ({', '.join(source.classes)})")
         if str(target) not in classes:
-            raise ValueError(f"{where}: map[{key!r}]: {target!r} is not one of the classes")
+            raise InputError(f"{where}: map[{key!r}]: {target!r} is not one of the classes")
         lut[source.classes.index(key)] = classes.index(str(target))
     unmapped = [c for c in source.classes if c not in mapping]
     if unmapped:
-        raise ValueError(f"{where}: map: no target for {source.name} class {unmapped[0]!r} (every class needs one)")
+        raise InputError(f"{where}: map: no target for {source.name} class {unmapped[0]!r} (every class needs one)")
     palette = None
     if doc.get("palette") is not None:
         palette = np.asarray(doc["palette"])
         if palette.shape != (len(classes), 3) or palette.min() < 0 or palette.max() > 255:
-            raise ValueError(f"{where}: palette must list one [r, g, b] (0..255) per class, got shape {palette.shape}")
+            raise InputError(f"{where}: palette must list one [r, g, b] (0..255) per class, got shape {palette.shape}")
         palette = palette.astype(np.uint8)
     elif str(doc.get("name")) in ("lip", "atr") and tuple(label_space(doc["name"]).classes) == classes:
         palette = label_space(doc["name"]).palette_array()[: len(classes)]

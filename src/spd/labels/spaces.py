@@ -13,6 +13,8 @@ from typing import Any
 import numpy as np
 import yaml
 
+from ..ops.errors import InputError, UnknownName
+
 IGNORE_INDEX = 255
 
 
@@ -20,9 +22,9 @@ def _pair_permutation(n: int, pairs: tuple[tuple[int, int], ...], what: str) -> 
     perm = list(range(n))
     for a, b in pairs:
         if not (0 <= a < n and 0 <= b < n) or a == b:
-            raise ValueError(f"{what}: flip pair ({a}, {b}) is out of range 0..{n - 1}")
+            raise InputError(f"{what}: flip pair ({a}, {b}) is out of range 0..{n - 1}")
         if perm[a] != a or perm[b] != b:
-            raise ValueError(f"{what}: index in flip pair ({a}, {b}) appears twice")
+            raise InputError(f"{what}: index in flip pair ({a}, {b}) appears twice")
         perm[a], perm[b] = b, a
     return tuple(perm)
 
@@ -38,10 +40,10 @@ class LabelSpace:
 
     def __post_init__(self) -> None:
         if len(self.palette) != len(self.classes):
-            raise ValueError(f"label space {self.name!r}: {len(self.palette)} palette colours for "
+            raise InputError(f"label space {self.name!r}: {len(self.palette)} palette colours for "
                              f"{len(self.classes)} classes")
         if len(self.classes) > IGNORE_INDEX:
-            raise ValueError(f"label space {self.name!r}: too many classes for 8-bit labels")
+            raise InputError(f"label space {self.name!r}: too many classes for 8-bit labels")
 
     @property
     def num_classes(self) -> int:
@@ -124,14 +126,14 @@ def read_yaml(path: Path | str) -> dict[str, Any]:
             text = path.read_text(encoding="utf-8")
         doc = yaml.safe_load(text)
     except FileNotFoundError:
-        raise ValueError(f"{path}: file not found") from None
+        raise InputError(f"{path}: file not found") from None
     except UnicodeDecodeError:
-        raise ValueError(f"{path}: not a YAML file (not UTF-8 text)") from None
+        raise InputError(f"{path}: not a YAML file (not UTF-8 text)") from None
     except yaml.YAMLError as err:
-        raise ValueError(f"{path}: not valid YAML ({getattr(err, 'problem', None) or err}"
+        raise InputError(f"{path}: not valid YAML ({getattr(err, 'problem', None) or err}"
                          f"{_where(err)})") from None
     if not isinstance(doc, dict):
-        raise ValueError(f"{path}: expected a YAML mapping at the top level")
+        raise InputError(f"{path}: expected a YAML mapping at the top level")
     return doc
 
 
@@ -144,7 +146,7 @@ def _where(err: yaml.YAMLError) -> str:
 def label_space(name: str) -> LabelSpace:
     """The parsing label space ``'lip'``, ``'atr'`` or ``'densepose'``."""
     if name not in ("lip", "atr", "densepose"):
-        raise KeyError(f"unknown label space {name!r}; known: lip, atr, densepose")
+        raise UnknownName(f"unknown label space {name!r}; known: lip, atr, densepose")
     return _label_space(read_yaml(f"{name}.yaml"))
 
 
@@ -152,5 +154,5 @@ def label_space(name: str) -> LabelSpace:
 def keypoint_space(name: str = "lip16") -> KeypointSpace:
     """The 16 LIP (MPII-ordered) keypoints."""
     if name != "lip16":
-        raise KeyError(f"unknown keypoint space {name!r}; known: lip16")
+        raise UnknownName(f"unknown keypoint space {name!r}; known: lip16")
     return _keypoint_space(read_yaml("lip.yaml")["keypoints"])

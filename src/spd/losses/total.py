@@ -10,16 +10,14 @@ import torch
 from torch import nn
 
 from ..model.outputs import ModelOutput, StageOutput
+from ..ops.errors import InputError
 from ..ops.validation import require_choice
-from .densepose import dp_index_loss, dp_uv_loss
-from .parsing import DENSE_AT, parsing_loss
-from .pose import pose_loss
-from .targets import TARGET_RESIZES, resize_heatmaps
+from ..tasks import Targets, tasks_of
+from ..tasks.grids import TARGET_RESIZES
+from ..tasks.parsing import DENSE_AT
 
 BALANCES = ("fixed", "uncertainty")
 LOG_VAR_LIMIT = 5.0
-# The loss terms of each task: the unit that a task weight (or a learned log-variance) scales.
-TASK_TERMS = {"parsing": ("parsing",), "pose": ("pose",), "densepose": ("dp_index", "dp_uv")}
 
 
 @dataclass(frozen=True)
@@ -46,6 +44,9 @@ class LossConfig:
     # and Cipolla, CVPR 2018: a learned log-variance s per task, total = sum exp(-s) * L + s, each s
     # starting at -log of the task's fixed weight and clamped to +-LOG_VAR_LIMIT).
     balance: str = "fixed"
+    # λ of tasks other than the three above (a task registered by the user; see spd.tasks): its
+    # name -> weight; a task not named here has its declared ``loss_weight`` (1.0).
+    weights: dict[str, float] = field(default_factory=dict)
 
     RETIRED = {"uv_at": "the U, V loss at input resolution cost 10% more per step for no gain",
                "pose_mode": "the pose loss is JPPNet's per-image L2 (MSE trained no better)",
@@ -55,10 +56,15 @@ class LossConfig:
         require_choice("loss.balance", self.balance, BALANCES)
         for key in ("parsing", "pose", "densepose"):
             if not (getattr(self, key) >= 0):  # also refuses nan
-                raise ValueError(f"loss.{key} must be >= 0, got {getattr(self, key)!r}")
+                raise InputError(f"loss.{key} must be >= 0, got {getattr(self, key)!r}")
+        for key, value in self.weights.items():
+            if key in ("parsing", "pose", "densepose"):
+                raise InputError(f"loss.weights.{key}: give the weight of {key} as loss.{key}")
+            if not (value >= 0):
+                raise InputError(f"loss.weights.{key} must be >= 0, got {value!r}")
         for key in ("class_balance", "part_balance"):
             if not 0.0 <= getattr(self, key) <= 1.0:
-                raise ValueError(f"loss.{key} must be in [0, 1], got {getattr(self, key)!r}")
+                raise InputError(f"loss.{key} must be in [0, 1], got {getattr(self, key)!r}")
         require_choice("loss.resize", self.resize, TARGET_RESIZES)
         require_choice("loss.dense_at", self.dense_at, DENSE_AT)
         require_choice("loss.part_at", self.part_at, (*DENSE_AT, None))
@@ -71,21 +77,16 @@ class LossOutput:
 
 
 def stage_terms(out: StageOutput, batch: dict[str, torch.Tensor], config: LossConfig,
-                class_weights: torch.Tensor | None = None, part_weights: torch.Tensor | None = None
-                ) -> dict[str, torch.Tensor]:
+                class_weights: torch.Tensor | None = None, part_weights: torch.Tensor | None = None,
+                targets: Targets | None = None) -> dict[str, torch.Tensor]:
+    """The unweighted loss terms of one stage's outputs, task by task; ``targets``: the batch's
+    targets prepared so far (a new set when None)."""
+    targets = targets or Targets(batch, config)
+    weights = {"class_weights": class_weights, "part_weights": part_weights}
     terms = {}
-    if out.parsing is not None:
-        terms["parsing"] = parsing_loss(out.parsing, batch["parsing"], batch["has_parsing"], config.dense_at,
-                                        config.resize, class_weights)
-    if out.pose is not None:
-        # Heatmaps are made at the full-scale grid; smaller input scales give smaller grids.
-        heatmaps = resize_heatmaps(batch["heatmaps"], out.pose.shape[-2:], config.resize)
-        terms["pose"] = pose_loss(out.pose, heatmaps, batch["joint_weight"] * batch["has_pose"][:, None])
-    if out.dp_index is not None:
-        terms["dp_index"] = dp_index_loss(out.dp_index, batch["dp_index"], batch["has_densepose"],
-                                          config.part_at or config.dense_at, config.resize, part_weights)
-        terms["dp_uv"] = dp_uv_loss(out.dp_uv, batch["dp_index"], batch["dp_uv"],
-                                    batch["dp_uv_valid"] & batch["has_densepose"][:, None, None])
+    for task in out.tasks():
+        outputs = {o.name: out.get(o.name) for o in task.outputs}
+        terms.update(task.loss(outputs, lambda size, task=task: targets.at(task, size), config, weights))
     return terms
 
 
@@ -96,7 +97,7 @@ class MultiTaskLoss(nn.Module):
     model's tasks (the learned log-variances of ``balance: uncertainty``, one per task)."""
 
     def __init__(self, config: LossConfig = LossConfig(), class_weights: torch.Tensor | None = None,
-                 part_weights: torch.Tensor | None = None, tasks: tuple[str, ...] = tuple(TASK_TERMS)):
+                 part_weights: torch.Tensor | None = None, tasks: tuple[str, ...] = ("parsing", "pose", "densepose")):
         super().__init__()
         self.config = config
         # Buffers, so that they follow the model to its device and are saved in training checkpoints.
@@ -111,8 +112,11 @@ class MultiTaskLoss(nn.Module):
             self.log_vars = None
 
     def fixed_task_weights(self) -> dict[str, float]:
+        """λ of each of the loss's tasks: ``loss.parsing`` / ``pose`` / ``densepose``, ``loss.weights``
+        for other tasks, else the task's declared weight."""
         c = self.config
-        return {"parsing": c.parsing, "pose": c.pose, "densepose": c.densepose}
+        named = {"parsing": c.parsing, "pose": c.pose, "densepose": c.densepose, **c.weights}
+        return {t.name: named.get(t.name, t.loss_weight) for t in tasks_of(self.tasks)}
 
     def task_weights(self) -> dict[str, torch.Tensor | float]:
         """The current weight of each task: fixed, or exp(-s) of its clamped learned log-variance."""
@@ -122,15 +126,17 @@ class MultiTaskLoss(nn.Module):
 
     def task_losses(self, terms: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         """Unweighted loss of each task present in ``terms``: its terms summed."""
-        return {task: sum(terms[n] for n in names) for task, names in TASK_TERMS.items() if names[0] in terms}
+        return {t.name: sum(terms[n] for n in t.terms) for t in tasks_of(self.tasks) if t.terms[0] in terms}
 
     def forward(self, output: ModelOutput, batch: dict[str, torch.Tensor]) -> LossOutput:
         outputs = list(output.stages)
         for stages in output.scales.values():
             outputs += stages
         terms: dict[str, torch.Tensor] = {}
+        targets = Targets(batch, self.config)  # each task's targets made once per grid, for every stage and scale
         for out in outputs:
-            for name, value in stage_terms(out, batch, self.config, self.class_weights, self.part_weights).items():
+            for name, value in stage_terms(out, batch, self.config, self.class_weights, self.part_weights,
+                                           targets).items():
                 terms[name] = terms[name] + value if name in terms else value
         return LossOutput(total=self.combine(self.task_losses(terms)), terms=terms)
 

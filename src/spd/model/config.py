@@ -16,18 +16,18 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 
 from ..labels import keypoint_space, label_space
+from ..ops.errors import InputError, UnknownName
+from ..ops.renamed import renamed
+from ..tasks import NUM_DP_PARTS, task_names  # noqa: F401 (NUM_DP_PARTS: here too, where it was)
+from ..tasks.registry import BUILT_IN
+from .resnets import FPN_ENCODERS, RESNETS
 from ..ops.typed import ConfigError, build, merge, to_dict
 from ..ops.validation import require_choice
 
-TASKS = ("parsing", "pose", "densepose")
-NUM_DP_PARTS = 24  # DensePose body parts; the part-index head has one more class, background
+TASKS = BUILT_IN  # the default model's tasks; a model may have any registered task (spd.tasks)
 LAYOUTS = ("caffe", "torchvision")
 HEAD_INITS = ("jppnet", "kaiming")
 PARSING_SPACES = ("lip", "atr")
-# ResNet encoders of the fpn family: depth and the stride of the finest stage the decoder ends at.
-ENCODER_DEPTHS = {"resnet18": 18, "resnet34": 34, "resnet50": 50}
-ENCODER_STRIDES = (4, 8, 16, 32)  # of a torchvision ResNet's four stages; the fpn family decodes to the first
-DILATED_DEPTHS = (18, 34, 50, 101)
 OUTPUT_STRIDES = (8, 16, 32)
 
 
@@ -49,12 +49,12 @@ class DilatedConfig:
     head_init: str = "jppnet"
 
     def __post_init__(self) -> None:
-        require_choice("model.dilated.depth", self.depth, DILATED_DEPTHS)
+        require_choice("model.dilated.depth", self.depth, tuple(RESNETS))
         require_choice("model.dilated.layout", self.layout, LAYOUTS)
         require_choice("model.dilated.output_stride", self.output_stride, OUTPUT_STRIDES)
         require_choice("model.dilated.head_init", self.head_init, HEAD_INITS)
         if not self.width > 0:
-            raise ValueError(f"model.dilated.width must be > 0, got {self.width!r}")
+            raise InputError(f"model.dilated.width must be > 0, got {self.width!r}")
 
 
 @dataclass(frozen=True)
@@ -66,10 +66,10 @@ class FPNConfig:
     head_width: int = 64        # channels of each branch's feature
 
     def __post_init__(self) -> None:
-        require_choice("model.fpn.encoder", self.encoder, tuple(ENCODER_DEPTHS))
+        require_choice("model.fpn.encoder", self.encoder, tuple(FPN_ENCODERS))
         for key in ("decoder_width", "head_width"):
             if getattr(self, key) < 8:
-                raise ValueError(f"model.fpn.{key} must be >= 8, got {getattr(self, key)!r}")
+                raise InputError(f"model.fpn.{key} must be >= 8, got {getattr(self, key)!r}")
 
 
 @dataclass(frozen=True)
@@ -105,22 +105,23 @@ class ModelConfig:
                "width": "dilated.width", "frozen_bn": "dilated.frozen_bn", "head_init": "dilated.head_init"}
 
     def __post_init__(self) -> None:
-        unknown = [t for t in self.tasks if t not in TASKS]
+        known = task_names()
+        unknown = [t for t in self.tasks if t not in known]
         if unknown or not self.tasks or len(set(self.tasks)) != len(self.tasks):
-            raise ValueError(f"model.tasks {list(self.tasks)}: each must be one of {TASKS}, once")
+            raise InputError(f"model.tasks {list(self.tasks)}: each must be one of {', '.join(known)}, once")
         for task, sources in self.feeds.items():
             if task in self.tasks:
                 bad = [s for s in sources if s not in self.tasks or s == task]
                 if bad:
-                    raise ValueError(f"model.feeds[{task!r}] names {bad}, which are not other tasks of this model")
+                    raise InputError(f"model.feeds[{task!r}] names {bad}, which are not other tasks of this model")
         if self.refine_stages < 0:
-            raise ValueError(f"model.refine_stages must be >= 0, got {self.refine_stages}")
+            raise InputError(f"model.refine_stages must be >= 0, got {self.refine_stages}")
         require_choice("model.parsing_space", self.parsing_space, PARSING_SPACES)
         if not self.train_scales or self.train_scales[0] != 1.0 or min(self.train_scales) <= 0:
-            raise ValueError(f"model.train_scales must start with 1.0 (the fused output's size) and be positive, "
+            raise InputError(f"model.train_scales must start with 1.0 (the fused output's size) and be positive, "
                              f"got {list(self.train_scales)}")
         if (self.dilated is None) == (self.fpn is None):
-            raise ValueError("model: give exactly one family section, model.dilated or model.fpn "
+            raise InputError("model: give exactly one family section, model.dilated or model.fpn "
                              f"(got {'both' if self.dilated else 'neither'}; to switch a preset's family, set "
                              "the other section to null)")
 
@@ -129,14 +130,12 @@ class ModelConfig:
         """The pose head's channels: the LIP joints (the keypoint space, data)."""
         return keypoint_space().num_joints
 
+    output_stride = renamed("output_stride", "SPDNet.output_stride (the stride its trunk declares for the maps "
+                                            "the heads read)")
+
     @property
     def family(self) -> str:
         return "dilated" if self.dilated is not None else "fpn"
-
-    @property
-    def output_stride(self) -> int:
-        """Input pixels per output cell."""
-        return self.dilated.output_stride if self.dilated is not None else ENCODER_STRIDES[0]
 
     @property
     def num_parsing_classes(self) -> int:
@@ -192,5 +191,5 @@ PRESETS: dict[str, ModelConfig] = {
 def preset(name: str, **overrides) -> ModelConfig:
     """A preset, with fields replaced (``dilated=...`` / ``fpn=...`` replace a whole section)."""
     if name not in PRESETS:
-        raise KeyError(f"unknown model preset {name!r}; known: {', '.join(PRESETS)}")
+        raise UnknownName(f"unknown model preset {name!r}; known: {', '.join(PRESETS)}")
     return replace(PRESETS[name], **overrides)

@@ -7,8 +7,8 @@ import torch
 from torch import nn
 
 from ..ops.validation import require_choice
-from .config import ENCODER_DEPTHS, ENCODER_STRIDES
-from .resnet import DEPTHS
+from .resnets import FPN_ENCODERS, RESNETS, STAGE_STRIDES
+
 STEM = ("conv1", "bn1", "relu", "maxpool")
 STAGES = ("layer1", "layer2", "layer3", "layer4")
 
@@ -18,12 +18,12 @@ class ResNetEncoder(nn.Module):
 
     def __init__(self, name: str):
         super().__init__()
-        require_choice("encoder", name, ENCODER_DEPTHS)
-        self.depth = ENCODER_DEPTHS[name]
-        net = DEPTHS[self.depth](weights=None)
+        require_choice("encoder", name, FPN_ENCODERS)
+        self.depth = FPN_ENCODERS[name]
+        net = RESNETS[self.depth].build(weights=None)
         for module_name in STEM + STAGES:
             self.add_module(module_name, getattr(net, module_name))
-        self.strides = ENCODER_STRIDES
+        self.strides = STAGE_STRIDES
         self.channels = tuple(getattr(net, s)[-1].conv3.out_channels if self.depth >= 50
                               else getattr(net, s)[-1].conv2.out_channels for s in STAGES)
 

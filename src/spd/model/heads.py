@@ -17,6 +17,7 @@ from collections.abc import Sequence
 
 from torch import nn
 
+from ..tasks import get_task
 from .branches import InitialBranch, RefineBranch
 from .config import DilatedConfig, FPNConfig
 from .layers import ConvStack, DilatedSum, conv, conv_bn_relu
@@ -42,7 +43,8 @@ class OutputHead(nn.Module):
 
     def __init__(self, task: str, cin: int, cout: int, init: str = "jppnet"):
         super().__init__()
-        self.head = DilatedSum(cin, cout, init=init) if task == "parsing" else conv(cin, cout, 1, relu=False, init=init)
+        fc1_human = get_task(task).jppnet_head == "fc1_human"
+        self.head = DilatedSum(cin, cout, init=init) if fc1_human else conv(cin, cout, 1, relu=False, init=init)
 
     def forward(self, x):
         return self.head(x)
@@ -51,7 +53,7 @@ class OutputHead(nn.Module):
 def jppnet_initial(task: str, features: dict[str, FeatureInfo], out_channels: int,
                    config: DilatedConfig) -> InitialBranch:
     # The parsing convs belong to JPPNet's backbone graph (kaffe layers) and start from Glorot.
-    if task == "parsing":
+    if get_task(task).jppnet_head == "fc1_human":
         res5 = features["res5"].channels
         out = OutputHead(task, res5, out_channels, init="glorot")
         feature = ConvStack(res5, scaled(JPPNET_HEADS["parsing_feature"], config.width), init="glorot")

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from ..ops.errors import InputError
+
 # torchvision's ImageNet statistics (RGB, inputs scaled to [0, 1]).
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -22,7 +24,7 @@ class InputNormalisation:
 
     def __post_init__(self) -> None:
         if self.channel_order not in ("RGB", "BGR"):
-            raise ValueError(f"normalisation channel_order must be 'RGB' or 'BGR', got {self.channel_order!r}")
+            raise InputError(f"normalisation channel_order must be 'RGB' or 'BGR', got {self.channel_order!r}")
 
 
 # JPPNet / DeepLab-v2 (Caffe): BGR 0..255 less the Caffe ImageNet mean, no division.

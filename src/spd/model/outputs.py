@@ -7,34 +7,51 @@ from dataclasses import dataclass, field
 import torch
 
 from ..ops.validation import require_choice
-from .config import NUM_DP_PARTS
+from ..tasks import get_task, output_owner
 
 
-@dataclass
 class StageOutput:
-    """One stage's predictions (None for a task the model does not have).
+    """One stage's predictions: each output of the model's tasks by name (see :mod:`spd.tasks`).
+    The built-in ones:
 
     parsing:  [B, C, h, w] logits
     pose:     [B, K, h, w] heatmaps
     dp_index: [B, 25, h, w] DensePose part logits (0 = background)
     dp_uv:    [B, 2, 24, h, w] U and V of each part (channel p-1 for part p), in [0, 1]
+
+    An output of a registered task reads as an attribute (``stage.parsing``); None where the model
+    lacks that task.
     """
 
-    parsing: torch.Tensor | None = None
-    pose: torch.Tensor | None = None
-    dp_index: torch.Tensor | None = None
-    dp_uv: torch.Tensor | None = None
+    def __init__(self, outputs: dict[str, torch.Tensor] | None = None, **named: torch.Tensor | None):
+        self.outputs = {k: v for k, v in {**(outputs or {}), **named}.items() if v is not None}
+
+    def __getattr__(self, name: str) -> torch.Tensor | None:
+        if name == "outputs":  # not set yet (copy, unpickling)
+            raise AttributeError(name)
+        if name in self.outputs:
+            return self.outputs[name]
+        if output_owner(name) is not None:
+            return None
+        raise AttributeError(f"StageOutput has no output {name!r} (no registered task declares it)")
+
+    def get(self, name: str) -> torch.Tensor | None:
+        return self.outputs.get(name)
+
+    def tasks(self) -> list:
+        """The tasks (:class:`spd.tasks.Task`) whose outputs this stage holds, in their order."""
+        return list(dict.fromkeys(output_owner(name) for name in self.outputs))
 
     @classmethod
     def from_raw(cls, raw: dict[str, torch.Tensor]) -> "StageOutput":
-        out = cls(parsing=raw.get("parsing"), pose=raw.get("pose"))
-        dense = raw.get("densepose")
-        if dense is not None:
-            out.dp_index = dense[:, : NUM_DP_PARTS + 1]
-            b, _, h, w = dense.shape
-            # float32 whatever the autocast: U, V near 0 or 1 lose their precision in bf16
-            out.dp_uv = torch.sigmoid(dense[:, NUM_DP_PARTS + 1:].float()).reshape(b, 2, NUM_DP_PARTS, h, w)
-        return out
+        """The heads' raw tensors by task -> the tasks' named outputs (:meth:`Task.split`)."""
+        out: dict[str, torch.Tensor] = {}
+        for task, tensor in raw.items():
+            out.update(get_task(task).split(tensor))
+        return cls(out)
+
+    def __repr__(self) -> str:
+        return "StageOutput(" + ", ".join(f"{k}={tuple(v.shape)}" for k, v in self.outputs.items()) + ")"
 
 
 @dataclass
@@ -51,19 +68,17 @@ class ModelOutput:
 
 
 STAGE_CHOICES = ("all", "final")
-MEAN_OVER_STAGES = ("parsing", "dp_index")  # logits; heatmaps and U, V are read from the final stage
 
 
 def fuse_stages(stages: list[StageOutput], which: str = "all") -> StageOutput:
-    """The test-time output of one forward pass: the parsing and part-index logits averaged over the
-    chosen stages (``"all"``, as JPPNet's evaluation, or ``"final"``); pose heatmaps and U, V from
-    the final stage (earlier stages' heatmaps are cruder). The Predictor, evaluation and export
-    all fuse through here."""
+    """The test-time output of one forward pass: each output declared ``stages="mean"`` (logits:
+    parsing, the part index) averaged over the chosen stages (``"all"``, as JPPNet's evaluation,
+    or ``"final"``), float32; the others (heatmaps, U, V) from the final stage, whose are the best.
+    The Predictor, evaluation and export all fuse through here."""
     require_choice("stages", which, STAGE_CHOICES)
     chosen = stages if which == "all" else stages[-1:]
-    final = stages[-1]
-    out = StageOutput(pose=final.pose, dp_uv=final.dp_uv)
-    for name in MEAN_OVER_STAGES:
-        if getattr(final, name) is not None:
-            setattr(out, name, torch.stack([getattr(s, name) for s in chosen]).float().mean(0))
-    return out
+    fused = {}
+    for name, value in stages[-1].outputs.items():
+        rule = next(o.stages for o in output_owner(name).outputs if o.name == name)
+        fused[name] = torch.stack([s.outputs[name] for s in chosen]).float().mean(0) if rule == "mean" else value
+    return StageOutput(fused)

@@ -11,28 +11,26 @@ from pathlib import Path
 
 import torch
 from torch.hub import get_dir
-from torchvision.models import resnet
 
 from ..ops.state import WeightsError, check_state_dict, read_torch_file, unwrap_state_dict
 from ..ops.tf_checkpoint import map_variables, read_checkpoint
 from .caffe_names import caffe_resnet_names
+from .resnets import RESNETS
 from .trunk import Trunk
 
-IMAGENET = {18: resnet.ResNet18_Weights.IMAGENET1K_V1, 34: resnet.ResNet34_Weights.IMAGENET1K_V1,
-            50: resnet.ResNet50_Weights.IMAGENET1K_V1, 101: resnet.ResNet101_Weights.IMAGENET1K_V1}
 # Prefixes that other code bases put before a ResNet's own keys.
 WRAPPERS = ("backbone.", "encoder.", "trunk.encoder.")
 
 
 def imagenet_cache_path(depth: int) -> Path:
     """Where torchvision keeps the ImageNet file for this depth (``$TORCH_HOME/hub/checkpoints``)."""
-    return Path(get_dir()) / "checkpoints" / os.path.basename(IMAGENET[depth].url)
+    return Path(get_dir()) / "checkpoints" / os.path.basename(RESNETS[depth].imagenet.url)
 
 
 def imagenet_offline_recipe(depth: int) -> str:
     """What a machine without internet access needs: the file, where it goes, or the config line
     that names it wherever it is (docs/training.md gives the same recipe)."""
-    url, name = IMAGENET[depth].url, os.path.basename(IMAGENET[depth].url)
+    url, name = RESNETS[depth].imagenet.url, os.path.basename(RESNETS[depth].imagenet.url)
     return (f"On a machine with network access download {url}, then either copy it to {imagenet_cache_path(depth)} "
             f"(the torch cache, $TORCH_HOME/hub/checkpoints) or set `model.backbone_weights: /path/to/{name}` in the "
             f"config (or --set model.backbone_weights=/path/to/{name})")
@@ -71,7 +69,7 @@ def _imagenet_file(trunk: Trunk, allow_download: bool) -> Path:
                                + imagenet_offline_recipe(trunk.depth))
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
-            torch.hub.download_url_to_file(IMAGENET[trunk.depth].url, str(path), progress=True)
+            torch.hub.download_url_to_file(RESNETS[trunk.depth].imagenet.url, str(path), progress=True)
         except Exception as err:  # URLError, HTTPError, OSError: all mean "not here"
             raise WeightsError(f"could not download the ImageNet weights for ResNet-{trunk.depth} ({err}). "
                                + imagenet_offline_recipe(trunk.depth)) from err

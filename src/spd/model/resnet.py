@@ -18,15 +18,13 @@ from __future__ import annotations
 
 import torch
 from torch import nn
-from torchvision.models import resnet
 
 from ..ops.tf import SameConv2d, SameMaxPool2d, glorot_uniform_
 from ..ops.validation import require_choice
-from .config import DILATED_DEPTHS, LAYOUTS
+from .config import LAYOUTS
 from .frozen_norm import freeze_batchnorm_statistics
+from .resnets import RESNETS
 
-# torchvision's ResNet builders by depth: the dilated trunk takes any, the fpn encoders the named ones
-DEPTHS = {depth: getattr(resnet, f"resnet{depth}") for depth in DILATED_DEPTHS}
 CAFFE_BN_EPS = 1e-3  # TF-slim's batch_norm default
 # Dilation of layer1..layer4 for each output stride; a stage at dilation 1 after the first strides.
 STAGE_DILATIONS = {8: (1, 1, 2, 4), 16: (1, 1, 1, 2), 32: (1, 1, 1, 1)}
@@ -91,11 +89,11 @@ class DilatedResNet(nn.Module):
 
     def __init__(self, depth: int = 101, output_stride: int = 8, frozen_bn: bool = True, layout: str = "torchvision"):
         super().__init__()
-        require_choice("backbone depth", depth, DEPTHS)
+        require_choice("backbone depth", depth, tuple(RESNETS))
         if output_stride not in STAGE_DILATIONS:
             raise ValueError(f"output stride must be 8, 16 or 32, got {output_stride}")
         require_choice("backbone layout", layout, LAYOUTS)
-        net = DEPTHS[depth](weights=None)
+        net = RESNETS[depth].build(weights=None)
         if layout == "caffe":
             _caffe_layout(net, output_stride)
         else:

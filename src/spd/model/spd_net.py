@@ -13,7 +13,8 @@ import torch
 from torch import nn
 
 from ..ops.tf import legacy_bilinear_resize, legacy_nearest_resize
-from .config import NUM_DP_PARTS, ModelConfig
+from ..tasks import get_task
+from .config import ModelConfig
 from .heads import compact_initial, compact_refine, jppnet_initial, jppnet_refine
 from .normalisation import InputNormalisation
 from .outputs import ModelOutput, StageOutput
@@ -34,10 +35,8 @@ FAMILIES = {"dilated": Family(dilated_trunk, jppnet_initial, jppnet_refine),
 
 
 def task_channels(config: ModelConfig) -> dict[str, int]:
-    """Output channels of each task's head: parsing classes, joints, DensePose's 25 part logits
-    followed by U and V of the 24 parts."""
-    return {"parsing": config.num_parsing_classes, "pose": config.num_joints,
-            "densepose": (NUM_DP_PARTS + 1) + 2 * NUM_DP_PARTS}
+    """Output channels of each task's head (each task declares its own)."""
+    return {task: get_task(task).channels(config) for task in config.tasks}
 
 
 class SPDNet(nn.Module):
@@ -55,6 +54,12 @@ class SPDNet(nn.Module):
         if config.refine_stages == 0:
             for branch in self.initial.values():
                 branch.drop_unused_feature()
+        reads = {features[branch.source].stride for branch in self.initial.values()}
+        if len(reads) != 1:
+            raise ValueError(f"the heads read trunk maps of different strides {sorted(reads)}; the tasks' outputs "
+                             "must share one grid")
+        # Input pixels per output cell: the declared stride of the maps the heads read.
+        self.output_stride: int = reads.pop()
         feature_channels = {t: self.initial[t].feature_channels for t in config.tasks}
         self.refine = nn.ModuleList()
         for _ in range(config.refine_stages):
@@ -124,4 +129,5 @@ class SPDNet(nn.Module):
 def _resize_output(task: str, output: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
     if tuple(output.shape[-2:]) == tuple(size):
         return output
-    return legacy_nearest_resize(output, size) if task == "pose" else legacy_bilinear_resize(output, size)
+    nearest = get_task(task).pyramid_resize == "nearest"
+    return legacy_nearest_resize(output, size) if nearest else legacy_bilinear_resize(output, size)

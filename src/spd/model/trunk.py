@@ -36,8 +36,17 @@ class Trunk(nn.Module):
     weights_layout: str   # "torchvision" or "caffe": the layout of the weights files that fit ``encoder``
     depth: int            # the encoder's ResNet depth (which ImageNet file fits it)
 
-    def features(self) -> dict[str, FeatureInfo]:
-        return {f.name: f for f in self.feature_info}
+    def features(self) -> "DeclaredFeatures":
+        return DeclaredFeatures({f.name: f for f in self.feature_info})
+
+
+class DeclaredFeatures(dict):
+    """A trunk's declaration by name; a head that asks for a map the trunk does not declare is told
+    which ones it does."""
+
+    def __missing__(self, name: str) -> FeatureInfo:
+        raise KeyError(f"the heads read a trunk map {name!r}, which this trunk does not declare "
+                       f"(it declares {', '.join(self) or 'none'})")
 
 
 class DilatedTrunk(Trunk):

@@ -11,8 +11,10 @@ from typing import Any
 
 import torch
 
+from .errors import InputError
 
-class WeightsError(ValueError):
+
+class WeightsError(InputError):
     """A weights or checkpoint file that cannot be used; the message names the file (and key)."""
 
 

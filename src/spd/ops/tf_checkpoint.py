@@ -18,6 +18,7 @@ import numpy as np
 import torch
 
 from .atomic import atomic_path
+from .errors import InputError
 from .state import WeightsError
 
 TABLE_MAGIC = 0xDB4775248B80FB57
@@ -217,7 +218,7 @@ def write_checkpoint(prefix: Path | str, tensors: dict[str, np.ndarray]) -> None
             array = np.ascontiguousarray(tensors[name])
             dtype = array.dtype.newbyteorder("=")
             if dtype not in DTYPE_CODES:
-                raise ValueError(f"variable {name!r}: dtype {array.dtype} has no TensorFlow code here")
+                raise InputError(f"variable {name!r}: dtype {array.dtype} has no TensorFlow code here")
             data = array.astype(dtype.newbyteorder("<"), copy=False).tobytes()
             f.write(data)
             entries[name] = Entry(DTYPE_CODES[dtype], array.shape, 0, offset, len(data), masked_crc32c(data))

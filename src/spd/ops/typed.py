@@ -14,8 +14,10 @@ import types
 import typing
 from typing import Any
 
+from .errors import InputError
 
-class ConfigError(ValueError):
+
+class ConfigError(InputError):
     """A config value, key or file that cannot be used; the message names it."""
 
 

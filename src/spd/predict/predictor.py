@@ -19,6 +19,8 @@ import torch
 from ..inference import INFERENCE_PRECISIONS, EvalConfig, Prediction, predict_batch
 from ..model import SPDNet
 from ..ops.devices import torch_device
+from ..ops.errors import InputError
+from ..ops.renamed import renamed
 from ..ops.validation import require_choice
 from ..weights import load_checkpoint
 from .sources import to_image_tensor
@@ -26,29 +28,33 @@ from .sources import to_image_tensor
 
 class Predictor:
     """``model``: an :class:`~spd.model.SPDNet` (or anything with its ``config``, ``normalise`` and
-    ``predict_stages``). ``settings``: the test-time protocol (``EvalConfig``: input size, scales,
+    ``predict_stages``). ``protocol``: the test-time protocol (``EvalConfig``: input size, scales,
     flip, stages, resize policy, pose decoder); keyword arguments override single fields.
     ``precision``: ``"32"`` or ``"bf16"`` (the network under bfloat16 autocast: faster on GPUs
     and CPUs with AMX; the outputs' resizing and decoding stay in float32). Results are on the
     CPU, whatever the device."""
 
-    def __init__(self, model: SPDNet, settings: EvalConfig = EvalConfig(), device: str | torch.device = "auto",
+    def __init__(self, model: SPDNet, protocol: EvalConfig = EvalConfig(), device: str | torch.device = "auto",
                  batch_size: int = 4, precision: str = "32", **overrides: Any):
+        if "settings" in overrides:
+            raise TypeError("Predictor(settings=...) is now Predictor(protocol=...)")
         if batch_size < 1:
-            raise ValueError(f"batch_size must be at least 1, got {batch_size}")
+            raise InputError(f"batch_size must be at least 1, got {batch_size}")
         require_choice("precision", precision, INFERENCE_PRECISIONS)
         self.device = torch_device(device) if isinstance(device, str) else device
         self.model = model.to(self.device).eval()
-        self.settings = replace(settings, **_typed(overrides))
+        self.protocol = replace(protocol, **_typed(overrides))
         self.batch_size, self.precision = batch_size, precision
+
+    settings = renamed("settings", "protocol")
 
     @classmethod
     def from_checkpoint(cls, path: str | Path, device: str | torch.device = "auto", batch_size: int = 4,
                         precision: str = "32", **overrides: Any) -> "Predictor":
         """A training checkpoint (``.ckpt``) or exported weights (``.safetensors``); the test-time
-        settings recorded with the model are the defaults."""
+        protocol recorded with the model is the default."""
         loaded = load_checkpoint(path)
-        return cls(loaded.model, loaded.eval, device, batch_size, precision, **overrides)
+        return cls(loaded.model, loaded.protocol, device, batch_size, precision, **overrides)
 
     def __call__(self, images: Any, return_probs: bool = False) -> Prediction | list[Prediction]:
         """One image (path, PIL image, numpy array or uint8 tensor) -> one Prediction; a list of
@@ -75,7 +81,7 @@ class Predictor:
         cuda = self.device.type == "cuda"
         images = [(image.pin_memory() if cuda and image.device.type == "cpu" and not image.is_pinned() else image)
                   .to(self.device, non_blocking=cuda) for image, _ in batch]
-        out = predict_batch(self.model, images, self.settings, self.precision, return_probs)
+        out = predict_batch(self.model, images, self.protocol, self.precision, return_probs)
         results = [replace(result.to("cpu", non_blocking=cuda), source=source) for result, (_, source) in zip(out, batch)]
         if cuda:
             torch.cuda.current_stream(self.device).synchronize()  # the results have arrived before anyone reads them

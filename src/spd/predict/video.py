@@ -14,12 +14,13 @@ import torch
 
 from ..ops.arrays import as_numpy
 from ..ops.atomic import atomic_path, write_text
+from ..ops.errors import InputError
 from ..vis.overlay import overlay
 from .predictor import Predictor
 from .writers import OutputSpec, keypoints_record
 
 
-class VideoError(ValueError):
+class VideoError(InputError):
     pass
 
 

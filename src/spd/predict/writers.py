@@ -1,37 +1,44 @@
-"""The files ``spd predict`` writes for one image, each written atomically:
+"""The files ``spd predict`` writes for one image, each written atomically. Each task declares its
+own (:attr:`spd.tasks.Task.writers`); the built-in ones:
 
 * ``NAME_parsing.png``   class ids, palettised with the label space's colours (LIP tools' format)
 * ``NAME_labels.png``    the same relabelled through ``--labels`` (ATR ids or a user's label set)
 * ``NAME_keypoints.json`` the 16 joints as x, y, score triplets in original-image pixels
 * ``NAME_iuv.png``        DensePose (I, 255 U, 255 V), full image
-* ``NAME_overlay.jpg``    parsing blend + confident skeleton | DensePose colouring, with a legend
+
+and, whatever the tasks, ``NAME_overlay.jpg``: parsing blend + confident skeleton | DensePose
+colouring, with a legend.
 """
 
 from __future__ import annotations
 
-import json
-import math
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ..ops.arrays import as_numpy
-from ..ops.atomic import write_text
-from ..data.image_io import write_image, write_iuv, write_label
-from ..labels import label_space
+from ..data.image_io import write_image
 from ..labels.relabel import Relabel
+from ..ops.errors import InputError
+from ..tasks import get_task, task_names
+from ..tasks.pose import keypoints_document, keypoints_record  # noqa: F401 (the writers' API, as before)
 from ..vis.overlay import overlay
 from ..inference import Prediction
 
-KINDS = ("parsing", "labels", "keypoints", "iuv", "overlay")
-SUFFIX = {"parsing": "_parsing.png", "labels": "_labels.png", "keypoints": "_keypoints.json",
-          "iuv": "_iuv.png", "overlay": "_overlay.jpg"}
+OVERLAY = "overlay"
 VIDEO_SUFFIX = {"keypoints": "_keypoints.json", "overlay": "_overlay.mp4"}  # a video's outputs
-TASK_OF = {"parsing": "parsing", "labels": "parsing", "keypoints": "pose", "iuv": "densepose"}
+
+
+def kinds_of(tasks: tuple[str, ...]) -> dict[str, tuple[str, object]]:
+    """Every kind of file the given tasks can write: kind -> (task, its Writer)."""
+    return {kind: (t, writer) for t in tasks for kind, writer in get_task(t).writers.items()}
+
+
+def all_kinds() -> tuple[str, ...]:
+    """Every kind of file ``spd predict`` writes, of all registered tasks."""
+    return (*kinds_of(task_names()), OVERLAY)
 
 
 @dataclass(frozen=True)
@@ -46,43 +53,27 @@ class OutputSpec:
 def choose_kinds(requested: list[str] | None, tasks: tuple[str, ...], relabel: Relabel | None) -> tuple[str, ...]:
     """The requested kinds (all that the model's tasks allow when None). Asking for an output the
     model cannot make is an error."""
+    own = kinds_of(tasks)
     if requested is None:
-        return tuple(k for k in KINDS if TASK_OF.get(k, "parsing") in tasks and (k != "labels" or relabel))
+        return tuple(k for k, (_, w) in own.items() if relabel or not w.needs_relabel) + (OVERLAY,)
+    every, known = kinds_of(task_names()), all_kinds()
     for kind in requested:
-        if kind not in KINDS:
-            raise ValueError(f"--outputs: unknown output {kind!r} (choose from {', '.join(KINDS)})")
-        if TASK_OF.get(kind, "parsing") not in tasks:
-            raise ValueError(f"--outputs {kind}: the model has no {TASK_OF[kind]} branch (its tasks: {', '.join(tasks)})")
-        if kind == "labels" and relabel is None:
-            raise ValueError("--outputs labels needs --labels (a built-in label set or a YAML file)")
+        if kind not in known:
+            raise InputError(f"--outputs: unknown output {kind!r} (choose from {', '.join(known)})")
+        if kind != OVERLAY and kind not in own:
+            raise InputError(f"--outputs {kind}: the model has no {every[kind][0]} branch (its tasks: {', '.join(tasks)})")
+        if kind != OVERLAY and own[kind][1].needs_relabel and relabel is None:
+            raise InputError(f"--outputs {kind} needs --labels (a built-in label set or a YAML file)")
     return tuple(dict.fromkeys(requested))
 
 
 def output_paths(out_dir: Path, name: Path, kinds: tuple[str, ...], video: bool = False) -> dict[str, Path]:
     """The files of one input; a video has only an overlay video and a keypoints JSON."""
-    suffix = VIDEO_SUFFIX if video else SUFFIX
+    if video:
+        return {k: out_dir / f"{name}{VIDEO_SUFFIX[k]}" for k in kinds if k in VIDEO_SUFFIX}
+    every = kinds_of(task_names())
+    suffix = {**{k: w.suffix for k, (_, w) in every.items()}, OVERLAY: "_overlay.jpg"}
     return {k: out_dir / f"{name}{suffix[k]}" for k in kinds if k in suffix}
-
-
-def keypoints_record(prediction: Prediction) -> dict[str, Any]:
-    """COCO results style: ``keypoints`` = [x1, y1, s1, x2, ...] in original-image pixels."""
-    xy, scores = as_numpy(prediction.keypoints), as_numpy(prediction.keypoint_scores)
-    triplets = np.concatenate([xy, scores[:, None]], axis=1)
-    # JSON has no NaN or infinity: a value that is not a number is written as null.
-    return {"joints": list(prediction.joints), "keypoints": [_number(v, 2) for v in triplets.reshape(-1)],
-            "score": _number(scores.mean(), 4)}
-
-
-def _number(value, digits: int) -> float | None:
-    value = float(value)
-    return round(value, digits) if math.isfinite(value) else None
-
-
-def keypoints_document(prediction: Prediction) -> dict[str, Any]:
-    """The keypoints JSON of one image: its name and size, the joints, the settings used."""
-    height, width = prediction.size
-    return {"image": prediction.source, "width": width, "height": height, **keypoints_record(prediction),
-            "settings": prediction.settings}
 
 
 def _shrunk(image: np.ndarray, prediction: Prediction, max_side: int) -> tuple[np.ndarray, Prediction]:
@@ -107,15 +98,10 @@ def _shrunk(image: np.ndarray, prediction: Prediction, max_side: int) -> tuple[n
 def write_outputs(prediction: Prediction, image: torch.Tensor, paths: dict[str, Path], spec: OutputSpec) -> None:
     """``image``: the uint8 RGB [3, H, W] input the prediction was made on (either on any device)."""
     prediction, image = prediction.to("cpu"), image.cpu()
+    every = kinds_of(task_names())
     for kind, path in paths.items():
-        if kind == "parsing":
-            write_label(path, prediction.parsing, label_space(spec.space).palette_array())
-        elif kind == "labels":
-            write_label(path, spec.relabel.apply(prediction.parsing.numpy()), spec.relabel.palette)
-        elif kind == "keypoints":
-            write_text(path, json.dumps(keypoints_document(prediction), indent=1, allow_nan=False) + "\n")
-        elif kind == "iuv":
-            write_iuv(path, prediction.dp_index, prediction.dp_uv)
-        elif kind == "overlay":
+        if kind == OVERLAY:
             rgb, small = _shrunk(image.permute(1, 2, 0).numpy(), prediction, spec.overlay_max_side)
             write_image(path, overlay(rgb, small, spec.space, spec.min_score))
+        else:
+            every[kind][1].write(path, prediction, spec)

@@ -34,6 +34,7 @@ from ..data.image_io import iuv_image, label_image, pil_to_tensor
 from ..data.synthetic import get_domain, render_person
 from ..labels import label_space
 from ..ops.arrays import as_numpy
+from ..ops.errors import InputError
 from ..predict import Predictor
 from ..predict.writers import keypoints_document
 from ..vis.legend import legend
@@ -74,10 +75,10 @@ class DemoApp:
                  keep: int = 16, min_score: float = 0.2, max_requests: int = 8, read_timeout: float = 30.0,
                  header_seconds: float = 20.0, min_upload_rate: float = 50_000.0):
         if not (read_timeout and read_timeout > 0 and header_seconds > 0 and min_upload_rate > 0):
-            raise ValueError(f"read_timeout, header_seconds and min_upload_rate must be > 0, got {read_timeout}, "
+            raise InputError(f"read_timeout, header_seconds and min_upload_rate must be > 0, got {read_timeout}, "
                              f"{header_seconds}, {min_upload_rate}")
         if max_bytes < MIN_UPLOAD_BYTES:
-            raise ValueError(f"--max-mb {max_bytes / 1e6:g}: the upload limit must be at least {MIN_UPLOAD_BYTES / 1e6:g} "
+            raise InputError(f"--max-mb {max_bytes / 1e6:g}: the upload limit must be at least {MIN_UPLOAD_BYTES / 1e6:g} "
                              f"MB ({MIN_UPLOAD_BYTES} bytes); below it every photo would be refused")
         self.predictor, self.name = predictor, name
         self.max_bytes, self.max_pixels, self.keep, self.min_score = max_bytes, max_pixels, keep, min_score

@@ -18,6 +18,7 @@ from ..data.reader import ParsingReader
 from ..data.sampling import EpochSampler, ResumableBatchSampler, shard
 from ..data.synthetic import MANIFEST, SynthSpec, generate
 from ..data.transforms import train_transform
+from ..ops.errors import InputError
 
 log = logging.getLogger(__name__)
 
@@ -32,8 +33,7 @@ def ensure_data(config: ExperimentConfig) -> Path:
         # Reuses data of the same spec; refuses (DataError) a folder holding anything else.
         if not (root / MANIFEST).is_file():
             log.info("generating the synthetic dataset (domain %s, %d images) in %s", synth.domain, synth.num, root)
-        generate(root, SynthSpec(num=synth.num, domain=synth.domain, seed=synth.seed, size=synth.size,
-                                 val_fraction=synth.val_fraction))
+        generate(root, synth)
     return root
 
 
@@ -42,7 +42,7 @@ def per_process_batch(batch_size: int, world_size: int, accumulate: int) -> int:
     share of it per forward pass."""
     parts = world_size * accumulate
     if batch_size % parts:
-        raise ValueError(f"data.batch_size {batch_size} (images per optimiser step) does not divide among {world_size} "
+        raise InputError(f"data.batch_size {batch_size} (images per optimiser step) does not divide among {world_size} "
                          f"process(es) x {accumulate} accumulated batch(es); make it a multiple of {parts}")
     return batch_size // parts
 
@@ -55,14 +55,22 @@ def listed(batch: list) -> list:
 
 
 class SPDDataModule(L.LightningDataModule):
-    def __init__(self, config: ExperimentConfig):
+    def __init__(self, config: ExperimentConfig, output_stride: int | None = None):
+        """``output_stride``: the model's (``SPDNet.output_stride``, its trunk's declaration), where
+        the heatmap targets are made; :func:`~spd.training.train` sets it once the model is built."""
         super().__init__()
         self.config = config
-        # Heatmap targets live on the model's output grid.
-        self.codec = HeatmapCodec(stride=config.model.output_stride)
+        self.output_stride = output_stride
         self.train_reader: ParsingReader | None = None
         self.val_reader: ParsingReader | None = None
         self.skip_batches = 0  # batches of the epoch a mid-epoch checkpoint had already trained on
+
+    @property
+    def codec(self) -> HeatmapCodec:
+        """Heatmap targets on the model's output grid."""
+        if self.output_stride is None:
+            raise RuntimeError("SPDDataModule.output_stride is not set: give the model's (SPDNet.output_stride)")
+        return HeatmapCodec(stride=self.output_stride)
 
     def state_dict(self) -> dict:
         # Lightning's own progress counts the batches whose step has run, whatever the loader has

@@ -17,8 +17,9 @@ from ..evaluation.evaluator import Evaluator
 from ..inference import predict_batch
 from ..losses import LossOutput, MultiTaskLoss
 from ..model import SPDNet
-from ..model.config import NUM_DP_PARTS
+from ..tasks import NUM_DP_PARTS
 from ..model.pretrained import load_encoder_weights
+from ..ops.errors import LossNotFinite
 from ..weights import init_from_file, read_model_file
 from ..weights.files import training_state
 from ..weights.record import model_description
@@ -116,14 +117,12 @@ class SPDModule(L.LightningModule):
         terms = ", ".join(f"{k}={float(v.detach()):.4g}" for k, v in loss.terms.items())
         where = (f"the loss is {float(loss.total.detach())} ({terms})" if not finite
                  else f"the loss is not finite in another process (here {float(loss.total.detach()):.4g})")
-        raise FloatingPointError(f"training stopped at step {self.global_step}: {where}; it is checked every "
+        raise LossNotFinite(f"training stopped at step {self.global_step}: {where}; it is checked every "
                                  f"{self.trainer.log_every_n_steps} steps and before every checkpoint")
 
     def on_validation_epoch_start(self) -> None:
-        tasks = self.model.config.tasks
         space = self.trainer.datamodule.val_reader.label_space if self.trainer.datamodule else self.model.config.parsing_space
-        self.evaluator = Evaluator(self.model.config.parsing_space, space, pose="pose" in tasks,
-                                   densepose="densepose" in tasks).to(self.device)
+        self.evaluator = Evaluator(self.model.config.parsing_space, space, tasks=self.model.config.tasks).to(self.device)
         self.val_protocol = validation_protocol(self.cfg)
 
     def validation_step(self, items: list[dict[str, Any]], batch_idx: int) -> None:
@@ -133,17 +132,8 @@ class SPDModule(L.LightningModule):
             self.evaluator.update(prediction, item)
 
     def on_validation_epoch_end(self) -> None:
-        result = self.evaluator.result({})
-        metrics = {}
-        if result.parsing:
-            metrics["val/miou"] = result.parsing["miou"] or 0.0
-            metrics["val/pixel_acc"] = result.parsing["pixel_accuracy"] or 0.0
-        if result.pose:
-            metrics["val/pckh"] = result.pose["pckh"]["Total"] or 0.0
-        if result.densepose:
-            metrics["val/dp_part_miou"] = result.densepose["part_miou"] or 0.0
         # The evaluator's states are summed over processes already (torchmetrics).
-        self.log_dict(metrics, prog_bar=True, sync_dist=False)
+        self.log_dict(self.evaluator.logged(self.evaluator.result({})), prog_bar=True, sync_dist=False)
 
     def configure_optimizers(self):
         o = self.cfg.optim

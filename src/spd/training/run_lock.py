@@ -12,13 +12,14 @@ import socket
 from collections.abc import Iterator
 from pathlib import Path
 
+from ..ops.errors import SPDError
 from ..ops.locks import LOCKING, file_lock
 
 
 log = logging.getLogger(__name__)
 
 
-class RunInUse(FileExistsError):
+class RunInUse(SPDError, FileExistsError):
     pass
 
 

@@ -29,6 +29,7 @@ from ..data.scan import verified
 from ..labels import label_space
 from ..ops.atomic import write_text
 from ..ops.devices import parse_device
+from ..ops.errors import InputError
 from ..ops.state import WeightsError, check_state_dict, read_torch_file
 from ..weights.files import training_state
 from .batch_end_checkpoint import BatchEndCheckpoint
@@ -62,7 +63,7 @@ def train(config: ExperimentConfig, name: str = "run", device: str = "auto", res
     check_cluster(config.train.num_nodes)
     if launch[0] == "cpu" and config.train.precision == "16-mixed":
         # Lightning would train in bf16 instead, while the run's config and checkpoints said 16-mixed.
-        raise ValueError("train.precision 16-mixed (float16 autocast) needs a GPU; on the CPU use bf16-mixed or 32-true")
+        raise InputError("train.precision 16-mixed (float16 autocast) needs a GPU; on the CPU use bf16-mixed or 32-true")
     run_dir = Path(config.train.out_dir) / (config.train.name or name)
     with run_dir_lock(run_dir):
         return _train(config, run_dir, launch, resume, progress, callbacks, overwrite)
@@ -87,6 +88,7 @@ def _train(config: ExperimentConfig, run_dir: Path, launch: tuple, resume: bool 
     # A resumed run's class weights come from its checkpoint (into SPDModule's placeholders).
     module = SPDModule(resolved, initialise=not resume,
                        loss_weights=None if resume else loss_class_weights(config, train_reader))
+    data.output_stride = module.model.output_stride
     if t.channels_last:
         module.model.to(memory_format=torch.channels_last)
     if t.compile:
@@ -157,7 +159,7 @@ def lightning_trainer(**settings) -> L.Trainer:
         return L.Trainer(**settings)
     except MisconfigurationException as err:
         named = ", ".join(f"{k} {settings[k]!r}" for k in ("strategy", "accelerator", "devices", "num_nodes", "precision"))
-        raise ValueError(f"Lightning refused the run's settings ({named}): {err}") from None
+        raise InputError(f"Lightning refused the run's settings ({named}): {err}") from None
 
 
 def check_cluster(num_nodes: int) -> None:
@@ -170,7 +172,7 @@ def check_cluster(num_nodes: int) -> None:
 
     if any(env.detect() for env in (SLURMEnvironment, TorchElasticEnvironment, LSFEnvironment, MPIEnvironment)):
         return
-    raise ValueError(f"train.num_nodes {num_nodes}: no cluster launcher found (SLURM, torchrun, LSF, MPI) and "
+    raise InputError(f"train.num_nodes {num_nodes}: no cluster launcher found (SLURM, torchrun, LSF, MPI) and "
                      "MASTER_ADDR is not set, so the other nodes would never join: run the same command on each "
                      "node with MASTER_ADDR, MASTER_PORT and NODE_RANK set, or under srun / torchrun "
                      "(docs/training.md); on one machine use --devices instead")

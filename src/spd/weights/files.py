@@ -23,6 +23,7 @@ import torch
 from ..inference.settings import EvalConfig
 from ..model import SPDNet
 from ..ops.atomic import atomic_path
+from ..ops.renamed import renamed
 from ..ops.state import WeightsError, check_finite, check_state_dict, read_torch_file
 from ..ops.typed import ConfigError, build
 from .record import model_from_record, upgrade
@@ -39,7 +40,7 @@ class ModelFile:
     kind: str                           # "training checkpoint" or "weights file"
     record: dict[str, Any]              # SPDNet.metadata(): version, config, normalisation
     state: dict[str, torch.Tensor]      # the network's state dict
-    eval: dict[str, Any] | None         # the test-time settings recorded with the model
+    protocol: dict[str, Any] | None     # the test-time protocol recorded with the model (its eval section)
     experiment: dict[str, Any] | None   # the resolved training config, when recorded
     progress: dict[str, int] = field(default_factory=dict)  # {"step", "epoch"} of a training checkpoint
 
@@ -47,10 +48,11 @@ class ModelFile:
 @dataclass
 class LoadedModel:
     model: SPDNet
-    eval: EvalConfig                   # test-time settings recorded with the model
+    protocol: EvalConfig               # the test-time protocol recorded with the model
     experiment: dict[str, Any] | None  # the resolved training config, for training checkpoints
     kind: str                          # "training checkpoint" or "weights file"
     progress: dict[str, int] = field(default_factory=dict)
+    eval = renamed("eval", "protocol")
 
 
 def read_model_file(path: Path | str) -> ModelFile:
@@ -107,29 +109,29 @@ def _weights_file(path: Path) -> ModelFile:
         raise WeightsError(f"{path}: not an SPD weights file (metadata 'format' is {meta.get('format')!r}, expected "
                            f"{WEIGHTS_FORMAT!r}; write one with `spd export --format safetensors`)")
     try:
-        record, settings = json.loads(meta["model"]), json.loads(meta["eval"])
+        record, protocol = json.loads(meta["model"]), json.loads(meta["eval"])
         experiment = json.loads(meta["experiment"]) if "experiment" in meta else None
     except (KeyError, json.JSONDecodeError) as err:
         raise WeightsError(f"{path}: invalid SPD metadata ({type(err).__name__}: {err})") from None
     record, state = upgrade(record, state, path)
-    return ModelFile(path, "weights file", record, state, settings, experiment)
+    return ModelFile(path, "weights file", record, state, protocol, experiment)
 
 
-def eval_settings(settings: dict | None, source: Path | str) -> EvalConfig:
+def recorded_protocol(protocol: dict | None, source: Path | str) -> EvalConfig:
     try:
-        return build(EvalConfig, dict(settings or {}), "eval")
+        return build(EvalConfig, dict(protocol or {}), "eval")
     except ConfigError as err:
         raise WeightsError(f"{source}: the recorded test-time settings are invalid ({err})") from None
 
 
 def load_checkpoint(path: Path | str, device: torch.device | str = "cpu") -> LoadedModel:
-    """The model of any SPD model file (in eval mode, on ``device``) and its recorded settings."""
+    """The model of any SPD model file (in eval mode, on ``device``) and its recorded protocol."""
     loaded = read_model_file(path)
     model = model_from_record(loaded.record, loaded.path)
     check_state_dict(model.state_dict(), loaded.state, loaded.path, "the recorded model")
     check_finite(loaded.state, loaded.path)
     model.load_state_dict(loaded.state)
-    return LoadedModel(model.to(device).eval(), eval_settings(loaded.eval, loaded.path), loaded.experiment,
+    return LoadedModel(model.to(device).eval(), recorded_protocol(loaded.protocol, loaded.path), loaded.experiment,
                        loaded.kind, loaded.progress)
 
 

@@ -9,6 +9,7 @@ import numpy as np
 
 from ...labels import label_space
 from ...labels.spaces import read_yaml
+from ...ops.errors import InputError
 
 
 @dataclass(frozen=True)
@@ -32,7 +33,7 @@ def synthetic_classes() -> SyntheticClasses:
         table = [int(v) for v in doc[f"to_{space}"]]
         n = label_space(space).num_classes
         if len(table) != len(names) or not all(0 <= v < n for v in table):
-            raise ValueError(f"synthetic.yaml: to_{space} must give one {space} id (0..{n - 1}) per class")
+            raise InputError(f"synthetic.yaml: to_{space} must give one {space} id (0..{n - 1}) per class")
         lut = np.full(256, 255, dtype=np.uint8)
         lut[: len(names)] = table
         luts[space] = lut

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from ...ops.errors import UnknownName
+
 
 @dataclass(frozen=True)
 class Domain:
@@ -58,4 +60,4 @@ def get_domain(name: str) -> Domain:
     try:
         return DOMAINS[name.upper()]
     except KeyError:
-        raise KeyError(f"unknown synthetic domain {name!r}; known: {', '.join(DOMAINS)}") from None
+        raise UnknownName(f"unknown synthetic domain {name!r}; known: {', '.join(DOMAINS)}") from None

@@ -27,6 +27,7 @@ import yaml
 
 from ... import __version__
 from ...ops.atomic import write_text
+from ...ops.errors import InputError
 from ...ops.locks import file_lock
 from ...labels import label_space
 from ..atr import write_split
@@ -46,7 +47,9 @@ FORMATS = ("lip", "atr")
 
 @dataclass(frozen=True)
 class SynthSpec:
-    num: int
+    """What to generate; also the ``data.synthetic`` section of a config."""
+
+    num: int = 1000
     domain: str = "A"
     seed: int = 0
     size: int = 256                 # image height; width = height x the domain's aspect
@@ -55,16 +58,16 @@ class SynthSpec:
 
     def __post_init__(self) -> None:
         if self.num < 1:
-            raise ValueError(f"synthetic num must be at least 1, got {self.num}")
+            raise InputError(f"synthetic num must be at least 1, got {self.num}")
         if not 0.0 <= self.val_fraction <= 1.0:
-            raise ValueError(f"synthetic val_fraction must be in [0, 1], got {self.val_fraction}")
+            raise InputError(f"synthetic val_fraction must be in [0, 1], got {self.val_fraction}")
         if not 32 <= self.size <= 4096:
-            raise ValueError(f"synthetic size must be within 32..4096 pixels, got {self.size}")
+            raise InputError(f"synthetic size must be within 32..4096 pixels, got {self.size}")
 
     def resolved_format(self, domain: Domain) -> str:
         fmt = self.format or domain.default_format
         if fmt not in FORMATS:
-            raise ValueError(f"unknown format {fmt!r}; expected one of {FORMATS}")
+            raise InputError(f"unknown format {fmt!r}; expected one of {FORMATS}")
         return fmt
 
 

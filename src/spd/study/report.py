@@ -13,7 +13,8 @@ from pathlib import Path
 from ..labels import label_space
 from ..model.config import ABLATION
 from ..ops.atomic import atomic_path, write_text
-from .report import mean_sd
+from ..ops.errors import InputError
+from ..evaluation.report import mean_sd
 
 SUBSETS = ("front", "back", "occluded", "not_occluded")
 
@@ -22,7 +23,7 @@ def study_variants(family: str) -> tuple[str, ...]:
     """The paper's ablation in one model family, parsing alone first (the reference of every Δ):
     ``"cpu"`` -> cpu_s, cpu_sp, cpu_sd, cpu_spd; ``"full"`` -> s, sp, sd, spd."""
     if family not in ("cpu", "full"):
-        raise ValueError(f"unknown model family {family!r}; known: cpu, full")
+        raise InputError(f"unknown model family {family!r}; known: cpu, full")
     return tuple(("cpu_" if family == "cpu" else "") + v for v in ABLATION)
 
 
@@ -372,7 +373,7 @@ def write_study_report(out: Path | str, report_dir: Path | str | None = None,
     report_dir = Path(report_dir) if report_dir else out / "report"
     runs = load_runs(out)
     if not runs:
-        raise ValueError(f"{out}: no finished study runs (OUT/runs/<arm>/<variant>/seed<k>/result.json, or a "
+        raise InputError(f"{out}: no finished study runs (OUT/runs/<arm>/<variant>/seed<k>/result.json, or a "
                          "report's runs/<arm>_<variant>_seed<k>.json)")
     settings = json.loads((out / "study.json").read_text(encoding="utf-8")) if (out / "study.json").is_file() else {}
     written = [curves_figure(runs, report_dir / "curves.png")]

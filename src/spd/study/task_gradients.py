@@ -16,6 +16,8 @@ from pathlib import Path
 import lightning as L
 import torch
 
+from ..ops.errors import InputError
+
 log = logging.getLogger(__name__)
 
 
@@ -45,7 +47,7 @@ class TaskGradientCosine(L.Callback):
 
     def __init__(self, every: int = 250, path: Path | str | None = None):
         if every < 1:
-            raise ValueError(f"every must be >= 1, got {every}")
+            raise InputError(f"every must be >= 1, got {every}")
         self.every, self.path = every, Path(path) if path is not None else None
 
     def on_before_backward(self, trainer: L.Trainer, pl_module: L.LightningModule, loss: torch.Tensor) -> None:

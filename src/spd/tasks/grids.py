@@ -1,6 +1,7 @@
-"""Resizing dense targets to a prediction's grid. ``centred`` (consistent with align_corners=False:
-output cell j takes the input pixel under its centre; heatmaps bilinear) or ``tf_legacy`` (JPPNet:
-TF1's nearest neighbour, the top-left input pixel, for labels and heatmaps alike)."""
+"""Resizing dense targets to a prediction's grid; every task's targets go through here.
+``centred`` (consistent with align_corners=False: output cell j takes the input pixel under its
+centre; heatmaps bilinear) or ``tf_legacy`` (JPPNet: TF1's nearest neighbour, the top-left input
+pixel, for labels and heatmaps alike)."""
 
 from __future__ import annotations
 
