@@ -167,7 +167,8 @@ def test_a_model_with_a_fourth_task_trains_predicts_evaluates_exports_and_writes
     assert model.config.tasks == ("parsing", "edge")
 
     # predict and write
-    image = np.asarray(Image.open(next((synth_lip).rglob("*.jpg"))).convert("RGB"))
+    photo = next(synth_lip.rglob("*.jpg"))
+    image = np.asarray(Image.open(photo).convert("RGB"))
     predictor = Predictor(model, settings, device="cpu")
     prediction = predictor(image)
     assert prediction.extra["edge"].shape == image.shape[:2] and prediction.extra["edge"].dtype == torch.uint8
@@ -178,6 +179,13 @@ def test_a_model_with_a_fourth_task_trains_predicts_evaluates_exports_and_writes
     write_outputs(prediction, torch.from_numpy(image).permute(2, 0, 1), paths, OutputSpec(kinds, "lip"))
     written = np.asarray(Image.open(paths["edge"]))
     assert np.array_equal(written, prediction.extra["edge"].numpy())
+
+    # the web page offers its file too
+    from spd.serve.app import DemoApp
+
+    app = DemoApp(predictor, "edge model")
+    reply = app.predict(photo.read_bytes(), photo.name)
+    assert reply["downloads"]["edge"].endswith("image_edge.png") and set(reply["downloads"]) == {"parsing (class ids)", "edge"}
 
     # evaluate
     scores = evaluate_model(model, open_dataset(synth_lip, "val"), settings, num_workers=0)
@@ -195,3 +203,13 @@ def test_a_model_with_a_fourth_task_trains_predicts_evaluates_exports_and_writes
     meta = onnxruntime.InferenceSession(str(onnx)).get_modelmeta().custom_metadata_map
     assert json.loads(meta["outputs"]) == {"parsing": "[B, C, h, w] parsing logits (C classes of the label space)",
                                            "edge": "[B, 2, h, w] body-boundary logits"}
+
+
+def test_a_registered_tasks_weight_comes_from_loss_weights(edge_task):
+    tasks = ("parsing", "edge")
+    assert MultiTaskLoss(LossConfig(parsing=0.5), tasks=tasks).fixed_task_weights() == {"parsing": 0.5, "edge": 1.0}
+    assert MultiTaskLoss(LossConfig(weights={"edge": 2.0}), tasks=tasks).fixed_task_weights()["edge"] == 2.0
+    with pytest.raises(ValueError, match=r"loss.weights names \['egde'\], which are not tasks of this model"):
+        MultiTaskLoss(LossConfig(weights={"egde": 2.0}), tasks=tasks)
+    with pytest.raises(ValueError, match="give the weight of pose as loss.pose"):
+        LossConfig(weights={"pose": 2.0})

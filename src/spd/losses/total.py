@@ -13,6 +13,7 @@ from ..model.outputs import ModelOutput, StageOutput
 from ..ops.errors import InputError
 from ..ops.validation import require_choice
 from ..tasks import Targets, tasks_of
+from ..tasks.registry import BUILT_IN
 from ..tasks.grids import TARGET_RESIZES
 from ..tasks.parsing import DENSE_AT
 
@@ -97,13 +98,17 @@ class MultiTaskLoss(nn.Module):
     model's tasks (the learned log-variances of ``balance: uncertainty``, one per task)."""
 
     def __init__(self, config: LossConfig = LossConfig(), class_weights: torch.Tensor | None = None,
-                 part_weights: torch.Tensor | None = None, tasks: tuple[str, ...] = ("parsing", "pose", "densepose")):
+                 part_weights: torch.Tensor | None = None, tasks: tuple[str, ...] = BUILT_IN):
         super().__init__()
         self.config = config
         # Buffers, so that they follow the model to its device and are saved in training checkpoints.
         self.register_buffer("class_weights", class_weights, persistent=class_weights is not None)
         self.register_buffer("part_weights", part_weights, persistent=part_weights is not None)
         self.tasks = tuple(tasks)
+        stray = sorted(set(config.weights) - set(self.tasks))
+        if stray:  # a misspelt task would otherwise keep its default weight without a word
+            raise InputError(f"loss.weights names {stray}, which are not tasks of this model (its tasks: "
+                             f"{', '.join(self.tasks)})")
         if config.balance == "uncertainty":
             fixed = self.fixed_task_weights()
             start = [-math.log(max(fixed[t], math.exp(-LOG_VAR_LIMIT))) for t in self.tasks]

@@ -15,7 +15,9 @@ import html
 import io
 import json
 import logging
+import mimetypes
 import socket
+import tempfile
 import threading
 import time
 import uuid
@@ -25,18 +27,18 @@ from email.policy import HTTP
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from importlib import resources
+from pathlib import Path
 from urllib.parse import unquote
 
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
-from ..data.image_io import iuv_image, label_image, pil_to_tensor
+from ..data.image_io import label_image, pil_to_tensor
 from ..data.synthetic import get_domain, render_person
-from ..labels import label_space
 from ..ops.arrays import as_numpy
 from ..ops.errors import InputError
 from ..predict import Predictor
-from ..predict.writers import keypoints_document
+from ..predict.writers import OutputSpec, kinds_of
 from ..vis.legend import legend
 from ..vis.overlay import panels
 
@@ -129,14 +131,15 @@ class DemoApp:
         if result.parsing is not None:
             present = np.unique(as_numpy(result.parsing)).tolist()
             files["legend.png"] = ("image/png", _png(legend(space, 640, only=present)))
-            files["parsing_labels.png"] = ("image/png", _png(as_numpy(result.parsing), label_space(space).palette_array()))
-            downloads["parsing (class ids)"] = "parsing_labels.png"
-        if result.keypoints is not None:
-            files["keypoints.json"] = ("application/json", json.dumps(keypoints_document(result)).encode())
-            downloads["keypoints (JSON)"] = "keypoints.json"
-        if result.dp_index is not None:
-            files["iuv.png"] = ("image/png", _png_bytes(iuv_image(result.dp_index, result.dp_uv)))
-            downloads["DensePose (IUV PNG)"] = "iuv.png"
+        # The files `spd predict` writes of each of the model's tasks (each task declares its own).
+        with tempfile.TemporaryDirectory(prefix="spd_serve_") as folder:
+            for kind, (_, writer) in kinds_of(self.predictor.model.config.tasks).items():
+                if writer.needs_relabel:
+                    continue
+                path = Path(folder) / f"image{writer.suffix}"
+                writer.write(path, result, OutputSpec((kind,), space))
+                files[path.name] = (mimetypes.guess_type(path.name)[0] or "application/octet-stream", path.read_bytes())
+                downloads[writer.label or kind] = path.name
         key = uuid.uuid4().hex
         with self.lock:
             self.results[key] = files

@@ -68,7 +68,7 @@ class DensePose(Task):
     outputs = (Output("dp_index", "mean", "[B, 25, h, w] DensePose part logits (0 = background)"),
                Output("dp_uv", "final", "[B, 48, h, w] DensePose U of parts 1..24, then V of parts 1..24, in [0, 1]"))
     terms = ("dp_index", "dp_uv")
-    writers = {"iuv": Writer("_iuv.png", _write_iuv)}
+    writers = {"iuv": Writer("_iuv.png", _write_iuv, label="DensePose (IUV PNG)")}
     columns = (Column("DP part mIoU", ("part_miou",)), Column("DP UV error", ("uv_error",), 3))
 
     def channels(self, model_config) -> int:

@@ -140,7 +140,7 @@ class Parsing(Task):
     outputs = (Output("parsing", "mean", "[B, C, h, w] parsing logits (C classes of the label space)"),)
     terms = ("parsing",)
     jppnet_head = "fc1_human"
-    writers = {"parsing": Writer("_parsing.png", _write_parsing),
+    writers = {"parsing": Writer("_parsing.png", _write_parsing, label="parsing (class ids)"),
                "labels": Writer("_labels.png", _write_labels, needs_relabel=True)}
     columns = (Column("pixel acc", ("pixel_accuracy",)), Column("mean acc", ("mean_accuracy",)),
                Column("mIoU", ("miou",)))

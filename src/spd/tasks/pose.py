@@ -86,7 +86,7 @@ class Pose(Task):
     outputs = (Output("pose", "final", "[B, 16, h, w] keypoint heatmaps (LIP joint order)"),)
     terms = ("pose",)
     pyramid_resize = "nearest"
-    writers = {"keypoints": Writer("_keypoints.json", _write_keypoints)}
+    writers = {"keypoints": Writer("_keypoints.json", _write_keypoints, label="keypoints (JSON)")}
     columns = (Column("PCKh", ("pckh", "Total")),)
 
     def channels(self, model_config) -> int:
