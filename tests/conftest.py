@@ -5,6 +5,13 @@ from pathlib import Path
 import pytest
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    # Several test processes (scripts/run.sh test: one per core): each computes on its share of the
+    # cores, so that they do not oversubscribe them. Subprocesses the tests start use the default.
+    import torch
+
+    usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    torch.set_num_threads(max(1, usable // int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))))
 
 FIXTURES = Path(__file__).parent / "fixtures"
 
