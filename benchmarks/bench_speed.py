@@ -184,14 +184,14 @@ def measure_training(name: str, size: int, batch: int, device: torch.device, war
 
 
 def measure_loader(size: int, samples: int) -> dict:
-    """Images per second of one single-threaded worker, JPPNet recipe, synthetic data."""
-    from spd.data.dataset import ParsingDataset
-    from spd.data.detect import open_dataset
-    from spd.data.transforms import AugmentConfig, train_transform
+    """Images per second of one single-threaded worker loading the training set as ``spd train``
+    does under the LIP recipe (JPPNet's augmentation and targets), synthetic data."""
+    from spd.model import SPDNet
+    from spd.training.datamodule import SPDDataModule
 
     torch.set_num_threads(1)
-    dataset = ParsingDataset(open_dataset(synthetic_root(size, samples), "train"),
-                             train_transform(AugmentConfig(recipe="jppnet", size=(size, size))), dense_heatmaps=True)
+    config, _ = experiment("spd", size, "32-true", num=samples)
+    dataset = SPDDataModule(config, SPDNet(config.model).output_stride).train_dataset()
     dataset[0]
     cpu = time.process_time()
     start = time.perf_counter()

@@ -184,15 +184,13 @@ def training_data(args) -> tuple[Path, int]:
 
 
 def augmented_training_set(args):
-    """The training split of :func:`training_data` with JPPNet's augmentation and dense heatmap
-    targets, as training loads it (checks 5 and 6)."""
-    from spd.data.dataset import ParsingDataset
-    from spd.data.detect import open_dataset
-    from spd.data.transforms import AugmentConfig, train_transform
+    """The training split of :func:`training_data` as ``spd train`` loads it under the recipe of
+    :func:`training_config` (JPPNet's augmentation, dense heatmap targets; checks 5 and 6)."""
+    from spd.model import SPDNet
+    from spd.training.datamodule import SPDDataModule
 
-    root, size = training_data(args)
-    return ParsingDataset(open_dataset(root, "train"),
-                          train_transform(AugmentConfig(size=(size, size), recipe="jppnet"), "lip"), dense_heatmaps=True)
+    config = training_config(args, "data", 1)
+    return SPDDataModule(config, SPDNet(config.model).output_stride).train_dataset()
 
 
 def training_config(args, name: str, steps: int, *overrides: str):

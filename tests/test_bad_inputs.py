@@ -633,3 +633,41 @@ def test_only_the_first_process_of_any_launcher_takes_the_run_lock(tmp_path, mon
     with caplog.at_level("WARNING", logger="spd.training.run_lock"), run_lock.run_dir_lock(tmp_path / "b"):
         pass
     assert any("cannot lock the run folder" in m and "No locks available" in m for m in caplog.messages), caplog.messages
+
+
+def test_unreadable_user_files_are_one_line_errors_naming_them(tmp_path, capsys):
+    """Files the user points the commands at, read by code that raised the parsers' own exceptions
+    (which the command line no longer prints as a user's error): each is an SPDError naming the file."""
+    from spd.labels import load_mapping
+    from spd.labels.relabel import load_relabel
+    from spd.ops.errors import SPDError
+
+    binary = tmp_path / "photo.png"
+    binary.write_bytes(b"\x89PNG\r\n\x1a\n\xff\xfe\x00binary")
+    assert main(["report", str(binary), "--out", str(tmp_path / "r")]) == 2
+    assert f"{binary}: cannot read an evaluation JSON" in capsys.readouterr().err
+    with pytest.raises(SPDError, match="photo.png: not a YAML text file"):
+        load_relabel(binary)
+    ragged = tmp_path / "ragged.yaml"
+    ragged.write_text("source: lip\nclasses: [a, b]\nmap: {" + ", ".join(f"{c}: a" for c in _lip_classes()) + "}\n"
+                      "palette: [[0, 0, 0], [1, 2]]\n")
+    with pytest.raises(SPDError, match="palette must list one"):
+        load_relabel(ragged)
+    groups = tmp_path / "mapping.yaml"
+    groups.write_text("shared: {name: mine}\n")
+    with pytest.raises(SPDError, match="a mapping needs 'name' and 'groups'"):
+        load_mapping("shared", groups)
+    groups.write_text("shared: {name: mine, groups: [{name: g, lip: [one]}]}\n")
+    with pytest.raises(SPDError, match="mapping.yaml:shared"):
+        load_mapping("shared", groups)
+
+
+def _lip_classes():
+    from spd.labels import label_space
+
+    return [f"'{c}'" for c in label_space("lip").classes]
+
+
+def test_a_dict_valued_config_key_converts_its_values():
+    config, _ = load_config(None, ["loss.weights={edge: 1e-3}"])
+    assert config.loss.weights == {"edge": 0.001}

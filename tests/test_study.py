@@ -181,3 +181,20 @@ def test_a_study_of_the_full_size_family_names_its_variants(tmp_path):
                              capture_output=True, text=True, timeout=300)
     assert refused.returncode != 0 and "--variants cpu_spd is of the other" in refused.stderr
     assert not any((tmp_path / "mixed").iterdir())
+
+
+def test_a_study_recorded_before_new_config_keys_resumes(tmp_path):
+    """study.json keeps the resolved recipe; a key added to the config since (at its default) must
+    not make an unfinished study refuse to resume."""
+    from spd.config import load_config
+    from spd.study.driver import check_same_study
+
+    _, recipe = load_config(None, ["model.preset=cpu_spd", "model.dilated=null"])
+    older = json.loads(json.dumps(recipe))
+    del older["loss"]["weights"]  # as written before loss.weights existed
+    (tmp_path / "study.json").write_text(json.dumps({"recipe": older, "steps": 8}))
+    check_same_study(tmp_path, {"recipe": recipe, "steps": 8})
+    from spd.ops.errors import InputError
+
+    with pytest.raises(InputError, match="steps differ"):
+        check_same_study(tmp_path, {"recipe": recipe, "steps": 9})

@@ -73,7 +73,7 @@ def run_demo(out: Path | str = "runs/demo", overrides: list[str] = (), device: s
     results = [evaluation]
     if cross_domain > 0:
         b_root = out / "data" / "synthetic_B"
-        generate(b_root, replace(synth, num=cross_domain, domain="B", val_fraction=1.0),
+        generate(b_root, replace(synth, num=cross_domain, domain="B", format=None, val_fraction=1.0),
                  progress=bar("   generate domain B (ATR layout)", cross_domain))
         b_reader = open_dataset(b_root, "val")
         cross = evaluate_model(model, b_reader, config.eval, load_mapping("shared"), name="demo on domain B (shared classes)",

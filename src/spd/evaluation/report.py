@@ -18,9 +18,9 @@ def load_results(paths: list[Path]) -> list[dict]:
     for path in paths:
         try:
             doc = json.loads(Path(path).read_text(encoding="utf-8"))
-        except (OSError, json.JSONDecodeError) as err:
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
             raise InputError(f"{path}: cannot read an evaluation JSON ({err})") from err
-        if "meta" not in doc or "parsing" not in doc:
+        if not isinstance(doc, dict) or "meta" not in doc or "parsing" not in doc:
             raise InputError(f"{path}: not an `spd evaluate` metrics.json (no 'meta' / 'parsing')")
         doc["meta"].setdefault("name", Path(path).parent.name)
         results.append(doc)

@@ -20,6 +20,7 @@ from .settings import EvalConfig
 from .views import Views
 
 _FIELDS = {f.name for f in fields(Prediction)}
+_TENSOR_FIELDS = set(Prediction.TENSORS)
 
 
 def _fused(v: Views, name: str, protocol: EvalConfig) -> ResizedSum:
@@ -44,8 +45,10 @@ def decode_views(v: Views, protocol: EvalConfig, classes: tuple[str, ...], joint
         task = get_task(name)
         values = task.decode({o.name: fused[o.name] for o in task.outputs}, protocol, return_probs)
         for key, value in values.items():
-            if key in _FIELDS:
+            if key in _TENSOR_FIELDS:
                 setattr(out, key, value)
+            elif key in _FIELDS:
+                raise ValueError(f"task {name!r} decodes a value named {key!r}, a field of Prediction that is not an output")
             else:
                 out.extra[key] = value
     return out

@@ -42,6 +42,16 @@ class LabelMapping:
 
 
 def _mapping(doc: dict, where: str) -> LabelMapping:
+    try:
+        return _groups(doc, where)
+    except InputError:
+        raise
+    except (KeyError, TypeError, ValueError, AttributeError) as err:
+        raise InputError(f"{where}: a mapping needs 'name' and 'groups', each group a 'name' and lists of class ids "
+                         f"per label space ({type(err).__name__}: {err})") from None
+
+
+def _groups(doc: dict, where: str) -> LabelMapping:
     groups = []
     seen: dict[tuple[str, int], str] = {}
     for i, g in enumerate(doc["groups"]):

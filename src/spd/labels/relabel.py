@@ -36,7 +36,11 @@ def load_relabel(name_or_path: str | Path) -> Relabel:
         where = f"built-in label set {name_or_path!r}"
         text = resources.files(__package__).joinpath("relabel", f"{name_or_path}.yaml").read_text(encoding="utf-8")
     elif text_path.is_file():
-        where, text = str(text_path), text_path.read_text(encoding="utf-8")
+        where = str(text_path)
+        try:
+            text = text_path.read_text(encoding="utf-8")
+        except UnicodeDecodeError as err:
+            raise InputError(f"{where}: not a YAML text file ({err})") from None
     else:
         raise FileNotFoundError(f"--labels {name_or_path}: neither a built-in label set ({', '.join(BUILT_IN)}) "
                                 "nor a YAML file")
@@ -73,7 +77,10 @@ def load_relabel(name_or_path: str | Path) -> Relabel:
         raise InputError(f"{where}: map: no target for {source.name} class {unmapped[0]!r} (every class needs one)")
     palette = None
     if doc.get("palette") is not None:
-        palette = np.asarray(doc["palette"])
+        try:
+            palette = np.asarray(doc["palette"], dtype=np.float64)
+        except (TypeError, ValueError):
+            raise InputError(f"{where}: palette must list one [r, g, b] (0..255) per class") from None
         if palette.shape != (len(classes), 3) or palette.min() < 0 or palette.max() > 255:
             raise InputError(f"{where}: palette must list one [r, g, b] (0..255) per class, got shape {palette.shape}")
         palette = palette.astype(np.uint8)

@@ -137,6 +137,9 @@ class MultiTaskLoss(nn.Module):
         outputs = list(output.stages)
         for stages in output.scales.values():
             outputs += stages
+        extra = {t.name for out in outputs for t in out.tasks()} - set(self.tasks)
+        if extra:  # their terms would be computed and then left out of the total
+            raise ValueError(f"the model outputs tasks {sorted(extra)} that this loss was not made for ({self.tasks})")
         terms: dict[str, torch.Tensor] = {}
         targets = Targets(batch, self.config)  # each task's targets made once per grid, for every stage and scale
         for out in outputs:

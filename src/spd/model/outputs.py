@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 
 import torch
 
+from ..ops.errors import UnknownName
 from ..ops.validation import require_choice
 from ..tasks import get_task, output_owner
 
@@ -25,6 +26,9 @@ class StageOutput:
 
     def __init__(self, outputs: dict[str, torch.Tensor] | None = None, **named: torch.Tensor | None):
         self.outputs = {k: v for k, v in {**(outputs or {}), **named}.items() if v is not None}
+        unknown = [k for k in self.outputs if output_owner(k) is None]
+        if unknown:
+            raise UnknownName(f"StageOutput: no registered task declares the outputs {unknown}")
 
     def __getattr__(self, name: str) -> torch.Tensor | None:
         if name == "outputs":  # not set yet (copy, unpickling)

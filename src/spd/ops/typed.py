@@ -60,7 +60,8 @@ def _convert(value: Any, hint: Any, where: str) -> Any:
     if origin is dict:
         if not isinstance(value, dict):
             raise ConfigError(f"{where}: expected a mapping, got {value!r}")
-        return {str(k): tuple(v) if isinstance(v, list) else v for k, v in value.items()}
+        inner = args[1] if len(args) == 2 else Any
+        return {str(k): _convert(v, inner, f"{where}.{k}") if inner is not Any else v for k, v in value.items()}
     if hint is float and isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value):
         return float(value)
     if hint is float and isinstance(value, str):

@@ -231,8 +231,9 @@ def make_handler(app: DemoApp) -> type[BaseHTTPRequestHandler]:
                 elif path.startswith("/result/") and path.count("/") == 3:
                     _, _, key, name = path.split("/")
                     mime, body = app.result_file(key, name)
-                    self._send(HTTPStatus.OK, mime, body, name if not name.endswith(".png") or "labels" in name
-                               or name == "iuv.png" else None)
+                    # The files of `downloads` (named as spd predict's for an image called "image") are
+                    # saved, not shown: a class-id PNG looks black.
+                    self._send(HTTPStatus.OK, mime, body, name if name.startswith("image_") else None)
                 else:
                     raise RequestError(HTTPStatus.NOT_FOUND, f"no page {path}")
             self._guarded(work)

@@ -51,14 +51,14 @@ from pathlib import Path
 import torch
 from lightning.pytorch.callbacks import ModelCheckpoint
 
-from ..config import load_config
+from ..config import from_dict, load_config, to_dict
 from ..data.detect import open_dataset
 from ..data.synthetic import generate, read_people
 from ..evaluation import evaluate_model, load_model, write_result
 from ..labels import load_mapping
 from ..ops.atomic import write_text
 from ..ops.devices import torch_device
-from ..ops.errors import InputError
+from ..ops.errors import InputError, SPDError
 from ..ops.locks import file_lock
 from ..training import train
 from .report import preset_family, study_variants, write_study_report
@@ -124,12 +124,21 @@ def claimed(folder: Path):
         yield lock.held or bool(lock.unavailable)
 
 
+def _today(settings: dict) -> dict:
+    """A study record's recipe as today's config reads it (keys added since, at their defaults), so
+    that a study made before them resumes."""
+    try:
+        return {**settings, "recipe": to_dict(from_dict(settings["recipe"]))}
+    except (KeyError, TypeError, SPDError):
+        return settings
+
+
 def check_same_study(out: Path, settings: dict) -> None:
     record = out / "study.json"
     if not record.is_file():
         write_text(record, json.dumps(settings, indent=1, sort_keys=True) + "\n")
         return
-    recorded = json.loads(record.read_text(encoding="utf-8"))
+    recorded = _today(json.loads(record.read_text(encoding="utf-8")))
     changed = [k for k in sorted(set(settings) | set(recorded)) if settings.get(k) != recorded.get(k)]
     if changed:
         raise InputError(f"{out} holds a study made with other settings ({', '.join(changed)} differ from {record}); "
@@ -237,7 +246,7 @@ def prepare_data(out: Path, base_config, options: "StudyOptions") -> dict:
     roots = {"A_root": out / "data" / "synthetic_A", "B_root": out / "data" / "synthetic_B",
              "A_heldout_root": out / "data" / "synthetic_A_heldout"}
     generate(roots["A_root"], replace(synth, num=options.num or synth.num, domain="A"))
-    generate(roots["B_root"], replace(synth, num=options.cross, domain="B", val_fraction=1.0))
+    generate(roots["B_root"], replace(synth, num=options.cross, domain="B", format=None, val_fraction=1.0))
     generate(roots["A_heldout_root"], replace(synth, num=options.heldout, domain="A", seed=synth.seed + 1, val_fraction=1.0))
     people = read_people(roots["A_heldout_root"])
     subsets = {"front": {k for k, p in people.items() if p.view == "front"},

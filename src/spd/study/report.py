@@ -5,6 +5,7 @@ learning curves, the left/right classes by view and occlusion, and the task-grad
 
 from __future__ import annotations
 
+import contextlib
 import json
 import statistics
 from collections.abc import Iterable
@@ -38,24 +39,36 @@ def runs_family(runs: list[dict]) -> tuple[str, ...]:
     return study_variants(preset_family(runs[0]["variant"]))
 
 
+@contextlib.contextmanager
+def _named(path: Path):
+    """A study record (or an evaluation it names) that cannot be read: an error naming the record."""
+    try:
+        yield
+    except (UnicodeDecodeError, json.JSONDecodeError, KeyError, TypeError, AttributeError) as err:
+        raise InputError(f"{path}: not a study run record, or one of its evaluations is unreadable "
+                         f"({type(err).__name__}: {err})") from None
+
+
 def load_runs(out: Path) -> list[dict]:
     """Every finished run of the study, its evaluations read in (``run["scores"][milestone][data]``):
     from a study folder (``OUT/runs/<arm>/<variant>/seed<k>/result.json``), or else from a report
     folder's compacted records (``runs/<arm>_<variant>_seed<k>.json``, see :func:`run_record`)."""
     runs = []
     for path in sorted(Path(out).glob("runs/*/*/seed*/result.json")):
-        run = json.loads(path.read_text(encoding="utf-8"))
-        run["folder"] = path.parent
-        run["scores"] = {tag: {name: json.loads((path.parent / rel).read_text(encoding="utf-8"))
-                               for name, rel in evaluation.items() if name not in ("step", "checkpoint")}
-                         for tag, evaluation in run["evaluations"].items()}
+        with _named(path):
+            run = json.loads(path.read_text(encoding="utf-8"))
+            run["folder"] = path.parent
+            run["scores"] = {tag: {name: json.loads((path.parent / rel).read_text(encoding="utf-8"))
+                                   for name, rel in evaluation.items() if name not in ("step", "checkpoint")}
+                             for tag, evaluation in run["evaluations"].items()}
         runs.append(run)
     if not runs:
         for path in sorted(Path(out).glob("runs/*_seed*.json")):
-            run = json.loads(path.read_text(encoding="utf-8"))
-            run["folder"] = path.parent
-            run["scores"] = {tag: {k: v for k, v in ev.items() if k != "step"} for tag, ev in run["evaluations"].items()}
-            run["evaluations"] = {tag: {"step": ev["step"]} for tag, ev in run["evaluations"].items()}
+            with _named(path):
+                run = json.loads(path.read_text(encoding="utf-8"))
+                run["folder"] = path.parent
+                run["scores"] = {tag: {k: v for k, v in ev.items() if k != "step"} for tag, ev in run["evaluations"].items()}
+                run["evaluations"] = {tag: {"step": ev["step"]} for tag, ev in run["evaluations"].items()}
             runs.append(run)
     for run in runs:
         run["task_gradients"] = [defined_cosines(row) for row in run.get("task_gradients") or []]

@@ -22,6 +22,11 @@ def register(task: Task) -> Task:
     clash = [o.name for o in task.outputs if o.name in taken] + [t for t in task.terms if t in taken]
     if clash:
         raise ValueError(f"task {task.name!r}: output or term names {clash} belong to another task")
+    kinds = {kind for t in _TASKS.values() for kind in t.writers} | {"overlay"}
+    suffixes = {w.suffix for t in _TASKS.values() for w in t.writers.values()} | {"_overlay.jpg", "_overlay.mp4"}
+    taken_files = [k for k in task.writers if k in kinds] + [w.suffix for w in task.writers.values() if w.suffix in suffixes]
+    if taken_files:
+        raise ValueError(f"task {task.name!r}: file kinds or suffixes {taken_files} belong to another task")
     for o in task.outputs:
         if o.stages not in STAGE_RULES:
             raise ValueError(f"task {task.name!r}, output {o.name!r}: stages must be one of {STAGE_RULES}")

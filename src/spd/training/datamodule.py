@@ -113,12 +113,17 @@ class SPDDataModule(L.LightningDataModule):
         return torch.utils.data.DataLoader(dataset, num_workers=workers, pin_memory=torch.cuda.is_available(),
                                            persistent_workers=workers > 0, **kwargs)
 
-    def train_dataloader(self) -> torch.utils.data.DataLoader:
+    def train_dataset(self) -> ParsingDataset:
+        """The training split, augmented and with its targets, as training loads it (the benchmarks
+        time and train on this too)."""
         reader, _ = self.readers()
-        rank, world = self._rank()
         transform = train_transform(self.config.augment, reader.label_space)
-        dataset = ParsingDataset(reader, transform, self.codec, self.config.data.skip_corrupt, self.config.train.seed,
-                                 dense_heatmaps=self.config.augment.recipe == "jppnet")
+        return ParsingDataset(reader, transform, self.codec, self.config.data.skip_corrupt, self.config.train.seed,
+                              dense_heatmaps=self.config.augment.recipe == "jppnet")
+
+    def train_dataloader(self) -> torch.utils.data.DataLoader:
+        dataset = self.train_dataset()
+        rank, world = self._rank()
         sampler = EpochSampler(len(dataset), self.config.train.seed, rank=rank, world_size=world)
         batches = ResumableBatchSampler(sampler, self.batch_per_process(), drop_last=True, skip=self.skip_batches)
         return self._loader(dataset, batch_sampler=batches)
