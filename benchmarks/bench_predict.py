@@ -34,8 +34,9 @@ from spd.model import SPDNet, preset
 
 
 def latency(name: str, size: int, device: str, repeat: int) -> dict:
+    # float32, as every figure recorded so far (the Predictor's default, "auto", may pick bf16)
     predictor = Predictor(SPDNet(preset(name)), EvalConfig(input_size=(size, size), stages="all"), device=device,
-                          batch_size=1)
+                          batch_size=1, precision="32")
     image = torch.randint(0, 256, (3, size, size), dtype=torch.uint8)
     predictor(image)  # warm-up
     walls, cpus = [], []
@@ -66,7 +67,8 @@ def peak_rss_mib() -> int:
 
 
 def peak_memory_child(name: str, size: int, height: int, width: int, device: str) -> None:
-    predictor = Predictor(SPDNet(preset(name)), EvalConfig(input_size=(size, size)), device=device, batch_size=1)
+    predictor = Predictor(SPDNet(preset(name)), EvalConfig(input_size=(size, size)), device=device, batch_size=1,
+                          precision="32")
     image = torch.empty((3, height, width), dtype=torch.uint8).random_(0, 256)  # no int64 temporary
     before = peak_rss_mib()
     start = time.perf_counter()

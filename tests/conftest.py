@@ -1,10 +1,13 @@
 import os
+import tempfile
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # before torch: idle OpenMP threads sleep (see spd/cli/__init__.py)
 from pathlib import Path
 
 import pytest
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
+# --precision auto remembers its measurements: never in the user's cache (one folder per process).
+os.environ.setdefault("SPD_CACHE_DIR", os.path.join(tempfile.gettempdir(), f"spd_test_cache_{os.getpid()}"))
 if os.environ.get("PYTEST_XDIST_WORKER"):
     # Several test processes (scripts/run.sh test: one per core): each computes on its share of the
     # cores, so that they do not oversubscribe them. Subprocesses the tests start use the default.

@@ -25,8 +25,9 @@ def add_test_time_flags(p: argparse.ArgumentParser) -> None:
     g.add_argument("--scales", type=SCALE, nargs="+", default=None, help="test-time scales, e.g. 0.75 1 1.25")
     g.add_argument("--input-size", type=SIDE, nargs=2, default=None, metavar=("H", "W"),
                    help="the network's input (every image is resized to it), 8..8192 px per side")
-    g.add_argument("--precision", choices=INFERENCE_PRECISIONS, default="32",
-                   help="the network in float32, or under bfloat16 autocast (faster on GPUs)")
+    g.add_argument("--precision", choices=INFERENCE_PRECISIONS, default="auto",
+                   help="the network in float32, under bfloat16 autocast, or auto: bf16 where it is faster for this "
+                        "model on this machine (GPUs; CPUs with AMX, measured once and remembered), else float32")
     g.add_argument("--stages", choices=("all", "final"), default=None)
     g.add_argument("--resize", choices=RESIZE_POLICIES, default=None,
                    help="squash to the input size (JPPNet) or letterbox (keeps the aspect ratio)")

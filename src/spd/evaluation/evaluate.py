@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime
+import logging
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -16,7 +17,7 @@ from ..data.image_io import read_label
 from ..data.pose_csv import read_pose_csv
 from ..data.reader import ParsingReader
 from ..labels import LabelMapping, label_space
-from ..inference import EvalConfig, Prediction, predict_batch, protocol_dict
+from ..inference import EvalConfig, Prediction, predict_batch, protocol_dict, resolve_precision
 from ..model import SPDNet
 from ..ops.errors import InputError
 from ..weights import load_checkpoint
@@ -24,6 +25,8 @@ from .evaluator import EvalResult, Evaluator
 
 
 BATCH_SIZE = 4  # images per forward pass in evaluation (docs/results.md: what batching gains on a CPU)
+
+log = logging.getLogger(__name__)
 
 
 def load_model(checkpoint: Path | str, device: torch.device | str = "cpu") -> tuple[SPDNet, dict[str, Any] | None]:
@@ -55,12 +58,13 @@ def default_eval_dir(source: Path, reader: ParsingReader, mapping: str | None, p
 def evaluate_model(model: SPDNet, reader: ParsingReader, protocol: EvalConfig, mapping: LabelMapping | None = None,
                    name: str = "", source: dict | None = None, num_workers: int = 2,
                    tick: Callable[[], None] | None = None, densepose_truth: str = "synthetic ground truth",
-                   subsets: dict[str, set[str]] | None = None, precision: str = "32",
+                   subsets: dict[str, set[str]] | None = None, precision: str = "auto",
                    on_prediction: Callable[[dict, Prediction], None] | None = None,
                    batch_size: int = BATCH_SIZE) -> EvalResult:
     """The whole split's metrics; ``subsets`` (name -> image ids) also scores each subset on its own
-    (``result.subsets[name]``), from the same predictions. ``precision``: ``"32"``, or ``"bf16"``
-    for the network under bfloat16 autocast. ``on_prediction(item, prediction)`` sees every sample
+    (``result.subsets[name]``), from the same predictions. ``precision``: ``"32"``, ``"bf16"`` (the
+    network under bfloat16 autocast) or ``"auto"`` (bf16 where it is faster for this model here;
+    :func:`~spd.inference.resolve_precision`); the result records it when not float32. ``on_prediction(item, prediction)`` sees every sample
     (in split order) with its prediction (on the model's device), e.g. to draw some without
     predicting them again. ``batch_size`` images of any sizes go through the network together
     (the metrics are the same for any batch size); the metric states live on the model's device."""
@@ -68,6 +72,10 @@ def evaluate_model(model: SPDNet, reader: ParsingReader, protocol: EvalConfig, m
         raise InputError(f"batch size must be >= 1, got {batch_size}")
     device = next(model.parameters()).device
     tasks = model.config.tasks
+    choice = resolve_precision(precision, model, protocol.input_size)
+    if precision == "auto":
+        log.info("%s", choice)
+    precision = choice.precision
 
     def new_evaluator() -> Evaluator:
         return Evaluator(model.config.parsing_space, reader.label_space, mapping, tasks, has_pose=reader.has_pose,

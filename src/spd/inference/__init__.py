@@ -3,10 +3,11 @@ protocol (input size, scales, mirror, stages, resize policy, pose decoder). Vali
 the Predictor and export share it."""
 
 from .decode import decode_views
+from .precision import PrecisionChoice, resolve_precision
 from .protocol import INFERENCE_PRECISIONS, predict_batch, predict_image, protocol_dict
 from .result import Prediction
 from .settings import INTERPOLATIONS, POSE_DECODERS, RESIZE_POLICIES, EvalConfig
 from .views import Views, run_views
 
-__all__ = ["EvalConfig", "INFERENCE_PRECISIONS", "INTERPOLATIONS", "POSE_DECODERS", "Prediction", "RESIZE_POLICIES", "Views", "decode_views",
-           "predict_batch", "predict_image", "protocol_dict", "run_views"]
+__all__ = ["EvalConfig", "INFERENCE_PRECISIONS", "PrecisionChoice", "INTERPOLATIONS", "POSE_DECODERS", "Prediction", "RESIZE_POLICIES", "Views", "decode_views",
+           "predict_batch", "predict_image", "protocol_dict", "resolve_precision", "run_views"]

@@ -12,13 +12,15 @@ import torch
 from ..labels import keypoint_space, label_space
 from ..ops.validation import require_choice
 from .decode import decode_views
+from .precision import PRECISIONS, PrecisionChoice, resolve_precision
 from .result import Prediction
 from .settings import EvalConfig
 from .views import run_views
 
-__all__ = ["INFERENCE_PRECISIONS", "Prediction", "predict_batch", "predict_image", "protocol_dict"]
+__all__ = ["INFERENCE_PRECISIONS", "Prediction", "PrecisionChoice", "resolve_precision", "predict_batch", "predict_image", "protocol_dict"]
 
-INFERENCE_PRECISIONS = ("32", "bf16")
+INFERENCE_PRECISIONS = PRECISIONS  # "auto" is resolved (resolve_precision) before predict_batch
+NETWORK_PRECISIONS = ("32", "bf16")
 
 
 def protocol_dict(protocol: EvalConfig) -> dict:
@@ -33,7 +35,7 @@ def predict_batch(model, images: list[torch.Tensor], protocol: EvalConfig, preci
     that device too. ``precision``: ``"bf16"`` runs the network under bfloat16 autocast; ``"32"``
     adds none (inside Lightning's validation the trainer's own autocast stays in force). The views
     hold float32 maps, so resizing to each image and decoding stay in float32."""
-    require_choice("precision", precision, INFERENCE_PRECISIONS)
+    require_choice("precision", precision, NETWORK_PRECISIONS)
     if not images:
         return []
     # autocast(enabled=False) would switch off an autocast around the call: only enter one for bf16

@@ -9,6 +9,8 @@
 
 from __future__ import annotations
 
+import logging
+
 from collections.abc import Iterable, Iterator
 from dataclasses import replace
 from pathlib import Path
@@ -16,7 +18,7 @@ from typing import Any
 
 import torch
 
-from ..inference import INFERENCE_PRECISIONS, EvalConfig, Prediction, predict_batch
+from ..inference import INFERENCE_PRECISIONS, EvalConfig, Prediction, predict_batch, resolve_precision
 from ..model import SPDNet
 from ..ops.devices import torch_device
 from ..ops.errors import InputError
@@ -25,17 +27,20 @@ from ..ops.validation import require_choice
 from ..weights import load_checkpoint
 from .sources import to_image_tensor
 
+log = logging.getLogger(__name__)
+
 
 class Predictor:
     """``model``: an :class:`~spd.model.SPDNet` (or anything with its ``config``, ``normalise`` and
     ``predict_stages``). ``protocol``: the test-time protocol (``EvalConfig``: input size, scales,
     flip, stages, resize policy, pose decoder); keyword arguments override single fields.
-    ``precision``: ``"32"`` or ``"bf16"`` (the network under bfloat16 autocast: faster on GPUs
-    and CPUs with AMX; the outputs' resizing and decoding stay in float32). Results are on the
-    CPU, whatever the device."""
+    ``precision``: ``"auto"`` (bf16 where it is faster for this model on this machine:
+    :func:`~spd.inference.resolve_precision`; ``precision_choice`` says what and why), ``"32"``
+    or ``"bf16"`` (the network under bfloat16 autocast; the outputs' resizing and decoding stay in
+    float32). Results are on the CPU, whatever the device."""
 
     def __init__(self, model: SPDNet, protocol: EvalConfig = EvalConfig(), device: str | torch.device = "auto",
-                 batch_size: int = 4, precision: str = "32", **overrides: Any):
+                 batch_size: int = 4, precision: str = "auto", **overrides: Any):
         if "settings" in overrides:
             raise TypeError("Predictor(settings=...) is now Predictor(protocol=...)")
         if batch_size < 1:
@@ -44,13 +49,16 @@ class Predictor:
         self.device = torch_device(device) if isinstance(device, str) else device
         self.model = model.to(self.device).eval()
         self.protocol = replace(protocol, **_typed(overrides))
-        self.batch_size, self.precision = batch_size, precision
+        self.precision_choice = resolve_precision(precision, self.model, self.protocol.input_size)
+        if precision == "auto":
+            log.info("%s", self.precision_choice)
+        self.batch_size, self.precision = batch_size, self.precision_choice.precision
 
     settings = renamed("settings", "protocol")
 
     @classmethod
     def from_checkpoint(cls, path: str | Path, device: str | torch.device = "auto", batch_size: int = 4,
-                        precision: str = "32", **overrides: Any) -> "Predictor":
+                        precision: str = "auto", **overrides: Any) -> "Predictor":
         """A training checkpoint (``.ckpt``) or exported weights (``.safetensors``); the test-time
         protocol recorded with the model is the default."""
         loaded = load_checkpoint(path)
