@@ -165,8 +165,8 @@ def _resume_file(tmp_path: Path, kind: str) -> Path:
 
 @pytest.mark.parametrize("kind, message", [
     ("empty", r"empty.ckpt: the checkpoint is empty"),
-    ("random", r"random.ckpt: not a checkpoint \(not the zip archive torch.save writes"),
-    ("yaml", r"yaml.ckpt: not a checkpoint \(not the zip archive torch.save writes"),
+    ("random", r"random.ckpt: not a checkpoint \(neither the zip archive torch.save writes"),
+    ("yaml", r"yaml.ckpt: not a checkpoint \(neither the zip archive torch.save writes"),
     ("truncated", r"truncated.ckpt: (not a checkpoint|cannot read the checkpoint)"),
     ("bare", r"bare.ckpt: not a checkpoint of `spd train`"),
     ("other", r"other.ckpt: the weights do not fit the model this config builds .*'model.initial.parsing.out.bias' "

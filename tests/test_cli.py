@@ -55,7 +55,7 @@ def test_evaluate_rejects_files_that_are_not_checkpoints(tmp_path, fixtures, cap
 
     torch.save({"weights": torch.zeros(1)}, tmp_path / "foreign.pt")
     (tmp_path / "garbage.ckpt").write_bytes(b"not a checkpoint")
-    for name, message in (("foreign.pt", "not a checkpoint of `spd train`"), ("garbage.ckpt", "not a checkpoint (not the zip"),
+    for name, message in (("foreign.pt", "not a checkpoint of `spd train`"), ("garbage.ckpt", "not a checkpoint (neither the zip"),
                           ("none.ckpt", "model file not found")):
         assert main(["evaluate", str(tmp_path / name), "--data", str(fixtures / "lip_official"), "--split", "train"]) == 2
         err = capsys.readouterr().err

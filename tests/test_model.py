@@ -20,8 +20,10 @@ LIGHT = {"preset": "spd", "refine_stages": 1, "train_scales": [1.0],
 
 
 def tiny(name: str, **fields):
-    """A preset with the smallest trunk and heads of its family."""
-    section = "dilated" if PRESETS[name].family == "dilated" else "fpn"
+    """A preset with the smallest trunk and heads of its family (schp's has one size)."""
+    section = PRESETS[name].family
+    if section == "schp":
+        return model_config({"preset": name, **fields})
     return model_config({"preset": name, section: TINY_DILATED if section == "dilated" else TINY_FPN, **fields})
 
 
@@ -58,8 +60,9 @@ def test_every_preset_gives_shapes_and_gradients(name):
     out = model(x)
     assert len(out.stages) == config.refine_stages + 1
     final = out.final
-    grid = (64 // model.output_stride, 48 // model.output_stride)  # 8 x 6 (dilated), 16 x 12 (fpn)
-    for task, attr, channels in (("parsing", "parsing", 20), ("pose", "pose", 16), ("densepose", "dp_index", 25)):
+    grid = (64 // model.output_stride, 48 // model.output_stride)  # 8 x 6 (dilated), 16 x 12 (fpn, schp)
+    for task, attr, channels in (("parsing", "parsing", config.num_parsing_classes), ("pose", "pose", 16),
+                                 ("densepose", "dp_index", 25)):
         value = getattr(final, attr)
         if task in config.tasks:
             assert value.shape == (2, channels, *grid), (task, value.shape)

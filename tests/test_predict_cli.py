@@ -85,7 +85,7 @@ def test_bad_requests_are_refused_before_any_work(tmp_path, checkpoint, capsys):
              ([str(checkpoint), str(tmp_path / "p.png"), "--outputs", "mask"], "unknown output 'mask'"),
              ([str(checkpoint), str(tmp_path / "p.png"), "--labels", "lip"], "maps atr classes"),
              ([str(checkpoint), str(tmp_path / "p.png"), "--labels", str(tmp_path / "none.yaml")], "neither a built-in"),
-             ([str(tmp_path / "p.png"), str(tmp_path / "p.png")], "p.png: not a checkpoint (not the zip archive")]
+             ([str(tmp_path / "p.png"), str(tmp_path / "p.png")], "p.png: not a checkpoint (neither the zip archive")]
     for args, message in cases:
         assert main(["predict", *args, "--out", str(tmp_path / "out"), "--device", "cpu"]) == 2
         assert message in capsys.readouterr().err

@@ -1,4 +1,5 @@
-"""``spd convert jppnet-tf CHECKPOINT_PREFIX --out FILE``: the official JPPNet weights for SPD."""
+"""``spd convert jppnet-tf CHECKPOINT_PREFIX --out FILE``: the official JPPNet weights for SPD;
+``spd convert schp FILE.pth --out FILE``: SCHP's published LIP / ATR / Pascal weights."""
 
 from __future__ import annotations
 
@@ -18,6 +19,18 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", type=Path, required=True, help="the weights file to write (.safetensors)")
     p.add_argument("--overwrite", action="store_true")
     p.set_defaults(func=cmd_convert)
+    p = cmds.add_parser("schp", help="SCHP's published checkpoint (LIP, ATR or Pascal) -> the schp_<dataset> preset",
+                        description="Reads an SCHP checkpoint (a torch.save dict with 'state_dict'; only tensors and "
+                                    "plain data are loaded, no code in the file runs), maps it onto the schp family "
+                                    "(SCHP's network with InPlaceABN computed as its op does) and writes a "
+                                    "safetensors weights file with the label space, SCHP's input normalisation "
+                                    "(BGR, its mean and std) and its test protocol recorded.")
+    p.add_argument("checkpoint", type=Path, help="e.g. exp-schp-201908261155-lip.pth")
+    p.add_argument("--dataset", choices=("lip", "atr", "pascal"), default=None,
+                   help="the dataset it was trained on (default: told by its number of classes: 20, 18, 7)")
+    p.add_argument("--out", type=Path, required=True, help="the weights file to write (.safetensors)")
+    p.add_argument("--overwrite", action="store_true")
+    p.set_defaults(func=cmd_convert_schp)
 
 
 def cmd_convert(args: argparse.Namespace) -> int:
@@ -29,4 +42,17 @@ def cmd_convert(args: argparse.Namespace) -> int:
     path = write_converted(model, args.out, Path(args.checkpoint).name)
     print(f"converted {len(official_names(model))} variables of {args.checkpoint} -> {path} "
           f"({path.stat().st_size / 1e6:.1f} MB; jppnet preset, caffe layout, input BGR minus the Caffe mean)")
+    return 0
+
+
+def cmd_convert_schp(args: argparse.Namespace) -> int:
+    from ..convert.schp import convert_checkpoint, write_converted
+
+    if args.out.exists() and not args.overwrite:
+        raise FileExistsError(f"{args.out} exists; use --overwrite to replace it")
+    model = convert_checkpoint(args.checkpoint, args.dataset)
+    path = write_converted(model, args.out, args.checkpoint.name)
+    space = model.config.parsing_space
+    print(f"converted {args.checkpoint} -> {path} ({path.stat().st_size / 1e6:.1f} MB; schp_{space} preset, "
+          f"{model.config.num_parsing_classes} classes, SCHP's input normalisation and test protocol)")
     return 0

@@ -119,3 +119,10 @@ class ExperimentConfig:
     augment: AugmentConfig = field(default_factory=AugmentConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
+
+    def __post_init__(self) -> None:
+        if self.model.family == "schp":
+            raise InputError(f"model {self.model.name!r}: the schp family serves SCHP's published weights (spd convert "
+                             "schp) for predict, evaluate, serve and export; spd does not train it (SCHP trains with "
+                             "in-place ABN's batch statistics, an edge loss and self-correction, none of which spd "
+                             "implements)")

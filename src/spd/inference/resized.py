@@ -14,7 +14,7 @@ import torch
 import torch.nn.functional as F
 
 from ..ops.validation import require_choice
-from .placement import Placement
+from .placement import AffinePlacement, Placement, pixel_grid
 
 BAND_ELEMENTS = 1 << 23  # floats per band and map (32 MB)
 
@@ -23,12 +23,14 @@ class ResizedSum:
     """The sum of ``maps[i]`` ([C, h_i, w_i], each covering the canvas of ``placements[i]``), resized
     to the original image and multiplied by ``factor``. ``rows`` and ``at`` evaluate it.
 
-    ``kernel``: ``bilinear`` (half-pixel centres, as ``F.interpolate``), or TF1's legacy
+    ``kernel``: ``bilinear`` (half-pixel centres, as ``F.interpolate``), TF1's legacy
     ``tf_bilinear`` / ``tf_nearest`` (JPPNet's evaluation), for which ``mirrored[i]`` marks the
-    maps of mirror views (see :meth:`Placement.legacy_taps`).
+    maps of mirror views (see :meth:`Placement.legacy_taps`), or ``affine`` (SCHP's: each map
+    upsampled to its canvas with ``align_corners=True``, then read bilinearly at each pixel's
+    canvas position, zero outside the canvas; :class:`~.placement.AffinePlacement`).
     """
 
-    KERNELS = ("bilinear", "tf_bilinear", "tf_nearest")
+    KERNELS = ("bilinear", "tf_bilinear", "tf_nearest", "affine")
 
     def __init__(self, maps: list[torch.Tensor], placements: list[Placement], factor: float = 1.0,
                  kernel: str = "bilinear", mirrored: list[bool] | None = None):
@@ -37,11 +39,16 @@ class ResizedSum:
         require_choice("kernel", kernel, self.KERNELS)
         self.maps, self.placements, self.factor = maps, placements, factor
         self.kernel, self.mirrored = kernel, mirrored or [False] * len(maps)
+        if (kernel == "affine") != all(isinstance(p, AffinePlacement) for p in placements):
+            raise ValueError("the affine kernel reads maps of affine placements, and only it")
+        self._canvases: list[torch.Tensor] | None = None
         self.channels = maps[0].shape[0]
         self.height, self.width = placements[0].height, placements[0].width
 
     def _sample(self, rows: torch.Tensor, cols: torch.Tensor, pointwise: bool) -> torch.Tensor:
         """``pointwise``: rows and cols are N points -> [C, N]; else their grid -> [C, len(rows), len(cols)]."""
+        if self.kernel == "affine":
+            return self._sample_affine(rows, cols, pointwise)
         if self.kernel != "bilinear":
             return self._sample_legacy(rows, cols, pointwise)
         total = None
@@ -55,6 +62,19 @@ class ResizedSum:
             else:
                 grid = torch.stack(torch.broadcast_tensors(gx[None, :], gy[:, None]), -1)[None]  # [1, R, W, 2]
             v = F.grid_sample(m[None].float(), grid, mode="bilinear", padding_mode="border", align_corners=False)[0]
+            total = v if total is None else total + v
+        total = total * self.factor
+        return total[:, 0] if pointwise else total
+
+    def _sample_affine(self, rows: torch.Tensor, cols: torch.Tensor, pointwise: bool) -> torch.Tensor:
+        if self._canvases is None:  # once: [C, *canvas] each (20 x 473 x 473 floats: 18 MB)
+            self._canvases = [F.interpolate(m[None].float(), size=p.canvas, mode="bilinear", align_corners=True)[0]
+                              for m, p in zip(self.maps, self.placements)]
+        total = None
+        for m, p in zip(self._canvases, self.placements):
+            y, x = p.canvas_coords(rows.to(m.device), cols.to(m.device))
+            grid = pixel_grid(y, x, p.canvas, pointwise)
+            v = F.grid_sample(m[None], grid, mode="bilinear", padding_mode="zeros", align_corners=False)[0]
             total = v if total is None else total + v
         total = total * self.factor
         return total[:, 0] if pointwise else total

@@ -9,10 +9,14 @@ from ..model.outputs import STAGE_CHOICES
 from ..ops.errors import InputError
 from ..ops.validation import require_choice
 
-RESIZE_POLICIES = ("squash", "letterbox")
+# "affine": SCHP's crop (the aspect ratio kept, the image's first and last pixel centres on the
+# canvas's, black around), always with interpolation "align_corners".
+RESIZE_POLICIES = ("squash", "letterbox", "affine")
 # "jppnet": the official evaluation (heatmaps nearest-resized to the original size, integer argmax).
 POSE_DECODERS = ("subpixel", "argmax", "jppnet")
-INTERPOLATIONS = ("half_pixel", "tf_legacy")
+# "align_corners": SCHP's (pixel centres at integer coordinates; outputs upsampled to the canvas,
+# then warped back to the photo), with resize "affine" only.
+INTERPOLATIONS = ("half_pixel", "tf_legacy", "align_corners")
 MAX_INPUT_PIXELS = 4096 * 4096  # per scale: beyond this the network's activations exceed any memory
 
 
@@ -22,10 +26,11 @@ class EvalConfig:
     scales: tuple[float, ...] = (1.0,)
     flip: bool = False
     stages: str = "all"                 # "all": mean of every stage's logits (JPPNet); "final"
-    resize: str = "squash"              # "squash" to input_size (JPPNet) or "letterbox" (keeps the aspect ratio)
+    resize: str = "squash"              # "squash" to input_size (JPPNet), "letterbox" (keeps the aspect ratio), "affine" (SCHP)
     pose_decoder: str = "subpixel"      # bilinear heatmaps, argmax refined by a parabola fit; "argmax"; "jppnet"
     # Resizes of the image to the network and of its outputs back: "half_pixel" (F.interpolate,
-    # align_corners=False) or "tf_legacy" (TF1's resize_images, as JPPNet's evaluation).
+    # align_corners=False), "tf_legacy" (TF1's resize_images, as JPPNet's evaluation) or
+    # "align_corners" (SCHP's, with resize "affine").
     interpolation: str = "half_pixel"
 
     def __post_init__(self) -> None:
@@ -33,6 +38,12 @@ class EvalConfig:
                    "interpolation": INTERPOLATIONS}
         for key, allowed in choices.items():
             require_choice(f"eval.{key}", getattr(self, key), allowed)
+        if (self.resize == "affine") != (self.interpolation == "align_corners"):
+            raise InputError(f"eval.resize {self.resize!r} with eval.interpolation {self.interpolation!r}: SCHP's "
+                             "affine crop and its align_corners resampling go together (resize: affine, "
+                             "interpolation: align_corners), and neither with another")
+        if self.resize == "affine" and self.pose_decoder == "jppnet":
+            raise InputError("eval.pose_decoder 'jppnet' reads JPPNet's legacy resizes, which resize 'affine' has not")
         if len(self.input_size) != 2 or min(self.input_size) < 8:
             raise InputError(f"eval.input_size must be [H, W], each at least 8 px, got {list(self.input_size)}")
         if not self.scales or not all(0 < s < float("inf") for s in self.scales):

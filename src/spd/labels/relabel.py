@@ -12,7 +12,7 @@ import numpy as np
 import yaml
 
 from ..ops.errors import InputError
-from .spaces import IGNORE_INDEX, label_space
+from .spaces import IGNORE_INDEX, PARSING_SPACES, label_space
 
 BUILT_IN = ("atr", "lip")
 
@@ -84,6 +84,6 @@ def load_relabel(name_or_path: str | Path) -> Relabel:
         if palette.shape != (len(classes), 3) or palette.min() < 0 or palette.max() > 255:
             raise InputError(f"{where}: palette must list one [r, g, b] (0..255) per class, got shape {palette.shape}")
         palette = palette.astype(np.uint8)
-    elif str(doc.get("name")) in ("lip", "atr") and tuple(label_space(doc["name"]).classes) == classes:
+    elif str(doc.get("name")) in PARSING_SPACES and tuple(label_space(doc["name"]).classes) == classes:
         palette = label_space(doc["name"]).palette_array()[: len(classes)]
     return Relabel(str(doc.get("name", text_path.stem)), source.name, classes, lut, palette)

@@ -16,6 +16,9 @@ import yaml
 from ..ops.errors import InputError, UnknownName
 
 IGNORE_INDEX = 255
+# Parsing spaces (a model's classes) and DensePose's part space, each a YAML file beside this module.
+PARSING_SPACES = ("lip", "atr", "pascal")
+LABEL_SPACES = (*PARSING_SPACES, "densepose")
 
 
 def _pair_permutation(n: int, pairs: tuple[tuple[int, int], ...], what: str) -> tuple[int, ...]:
@@ -144,9 +147,9 @@ def _where(err: yaml.YAMLError) -> str:
 
 @cache
 def label_space(name: str) -> LabelSpace:
-    """The parsing label space ``'lip'``, ``'atr'`` or ``'densepose'``."""
-    if name not in ("lip", "atr", "densepose"):
-        raise UnknownName(f"unknown label space {name!r}; known: lip, atr, densepose")
+    """A label space by name: one of :data:`LABEL_SPACES`."""
+    if name not in LABEL_SPACES:
+        raise UnknownName(f"unknown label space {name!r}; known: {', '.join(LABEL_SPACES)}")
     return _label_space(read_yaml(f"{name}.yaml"))
 
 

@@ -44,14 +44,16 @@ class InitialBranch(nn.Module):
 class RefineBranch(nn.Module):
     """One refinement stage of one task: ``remaps[i]`` (1x1) of the previous outputs (own first, then
     the feeders'), concatenated with the task's previous feature; ``trunk`` makes the new feature,
-    ``out`` the refined output. ``forward(previous, feature) -> (output, new feature)``."""
+    ``out`` the refined output. ``forward(previous, feature, trunk maps) -> (output, new feature)``
+    (these branches read no trunk map; a family's own refinement may)."""
 
     def __init__(self, remaps: Sequence[nn.Module], trunk: nn.Module, out: nn.Module, feature_channels: int):
         super().__init__()
         self.remaps, self.trunk, self.out = nn.ModuleList(remaps), trunk, out
         self.feature_channels = feature_channels
 
-    def forward(self, previous: Sequence[torch.Tensor], feature: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def forward(self, previous: Sequence[torch.Tensor], feature: torch.Tensor,
+                maps: dict[str, torch.Tensor] | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         x = torch.cat([remap(p) for remap, p in zip(self.remaps, previous)] + [feature], dim=1)
         new_feature = self.trunk(x)
         return self.out(new_feature), new_feature

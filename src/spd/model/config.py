@@ -3,19 +3,21 @@ refinement stages, and one section for the model family, which sets the trunk an
 design. Named presets make JPPNet, S, SP, SD and SPD (and the CPU family's four variants) the same
 code with different settings; a YAML ``model:`` mapping names a preset and overrides its fields.
 
-Two families:
+Three families:
 
 * ``dilated``: JPPNet's graph. A dilated ResNet (output stride 8 by default) whose res4 and res5
   the heads read; JPPNet's heads (no batch norm, kernels up to 9x9).
 * ``fpn``: the CPU family. A ResNet encoder and a light top-down decoder to stride 4, compact heads
   with batch norm, for training from scratch on a CPU.
+* ``schp``: SCHP's network (deep-stem ResNet-101, pyramid pooling, edge module, decoder and
+  fusion head; parsing only), for SCHP's published weights (``spd convert schp``).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 
-from ..labels import keypoint_space, label_space
+from ..labels import PARSING_SPACES, keypoint_space, label_space
 from ..ops.errors import InputError, UnknownName
 from ..ops.renamed import renamed
 from ..tasks import NUM_DP_PARTS, task_names  # noqa: F401 (NUM_DP_PARTS: here too, where it was)
@@ -27,8 +29,8 @@ from ..ops.validation import require_choice
 TASKS = BUILT_IN  # the default model's tasks; a model may have any registered task (spd.tasks)
 LAYOUTS = ("caffe", "torchvision")
 HEAD_INITS = ("jppnet", "kaiming")
-PARSING_SPACES = ("lip", "atr")
 OUTPUT_STRIDES = (8, 16, 32)
+FAMILY_SECTIONS = ("dilated", "fpn", "schp")
 
 
 @dataclass(frozen=True)
@@ -73,6 +75,12 @@ class FPNConfig:
 
 
 @dataclass(frozen=True)
+class SCHPConfig:
+    """The schp family: SCHP's network as published (ResNet-101, its widths); nothing to choose.
+    Its parsing head has the classes of ``model.parsing_space``."""
+
+
+@dataclass(frozen=True)
 class ModelConfig:
     name: str = "spd"
     tasks: tuple[str, ...] = TASKS
@@ -87,6 +95,7 @@ class ModelConfig:
     parsing_space: str = "lip"  # label space of the parsing head: "lip" (20 classes) or "atr" (18)
     dilated: DilatedConfig | None = None
     fpn: FPNConfig | None = None
+    schp: SCHPConfig | None = None
     # Initial weights, used when training starts (never when a model file is loaded):
     backbone_weights: str | None = None  # the encoder's: "imagenet", a state-dict file or a TF checkpoint prefix
     init_from: str | None = None         # another SPD model's file: parameters matched by name
@@ -120,10 +129,14 @@ class ModelConfig:
         if not self.train_scales or self.train_scales[0] != 1.0 or min(self.train_scales) <= 0:
             raise InputError(f"model.train_scales must start with 1.0 (the fused output's size) and be positive, "
                              f"got {list(self.train_scales)}")
-        if (self.dilated is None) == (self.fpn is None):
-            raise InputError("model: give exactly one family section, model.dilated or model.fpn "
-                             f"(got {'both' if self.dilated else 'neither'}; to switch a preset's family, set "
-                             "the other section to null)")
+        given = [f for f in FAMILY_SECTIONS if getattr(self, f) is not None]
+        if len(given) != 1:
+            raise InputError(f"model: give exactly one family section, model.{', model.'.join(FAMILY_SECTIONS)} "
+                             f"(got {', '.join(given) or 'none'}; to switch a preset's family, set the other "
+                             "section to null)")
+        if self.schp is not None and (self.tasks != ("parsing",) or self.refine_stages != 1):
+            raise InputError(f"model: the schp family is SCHP's network, parsing with one refinement stage (its fusion "
+                             f"head); got tasks {list(self.tasks)}, refine_stages {self.refine_stages}")
 
     @property
     def num_joints(self) -> int:
@@ -135,7 +148,7 @@ class ModelConfig:
 
     @property
     def family(self) -> str:
-        return "dilated" if self.dilated is not None else "fpn"
+        return next(f for f in FAMILY_SECTIONS if getattr(self, f) is not None)
 
     @property
     def num_parsing_classes(self) -> int:
@@ -151,7 +164,7 @@ class ModelConfig:
         has a family section stands alone (a model file's record, a model written out in full);
         one without either starts from ``spd``."""
         name = doc.pop("preset", None)
-        if name is None and ("dilated" in doc or "fpn" in doc):
+        if name is None and any(f in doc for f in FAMILY_SECTIONS):
             return doc
         name = name or "spd"
         if name in cls.RETIRED_PRESETS:
@@ -185,6 +198,10 @@ PRESETS: dict[str, ModelConfig] = {
     # refinement stage, one scale, trained from scratch.
     **{f"cpu_{name}": ModelConfig(name=f"cpu_{name}", refine_stages=1, train_scales=(1.0,), fpn=FPNConfig(), **v)
        for name, v in _VARIANTS.items()},
+    # SCHP's network, for its published weights; spd convert schp sets the label space.
+    **{f"schp_{space}": ModelConfig(name=f"schp_{space}", tasks=("parsing",), feeds={}, refine_stages=1,
+                                    train_scales=(1.0,), parsing_space=space, schp=SCHPConfig())
+       for space in PARSING_SPACES},
 }
 
 

@@ -65,7 +65,7 @@ def jppnet_initial(task: str, features: dict[str, FeatureInfo], out_channels: in
 
 
 def jppnet_refine(task: str, input_channels: Sequence[int], feature_channels: int, out_channels: int,
-                  config: DilatedConfig) -> RefineBranch:
+                  config: DilatedConfig, features: dict[str, FeatureInfo] | None = None) -> RefineBranch:
     remap = max(8, round(JPPNET_HEADS["remap"] * config.width))
     remaps = [conv(c, remap, 1) for c in input_channels]
     trunk = ConvStack(remap * len(input_channels) + feature_channels, scaled(JPPNET_HEADS["refine_trunk"], config.width))
@@ -88,7 +88,7 @@ def compact_initial(task: str, features: dict[str, FeatureInfo], out_channels: i
 
 
 def compact_refine(task: str, input_channels: Sequence[int], feature_channels: int, out_channels: int,
-                   config: FPNConfig) -> RefineBranch:
+                   config: FPNConfig, features: dict[str, FeatureInfo] | None = None) -> RefineBranch:
     width, remap = config.head_width, max(8, config.head_width // 2)
     remaps = [conv_bn_relu(c, remap, 1) for c in input_channels]
     trunk = nn.Sequential(conv_bn_relu(remap * len(input_channels) + feature_channels, width, 1),

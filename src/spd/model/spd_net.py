@@ -18,6 +18,7 @@ from .config import ModelConfig
 from .heads import compact_initial, compact_refine, jppnet_initial, jppnet_refine
 from .normalisation import InputNormalisation
 from .outputs import ModelOutput, StageOutput
+from .schp import schp_initial, schp_refine, schp_trunk
 from .trunk import Trunk, dilated_trunk, fpn_trunk
 
 RECORD_VERSION = 2  # the layout of metadata(): 2 = nested family sections, trunk.* keys
@@ -27,11 +28,13 @@ RECORD_VERSION = 2  # the layout of metadata(): 2 = nested family sections, trun
 class Family:
     trunk: Callable[[ModelConfig], Trunk]
     initial: Callable          # (task, features, out_channels, family config) -> InitialBranch
-    refine: Callable           # (task, input channels, feature channels, out_channels, family config) -> RefineBranch
+    refine: Callable           # (task, input channels, feature channels, out_channels, family config,
+                               #  trunk's declared features) -> RefineBranch
 
 
 FAMILIES = {"dilated": Family(dilated_trunk, jppnet_initial, jppnet_refine),
-            "fpn": Family(fpn_trunk, compact_initial, compact_refine)}
+            "fpn": Family(fpn_trunk, compact_initial, compact_refine),
+            "schp": Family(schp_trunk, schp_initial, schp_refine)}
 
 
 def task_channels(config: ModelConfig) -> dict[str, int]:
@@ -64,7 +67,8 @@ class SPDNet(nn.Module):
         self.refine = nn.ModuleList()
         for _ in range(config.refine_stages):
             stage = nn.ModuleDict({t: family.refine(t, [channels[t]] + [channels[f] for f in config.feeders(t)],
-                                                    feature_channels[t], channels[t], section) for t in config.tasks})
+                                                    feature_channels[t], channels[t], section, features)
+                                   for t in config.tasks})
             feature_channels = {t: stage[t].feature_channels for t in config.tasks}
             self.refine.append(stage)
         if config.family == "dilated" and config.dilated.head_init == "kaiming":
@@ -98,7 +102,7 @@ class SPDNet(nn.Module):
             previous, outputs, new_features = stages[-1], {}, {}
             for task, branch in refine.items():
                 inputs = [previous[task]] + [previous[f] for f in self.config.feeders(task)]
-                outputs[task], new_features[task] = branch(inputs, features[task])
+                outputs[task], new_features[task] = branch(inputs, features[task], trunk)
             stages.append(outputs)
             features = new_features
         return stages

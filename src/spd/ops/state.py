@@ -27,9 +27,9 @@ def read_torch_file(path: Path | str, what: str = "PyTorch file", mmap: bool = F
         raise WeightsError(f"{path}: {what} not found")
     if path.stat().st_size == 0:
         raise WeightsError(f"{path}: the {what} is empty (0 bytes)")
-    if not zipfile.is_zipfile(path):  # what torch.save writes
-        raise WeightsError(f"{path}: not a {what} (not the zip archive torch.save writes: truncated, or another "
-                           "kind of file)")
+    if not zipfile.is_zipfile(path) and not _legacy_torch_file(path):
+        raise WeightsError(f"{path}: not a {what} (neither the zip archive torch.save writes nor its pre-1.6 "
+                           "format: truncated, or another kind of file)")
     try:
         return torch.load(path, map_location="cpu", weights_only=True, mmap=mmap)
     except pickle.UnpicklingError:
@@ -37,6 +37,16 @@ def read_torch_file(path: Path | str, what: str = "PyTorch file", mmap: bool = F
                            "are not loaded (loading them could run code)") from None
     except Exception as err:  # torch raises several types for a truncated or damaged archive
         raise WeightsError(f"{path}: cannot read the {what} ({type(err).__name__}; damaged or truncated?)") from None
+
+
+# torch.save's format before PyTorch 1.6 (SCHP's published files, for one) starts with its magic
+# number pickled at protocol 2.
+_LEGACY_MAGIC = b"\x80\x02\x8a\x0al\xfc\x9cF\xf9 j\xa8P\x19."
+
+
+def _legacy_torch_file(path: Path) -> bool:
+    with open(path, "rb") as f:
+        return f.read(len(_LEGACY_MAGIC)) == _LEGACY_MAGIC
 
 
 def unwrap_state_dict(obj: Any, source: Path | str) -> dict[str, torch.Tensor]:

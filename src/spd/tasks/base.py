@@ -177,8 +177,9 @@ class Task:
         return None
 
     def kernel(self, output: str, protocol) -> str:
-        """How ``output`` is resized to the photo: ``bilinear``, or TF1's ``tf_bilinear`` / ``tf_nearest``."""
-        return "tf_bilinear" if protocol.interpolation == "tf_legacy" else "bilinear"
+        """How ``output`` is resized to the photo: ``bilinear``, TF1's ``tf_bilinear`` / ``tf_nearest``,
+        or SCHP's ``affine`` (see :class:`~spd.inference.resized.ResizedSum`)."""
+        return {"tf_legacy": "tf_bilinear", "align_corners": "affine"}.get(protocol.interpolation, "bilinear")
 
     def kept_apart(self, output: str, protocol) -> bool:
         """Whether the mirror view's map is resized before it is added (TF1's legacy resizes are

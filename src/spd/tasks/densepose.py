@@ -101,9 +101,10 @@ class DensePose(Task):
         return label_space("densepose").flip_permutation if output == "dp_index" else None
 
     def kernel(self, output, protocol):
-        # U, V are resized half-pixel bilinearly under every protocol: TF1's legacy resizes belong
-        # to JPPNet's evaluation, which has no DensePose.
-        return "bilinear" if output == "dp_uv" else super().kernel(output, protocol)
+        # U, V are never resized with TF1's legacy resizes: they belong to JPPNet's evaluation,
+        # which has no DensePose.
+        legacy = output == "dp_uv" and protocol.interpolation == "tf_legacy"
+        return "bilinear" if legacy else super().kernel(output, protocol)
 
     def decode(self, maps, protocol, return_probs):
         index = argmax_labels(maps["dp_index"])
