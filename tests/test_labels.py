@@ -67,6 +67,17 @@ def test_shared_and_super_mappings():
     assert all(sup.lut("lip")[c] != 255 for c in range(20))  # every LIP class has a super-class
 
 
+def test_the_parts_mapping_joins_pascal_to_lip_and_atr():
+    parts = load_mapping("parts")
+    assert parts.classes == ("background", "head", "torso", "arms", "legs")
+    pascal, lip, atr = (parts.lut(s) for s in ("pascal", "lip", "atr"))
+    assert all(pascal[c] != 255 for c in range(7))  # every Pascal class has its part
+    assert pascal[3] == pascal[4] == lip[14] == lip[15] == atr[14] == parts.classes.index("arms")  # upper + lower
+    assert lip[6] == lip[10] == atr[7] == 255  # a dress spans torso and legs: left out
+    by_name = {label_space("lip").classes[c]: parts.classes[lip[c]] for c in range(20) if lip[c] != 255}
+    assert by_name["Face"] == "head" and by_name["Pants"] == "legs" and by_name["Coat"] == "torso"
+
+
 def test_user_mapping_file(tmp_path):
     path = tmp_path / "m.yaml"
     path.write_text("mine:\n  name: two\n  groups:\n    - {name: bg, lip: [0], atr: [0]}\n"

@@ -82,7 +82,7 @@ def test_bad_requests_are_refused_before_any_work(tmp_path, checkpoint, capsys):
     parsing_only = write_checkpoint(tmp_path / "s.ckpt", [*TINY, "model.preset=cpu_s"])
     Image.new("RGB", (20, 30)).save(tmp_path / "p.png")
     cases = [([str(parsing_only), str(tmp_path / "p.png"), "--outputs", "keypoints"], "the model has no pose branch"),
-             ([str(checkpoint), str(tmp_path / "p.png"), "--outputs", "mask"], "unknown output 'mask'"),
+             ([str(checkpoint), str(tmp_path / "p.png"), "--outputs", "halo"], "unknown output 'halo'"),
              ([str(checkpoint), str(tmp_path / "p.png"), "--labels", "lip"], "maps atr classes"),
              ([str(checkpoint), str(tmp_path / "p.png"), "--labels", str(tmp_path / "none.yaml")], "neither a built-in"),
              ([str(tmp_path / "p.png"), str(tmp_path / "p.png")], "p.png: not a checkpoint (neither the zip archive")]
@@ -137,3 +137,44 @@ def test_video_gives_an_overlay_video_and_keypoints_per_frame(tmp_path, checkpoi
         frames = list(video.decode(stream))
         assert len(frames) == 7 and stream.average_rate == 12 and frames[0].width >= 96
     assert not (out / "bad_overlay.mp4").exists() and not list(out.glob(".*"))
+
+
+def test_mask_of_named_sets_and_classes_grown_by_pixels(tmp_path, checkpoint, capsys):
+    from spd.labels.masks import parse_mask
+
+    rng = np.random.default_rng(3)
+    (tmp_path / "in").mkdir()
+    Image.fromarray(rng.integers(0, 256, (40, 30, 3), dtype=np.uint8)).save(tmp_path / "in" / "a.png")
+    out = tmp_path / "out"
+    assert main(["predict", str(checkpoint), str(tmp_path / "in"), "--out", str(out), "--device", "cpu",
+                 "--mask", "Upper-body,face,hair", "--mask-dilate", "2", "--outputs", "parsing,mask"]) == 0
+    parsing = np.asarray(Image.open(out / "a_parsing.png"))
+    mask = np.asarray(Image.open(out / "a_mask.png"))
+    assert set(np.unique(mask)) <= {0, 255} and mask.shape == parsing.shape
+    ids = parse_mask("upper-body,face,hair", "lip").classes
+    assert ids == (2, 3, 5, 7, 13, 14, 15)  # hair, glove, upper-clothes, coat, face, left and right arm
+    inside = np.isin(parsing, ids)
+    assert inside.any() and not inside.all()
+    # Grown by 2: every pixel within 2 rows and 2 columns of a class pixel, and no other.
+    ys, xs = np.nonzero(inside)
+    grid_y, grid_x = np.mgrid[:40, :30]
+    near = np.zeros_like(inside)
+    for y, x in zip(ys, xs):
+        near |= (abs(grid_y - y) <= 2) & (abs(grid_x - x) <= 2)
+    assert np.array_equal(mask == 255, near)
+    for args, message in ((["--mask", "shirt"], "--mask 'shirt': neither a set (upper-body, lower-body, dresses, "
+                                                "person) nor a class of the model's lip label space"),
+                          (["--mask-dilate", "3"], "--mask-dilate grows the --mask: give --mask too"),
+                          (["--outputs", "mask"], "--outputs mask needs --mask")):
+        assert main(["predict", str(checkpoint), str(tmp_path / "in"), "--out", str(tmp_path / "x"), *args]) == 2
+        assert message in capsys.readouterr().err
+
+
+def test_every_mask_set_names_classes_of_every_parsing_space():
+    from spd.labels import PARSING_SPACES
+    from spd.labels.masks import mask_sets, parse_mask
+
+    for name, by_space in mask_sets().items():
+        assert set(by_space) == set(PARSING_SPACES), name
+        for space, classes in by_space.items():
+            assert len(parse_mask(name, space).classes) == len(classes), (name, space)

@@ -48,7 +48,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
     p = sub.add_parser("predict", help="run a trained model on images, folders, globs and videos",
                        description="Writes, per image, NAME_parsing.png (class ids, the model's label-space palette), NAME_labels.png "
-                                   "(with --labels), NAME_keypoints.json, NAME_iuv.png and NAME_overlay.jpg; per "
+                                   "(with --labels), NAME_mask.png (with --mask), NAME_keypoints.json, NAME_iuv.png and NAME_overlay.jpg; per "
                                    "video, NAME_overlay.mp4 and NAME_keypoints.json with one entry per frame.")
     p.add_argument("checkpoint", type=Path, help="a training checkpoint (.ckpt) or exported weights (.safetensors)")
     p.add_argument("inputs", nargs="+", help="image or video files, folders (searched recursively) or glob patterns")
@@ -57,6 +57,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                                                    "(default: every one the model's tasks allow)")
     p.add_argument("--labels", default=None, metavar="SET",
                    help="also write NAME_labels.png relabelled to a built-in set (atr, lip) or a YAML file")
+    p.add_argument("--mask", default=None, metavar="CLASSES",
+                   help="also write NAME_mask.png (0 / 255) of these classes of the model's label space and named "
+                        "sets, comma-separated: upper-body, lower-body, dresses (try-on's garment regions), person; "
+                        "e.g. --mask upper-body,scarf")
+    p.add_argument("--mask-dilate", type=int, default=0, metavar="PX", help="grow the mask by this many pixels")
     p.add_argument("--min-score", type=number(0, 1), default=0.2, help="joints below this score are not drawn (0..1)")
     p.add_argument("--batch-size", type=COUNT, default=4)
     p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
@@ -66,6 +71,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
+    from ..labels.masks import parse_mask
     from ..labels.relabel import load_relabel
     from ..predict import Predictor
     from ..predict.files import predict_files
@@ -85,8 +91,11 @@ def cmd_predict(args: argparse.Namespace) -> int:
         raise InputError(f"--labels {args.labels}: maps {relabel.source} classes, but the model predicts "
                          f"{config.parsing_space} classes")
     requested = [k.strip() for k in args.outputs.split(",") if k.strip()] if args.outputs else None
-    kinds = choose_kinds(requested, config.tasks, relabel)
-    spec = OutputSpec(kinds, config.parsing_space, relabel, args.min_score)
+    mask = parse_mask(args.mask, config.parsing_space, args.mask_dilate) if args.mask else None
+    if mask is None and args.mask_dilate:
+        raise InputError("--mask-dilate grows the --mask: give --mask too")
+    kinds = choose_kinds(requested, config.tasks, relabel, mask)
+    spec = OutputSpec(kinds, config.parsing_space, relabel, args.min_score, mask=mask)
 
     plans = []
     for item in items:

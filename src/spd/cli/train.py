@@ -12,7 +12,7 @@ from tqdm import tqdm
 from ..config import load_config
 from ..data.detect import open_dataset
 from ..evaluation.evaluate import BATCH_SIZE
-from ..labels import load_mapping
+from ..labels import PARSING_SPACES, load_mapping
 from ..ops.errors import InputError
 from .args import integer
 from .predict import add_test_time_flags, test_time_overrides
@@ -43,12 +43,13 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("evaluate", help="evaluate a checkpoint, or saved predictions, on a dataset split")
     p.add_argument("checkpoint", type=Path, nargs="?", help="a training checkpoint (omit with --predictions)")
     p.add_argument("--predictions", type=Path, default=None, help="folder of <id>.png parsing predictions of any method")
-    p.add_argument("--pred-space", choices=("lip", "atr"), default=None, help="label space of --predictions (default: the data's)")
+    p.add_argument("--pred-space", choices=PARSING_SPACES, default=None, help="label space of --predictions (default: the data's)")
     p.add_argument("--data", type=Path, required=True)
     p.add_argument("--split", default="val")
     p.add_argument("--densepose", type=Path, default=None)
     add_test_time_flags(p)
-    p.add_argument("--map", choices=("shared", "super"), default=None, help="cross-dataset label mapping")
+    p.add_argument("--map", choices=("shared", "super", "parts"), default=None,
+                   help="cross-dataset label mapping (parts: a Pascal-Person-Part model on LIP or ATR data)")
     p.add_argument("--mapping", type=Path, default=None, help="a mapping YAML file (default: the shipped LIP-ATR one)")
     p.add_argument("--out", type=Path, default=None,
                    help="output folder (default: RUN/eval/<checkpoint>_<data>_<split>[_map-M], or beside a "

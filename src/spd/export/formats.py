@@ -98,7 +98,7 @@ def export_model(model: SPDNet, protocol: EvalConfig, fmt: str, path: Path | str
                          f"its input size (a batch of 2), at most {MAX_EXPORT_PIXELS / 1e6:.1f} megapixels (2048 x "
                          "2048). ONNX and safetensors files run at any size: export at the model's own input size")
     model = copy.deepcopy(model).cpu().eval()  # the caller's model stays where it is
-    wrapper = ExportWrapper(model, protocol.stages)
+    wrapper = ExportWrapper(model, protocol.stages).eval()  # eval as a whole: dropout must not be traced
     meta = metadata(model, protocol, experiment, fmt)
     example = example_input(protocol)
     # Under a temporary name until the check has passed: a failed or interrupted check leaves nothing.

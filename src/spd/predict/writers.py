@@ -3,6 +3,7 @@ own (:attr:`spd.tasks.Task.writers`); the built-in ones:
 
 * ``NAME_parsing.png``   class ids, palettised with the label space's colours (LIP tools' format)
 * ``NAME_labels.png``    the same relabelled through ``--labels`` (ATR ids or a user's label set)
+* ``NAME_mask.png``      0 / 255: the pixels of the ``--mask`` classes (try-on's garment region)
 * ``NAME_keypoints.json`` the 16 joints as x, y, score triplets in original-image pixels
 * ``NAME_iuv.png``        DensePose (I, 255 U, 255 V), full image
 
@@ -20,6 +21,7 @@ import torch
 import torch.nn.functional as F
 
 from ..data.image_io import write_image
+from ..labels.masks import MaskSpec
 from ..labels.relabel import Relabel
 from ..ops.errors import InputError
 from ..tasks import get_task, task_names
@@ -48,14 +50,17 @@ class OutputSpec:
     relabel: Relabel | None = None
     min_score: float = 0.2          # joints drawn in the overlay
     overlay_max_side: int = 2048    # larger overlays are drawn downscaled
+    mask: MaskSpec | None = None
 
 
-def choose_kinds(requested: list[str] | None, tasks: tuple[str, ...], relabel: Relabel | None) -> tuple[str, ...]:
+def choose_kinds(requested: list[str] | None, tasks: tuple[str, ...], relabel: Relabel | None,
+                 mask: MaskSpec | None = None) -> tuple[str, ...]:
     """The requested kinds (all that the model's tasks allow when None). Asking for an output the
     model cannot make is an error."""
     own = kinds_of(tasks)
     if requested is None:
-        return tuple(k for k, (_, w) in own.items() if relabel or not w.needs_relabel) + (OVERLAY,)
+        return tuple(k for k, (_, w) in own.items() if (relabel or not w.needs_relabel) and (mask or not w.needs_mask)
+                     ) + (OVERLAY,)
     every, known = kinds_of(task_names()), all_kinds()
     for kind in requested:
         if kind not in known:
@@ -64,6 +69,8 @@ def choose_kinds(requested: list[str] | None, tasks: tuple[str, ...], relabel: R
             raise InputError(f"--outputs {kind}: the model has no {every[kind][0]} branch (its tasks: {', '.join(tasks)})")
         if kind != OVERLAY and own[kind][1].needs_relabel and relabel is None:
             raise InputError(f"--outputs {kind} needs --labels (a built-in label set or a YAML file)")
+        if kind != OVERLAY and own[kind][1].needs_mask and mask is None:
+            raise InputError(f"--outputs {kind} needs --mask (class names or a set name)")
     return tuple(dict.fromkeys(requested))
 
 

@@ -134,7 +134,7 @@ class DemoApp:
         # The files `spd predict` writes of each of the model's tasks (each task declares its own).
         with tempfile.TemporaryDirectory(prefix="spd_serve_") as folder:
             for kind, (_, writer) in kinds_of(self.predictor.model.config.tasks).items():
-                if writer.needs_relabel:
+                if writer.needs_relabel or writer.needs_mask:  # options of spd predict
                     continue
                 path = Path(folder) / f"image{writer.suffix}"
                 writer.write(path, result, OutputSpec((kind,), space))

@@ -50,6 +50,7 @@ class Writer:
     suffix: str
     write: Callable[[Path, Any, Any], None]
     needs_relabel: bool = False    # only with ``--labels`` (a label set to map the classes to)
+    needs_mask: bool = False       # only with ``--mask`` (the classes of a binary mask)
     label: str = ""                # what the web page's download link says (default: the kind)
 
 

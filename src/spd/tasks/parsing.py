@@ -88,7 +88,7 @@ class ParsingMetric(TaskMetric):
         mapping = scoring.mapping
         if mapping is None and scoring.model_space != scoring.data_space:
             raise InputError(f"a {scoring.model_space} model on {scoring.data_space} data needs a label mapping "
-                             "(--map shared|super)")
+                             "(--map shared|super|parts)")
         self.mapping = mapping
         self.classes = mapping.classes if mapping else label_space(scoring.data_space).classes
         self.pred_lut = torch.from_numpy(mapping.lut(scoring.model_space)).long() if mapping else None
@@ -135,13 +135,32 @@ def _write_labels(path, prediction, spec) -> None:
     write_label(path, spec.relabel.apply(prediction.parsing.numpy()), spec.relabel.palette)
 
 
+def class_mask(labels: torch.Tensor, classes: tuple[int, ...], dilate: int = 0) -> torch.Tensor:
+    """Class ids [H, W] -> bool [H, W]: the pixels of ``classes``, grown by ``dilate`` pixels (a
+    square of side 2 dilate + 1, as two 1-d max filters: linear in the radius)."""
+    mask = torch.isin(labels, torch.tensor(classes, dtype=labels.dtype, device=labels.device))
+    if dilate > 0 and mask.any():
+        x = mask[None, None].float()
+        k = 2 * dilate + 1
+        x = F.max_pool2d(x, (1, k), stride=1, padding=(0, dilate))
+        x = F.max_pool2d(x, (k, 1), stride=1, padding=(dilate, 0))
+        mask = x[0, 0] > 0
+    return mask
+
+
+def _write_mask(path, prediction, spec) -> None:
+    mask = class_mask(prediction.parsing, spec.mask.classes, spec.mask.dilate)
+    write_label(path, mask.to(torch.uint8) * 255)
+
+
 class Parsing(Task):
     name = "parsing"
     outputs = (Output("parsing", "mean", "[B, C, h, w] parsing logits (C classes of the label space)"),)
     terms = ("parsing",)
     jppnet_head = "fc1_human"
     writers = {"parsing": Writer("_parsing.png", _write_parsing, label="parsing (class ids)"),
-               "labels": Writer("_labels.png", _write_labels, needs_relabel=True)}
+               "labels": Writer("_labels.png", _write_labels, needs_relabel=True),
+               "mask": Writer("_mask.png", _write_mask, needs_mask=True, label="mask (0 / 255)")}
     columns = (Column("pixel acc", ("pixel_accuracy",)), Column("mean acc", ("mean_accuracy",)),
                Column("mIoU", ("miou",)))
 
