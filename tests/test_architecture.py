@@ -17,7 +17,7 @@ LAYERS = [
     ["data"],
     ["metrics"],
     ["tasks"],
-    ["model", "vis"],
+    ["model", "vis", "densepose_rcnn"],
     ["losses"],
     ["inference"],
     ["config", "weights"],

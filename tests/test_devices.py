@@ -67,7 +67,9 @@ def test_every_writer_takes_tensors_on_a_device(tmp_path, predictor):
     tensor used to abort the run there)."""
     image = torch.randint(0, 256, (3, 2100, 40), dtype=torch.uint8)
     prediction = _on_device(predictor(image))
-    spec = OutputSpec(tuple(k for k in all_kinds() if k != "labels"), "lip")
+    from spd.labels.masks import parse_mask
+
+    spec = OutputSpec(tuple(k for k in all_kinds() if k != "labels"), "lip", mask=parse_mask("upper-body", "lip", 3))
     paths = output_paths(tmp_path, "x", spec.kinds)
     write_outputs(prediction, OnDevice.wrap(image), paths, spec)
     assert all(p.is_file() for p in paths.values())

@@ -89,3 +89,13 @@ def test_user_mapping_file(tmp_path):
         load_mapping("mine", path)
     with pytest.raises(KeyError, match="nope"):
         load_mapping("nope", path)
+
+
+def test_a_mapping_without_the_models_space_is_refused_not_scored_zero():
+    from spd.ops.errors import InputError
+    from spd.tasks.base import Scoring
+    from spd.tasks.parsing import ParsingMetric
+
+    with pytest.raises(InputError, match=r"mapping 'lip-atr-shared' has no pascal classes .* \(--map parts\)"):
+        ParsingMetric(Scoring("pascal", "lip", load_mapping("shared")))
+    assert ParsingMetric(Scoring("pascal", "atr", load_mapping("parts"))).classes[1] == "head"

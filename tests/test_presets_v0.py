@@ -66,7 +66,7 @@ def test_predictor_and_export_give_what_they_gave_before(name):
     model, entry = _old_model(name)
     image = reference_image(*FIXTURE["image"][:2])
     settings = {k: tuple(v) if isinstance(v, list) else v for k, v in entry["predictor"]["settings"].items()}
-    result = Predictor(model, EvalConfig(**settings), device="cpu")(image).to_numpy()
+    result = Predictor(model, EvalConfig(**settings), device="cpu", precision="32")(image).to_numpy()  # as recorded
     for key, want in entry["predictor"].items():
         if key != "settings":
             _close(torch.from_numpy(result[key]).float(), want, f"{name} predictor {key}")
@@ -86,6 +86,6 @@ def test_a_weights_file_written_before_loads_and_predicts_the_same(tmp_path):
               metadata={"format": "spd-weights/1", "model": json.dumps(entry["record"]), "eval": json.dumps(settings)})
     loaded = load_checkpoint(path)
     assert asdict(loaded.protocol)["flip"] == settings["flip"]
-    result = Predictor(loaded.model, loaded.protocol, device="cpu")(reference_image(*FIXTURE["image"][:2])).to_numpy()
+    result = Predictor(loaded.model, loaded.protocol, device="cpu", precision="32")(reference_image(*FIXTURE["image"][:2])).to_numpy()
     _close(torch.from_numpy(result["parsing"]).float(), entry["predictor"]["parsing"], "old file parsing")
     assert sorted(loaded.model.state_dict()) == sorted(upgrade(entry["record"], state, "x")[1])

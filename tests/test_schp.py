@@ -155,3 +155,18 @@ def test_training_the_schp_family_is_refused_with_the_reason(tmp_path):
     (tmp_path / "schp.yaml").write_text("model: {preset: schp_lip}\n")
     with pytest.raises(SPDError, match="spd does not train it"):
         load_config(tmp_path / "schp.yaml", [])
+
+
+def test_a_one_pixel_wide_photo_is_placed_as_schp_places_it():
+    from spd.inference.placement import affine_placement
+
+    # SCHP widens the box [0, 0, 0, 1] to the canvas's aspect ratio: 0.5 wide, 1 high on a 64 x 32
+    # canvas, so the factor is 31 / 0.5 = 62.
+    assert affine_placement(2, 1, (64, 32)).factor == 62.0
+    assert affine_placement(1, 1, (64, 32)).factor == 31.0  # no extent: any factor; SCHP divides by zero
+
+
+def test_model_summary_describes_the_schp_family(capsys):
+    assert spd_main(["model", "summary", "schp_pascal"]) == 0
+    out = capsys.readouterr().out
+    assert "SCHP's deep-stem ResNet-101" in out and "edge_feature (768 ch, stride 4)" in out

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
 from tqdm import tqdm
@@ -68,6 +69,36 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--images", type=Path, required=True, help="folder of the images the dump was made from")
     p.add_argument("--out", type=Path, required=True)
     p.set_defaults(func=cmd_import_densepose)
+    p = cmds.add_parser("densepose", help="DensePose pseudo-labels: DensePose R-CNN over a folder of images, no detectron2",
+                        description="Runs a chart-based DensePose R-CNN of detectron2's model zoo (e.g. R50-FPN s1x, "
+                                    "model_final_162be9.pkl) over the images and writes OUT/<id>.png (I, 255U, 255V) "
+                                    "of the top-scoring person of each, as import-densepose does. Resumable; --shard "
+                                    "i/n splits the images between processes.")
+    p.add_argument("images", type=Path, help="folder of images (e.g. data/LIP/TrainVal_images)")
+    p.add_argument("--weights", type=Path, required=True, help="the model zoo's .pkl (read as numpy arrays only)")
+    p.add_argument("--out", type=Path, required=True)
+    p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
+    p.add_argument("--shard", default="0/1", metavar="I/N", help="this process's share: every N-th image from the I-th")
+    p.add_argument("--min-score", type=number(0, 1), default=0.05,
+                   help="detections below this score are dropped (apply_net.py dump's default, 0.05)")
+    p.set_defaults(func=cmd_densepose)
+
+
+def cmd_densepose(args: argparse.Namespace) -> int:
+    from ..densepose_rcnn import load_detector
+    from ..densepose_rcnn.pseudo_labels import densepose_pseudo_labels, image_count, no_person_file, parse_shard
+    from ..ops.devices import torch_device
+
+    shard = parse_shard(args.shard)
+    total = image_count(args.images, shard)  # an empty folder fails before the weights load
+    model = load_detector(args.weights, score_thresh=args.min_score).to(torch_device(args.device))
+    with tqdm(total=total, desc="densepose", unit="img", disable=None) as bar:
+        result = densepose_pseudo_labels(model, args.images, args.out, shard, bar.update)
+    print(f"{len(result.written)} IUV maps written to {args.out}; {len(result.no_person)} images with no person "
+          f"(listed in {no_person_file(args.out, shard)}); {result.skipped} done before; {len(result.failed)} failed")
+    for path, why in result.failed:
+        print(f"spd data densepose: failed {path}: {why}", file=sys.stderr)
+    return 1 if result.failed else 0
 
 
 def cmd_synth(args: argparse.Namespace) -> int:

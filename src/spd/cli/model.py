@@ -22,9 +22,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 def cmd_summary(args: argparse.Namespace) -> int:
     config = preset(args.preset)
     model = SPDNet(config)
-    trunk = (f"{config.fpn.encoder} + top-down decoder ({config.fpn.decoder_width} ch), heads {config.fpn.head_width} ch"
-             if config.family == "fpn" else
-             f"dilated ResNet-{config.dilated.depth} ({config.dilated.layout} layout), head width x{config.dilated.width}")
+    trunk = {"fpn": lambda: f"{config.fpn.encoder} + top-down decoder ({config.fpn.decoder_width} ch), heads "
+                           f"{config.fpn.head_width} ch",
+             "dilated": lambda: f"dilated ResNet-{config.dilated.depth} ({config.dilated.layout} layout), head width "
+                               f"x{config.dilated.width}",
+             "schp": lambda: "SCHP's deep-stem ResNet-101 + pyramid pooling + edge module, decoder and fusion head"
+             }[config.family]()
     features = ", ".join(f"{f.name} ({f.channels} ch, stride {f.stride})" for f in model.trunk.feature_info)
     print(f"preset {config.name}: tasks {', '.join(config.tasks)}; {trunk}; trunk features {features}; "
           f"{config.refine_stages} refinement stages, training scales {list(config.train_scales)}")

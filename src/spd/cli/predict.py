@@ -30,11 +30,13 @@ def add_test_time_flags(p: argparse.ArgumentParser) -> None:
                         "model on this machine (GPUs; CPUs with AMX, measured once and remembered), else float32")
     g.add_argument("--stages", choices=("all", "final"), default=None)
     g.add_argument("--resize", choices=RESIZE_POLICIES, default=None,
-                   help="squash to the input size (JPPNet) or letterbox (keeps the aspect ratio)")
+                   help="squash to the input size (JPPNet), letterbox (keeps the aspect ratio) or affine (SCHP's crop; "
+                        "with --interpolation align_corners, and only with it)")
     g.add_argument("--pose-decoder", choices=POSE_DECODERS, default=None,
                    help="subpixel (bilinear heatmaps, refined peak), argmax, or jppnet (the official evaluation)")
     g.add_argument("--interpolation", choices=INTERPOLATIONS, default=None,
-                   help="resizes to the network and back: half_pixel, or tf_legacy (as JPPNet's evaluation)")
+                   help="resizes to the network and back: half_pixel, tf_legacy (as JPPNet's evaluation) or "
+                        "align_corners (SCHP's, with --resize affine)")
 
 
 def test_time_overrides(args: argparse.Namespace) -> dict[str, Any]:

@@ -65,6 +65,9 @@ def dataset_of(state: dict[str, torch.Tensor], path: Path | str, dataset: str | 
     if HEAD not in state:
         raise WeightsError(f"{path}: not an SCHP checkpoint: no {HEAD!r} (SCHP's parsing head; the file has "
                            f"{len(state)} tensors, the first {sorted(state)[:3]})")
+    if state[HEAD].dim() != 4:
+        raise WeightsError(f"{path}: not an SCHP checkpoint: {HEAD!r} has shape {tuple(state[HEAD].shape)}, "
+                           "expected [classes, 256, 1, 1]")
     classes = int(state[HEAD].shape[0])
     fits = [d for d in DATASETS if label_space(d).num_classes == classes]
     if dataset is None:

@@ -92,8 +92,8 @@ def affine_placement(height: int, width: int, canvas: tuple[int, int]) -> Affine
     box_w, box_h = width - 1, height - 1
     if box_w < aspect * box_h:
         box_w = box_h * aspect
-    # A 1-pixel image has no extent: any factor maps it to the centre.
-    return AffinePlacement(height, width, canvas, (canvas[1] - 1) / max(box_w, 1.0))
+    # A 1 x 1 image has no extent (SCHP divides by zero): any factor maps it to the centre.
+    return AffinePlacement(height, width, canvas, (canvas[1] - 1) / (box_w if box_w > 0 else 1.0))
 
 
 def pixel_grid(y: torch.Tensor, x: torch.Tensor, size: tuple[int, int], pointwise: bool = False) -> torch.Tensor:

@@ -24,7 +24,10 @@ NETWORK_PRECISIONS = ("32", "bf16")
 
 
 def protocol_dict(protocol: EvalConfig) -> dict:
-    return {**asdict(protocol), "resolution": "original (logits resized bilinearly, align_corners=False, then argmax)",
+    resize = {"tf_legacy": "TensorFlow 1's legacy resize", "align_corners": "upsampled to the canvas "
+              "(align_corners=True), warped back bilinearly (SCHP's)"}.get(protocol.interpolation,
+                                                                           "resized bilinearly, align_corners=False")
+    return {**asdict(protocol), "resolution": f"original (logits {resize}, then argmax)",
             "metric": "one confusion matrix over the whole set; classes absent from both sides are skipped (nan-mean)"}
 
 

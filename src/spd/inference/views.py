@@ -31,7 +31,7 @@ class Views:
 
 
 def canvas_size(protocol: EvalConfig, scale: float) -> tuple[int, int]:
-    size = (int if protocol.interpolation == "tf_legacy" else round)  # JPPNet truncates
+    size = (int if protocol.interpolation in ("tf_legacy", "align_corners") else round)  # JPPNet and SCHP truncate
     return max(8, size(protocol.input_size[0] * scale)), max(8, size(protocol.input_size[1] * scale))
 
 

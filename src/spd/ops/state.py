@@ -33,8 +33,10 @@ def read_torch_file(path: Path | str, what: str = "PyTorch file", mmap: bool = F
     try:
         return torch.load(path, map_location="cpu", weights_only=True, mmap=mmap)
     except pickle.UnpicklingError:
+        # A truncated file in the pre-1.6 format also ends in a refused pickle instruction.
+        damaged = " (or it is truncated)" if not zipfile.is_zipfile(path) else ""
         raise WeightsError(f"{path}: not a {what}: it holds Python objects other than tensors and plain data, which "
-                           "are not loaded (loading them could run code)") from None
+                           f"are not loaded (loading them could run code){damaged}") from None
     except Exception as err:  # torch raises several types for a truncated or damaged archive
         raise WeightsError(f"{path}: cannot read the {what} ({type(err).__name__}; damaged or truncated?)") from None
 

@@ -89,6 +89,13 @@ class ParsingMetric(TaskMetric):
         if mapping is None and scoring.model_space != scoring.data_space:
             raise InputError(f"a {scoring.model_space} model on {scoring.data_space} data needs a label mapping "
                              "(--map shared|super|parts)")
+        if mapping is not None:
+            spaces = {space for group in mapping.groups for space in group.members}
+            lacking = [s for s in (scoring.model_space, scoring.data_space) if s not in spaces]
+            if lacking:
+                raise InputError(f"label mapping {mapping.name!r} has no {lacking[0]} classes (it maps "
+                                 f"{', '.join(sorted(spaces))}); a {lacking[0]} model or data needs a mapping that "
+                                 "does" + (" (--map parts)" if lacking[0] == "pascal" else ""))
         self.mapping = mapping
         self.classes = mapping.classes if mapping else label_space(scoring.data_space).classes
         self.pred_lut = torch.from_numpy(mapping.lut(scoring.model_space)).long() if mapping else None

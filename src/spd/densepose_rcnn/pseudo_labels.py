@@ -1,0 +1,94 @@
+"""``spd data densepose``: DensePose R-CNN over a folder of images -> the IUV PNGs training reads,
+the files and the rule of ``spd data import-densepose`` (the top-scoring person of each image,
+pasted at its box: :func:`spd.data.densepose_dump.paste_chart`).
+
+Resumable: an image whose IUV file exists, or that an earlier run found no person in, is not
+predicted again, and each file appears under its name only once complete. ``shard=(i, n)`` takes
+every n-th image from the i-th (sorted by name), so that n processes, GPUs or cluster jobs split
+one folder; each shard lists its images without a person in its own file.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ..data.densepose_dump import paste_chart
+from ..data.errors import DataError
+from ..data.image_io import read_image, write_iuv
+from ..data.reader import IMAGE_SUFFIXES, index_files
+from ..ops.errors import InputError
+from .detector import DensePoseRCNN
+
+
+@dataclass
+class PseudoLabels:
+    written: list[str] = field(default_factory=list)      # image ids given an IUV file by this run
+    no_person: list[str] = field(default_factory=list)    # ids with no detection (this run)
+    failed: list[tuple[str, str]] = field(default_factory=list)  # (image path, why)
+    skipped: int = 0                                       # done by an earlier run
+
+
+def parse_shard(text: str) -> tuple[int, int]:
+    """``"i/n"`` (0 <= i < n) -> (i, n)."""
+    try:
+        i, n = (int(part) for part in text.split("/"))
+    except ValueError:
+        raise InputError(f"--shard {text!r}: expected i/n, e.g. 0/4 for the first of four") from None
+    if not 0 <= i < n:
+        raise InputError(f"--shard {text!r}: i/n needs 0 <= i < n")
+    return i, n
+
+
+def no_person_file(out: Path, shard: tuple[int, int]) -> Path:
+    return out / ("no_detection.txt" if shard[1] == 1 else f"no_detection.{shard[0]}-of-{shard[1]}.txt")
+
+
+def shard_ids(images: Path, shard: tuple[int, int]) -> dict[str, Path]:
+    files = index_files(Path(images), IMAGE_SUFFIXES)
+    if not files:
+        raise DataError(images, f"no images ({', '.join(IMAGE_SUFFIXES)}) in this folder")
+    return {k: files[k] for k in sorted(files)[shard[0]::shard[1]]}
+
+
+def densepose_pseudo_labels(model: DensePoseRCNN, images: Path | str, out: Path | str,
+                            shard: tuple[int, int] = (0, 1), tick: Callable[[int], None] | None = None) -> PseudoLabels:
+    """Writes ``out/<id>.png`` (I, 255 U, 255 V) for the images of ``images`` in this shard."""
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    todo = shard_ids(Path(images), shard)
+    listed = no_person_file(out, shard)
+    earlier = set(listed.read_text(encoding="utf-8").split()) if listed.is_file() else set()
+    result = PseudoLabels()
+    device = next(model.parameters()).device
+    with open(listed, "a", encoding="utf-8") as no_person:
+        for key, path in todo.items():
+            target = out / f"{key}.png"
+            if target.is_file() or key in earlier:
+                result.skipped += 1
+            else:
+                try:
+                    image = read_image(path)
+                except (DataError, OSError, ValueError) as err:
+                    result.failed.append((str(path), str(err)))
+                else:
+                    found = model.detect(image.to(device), charts=1)  # the top-scoring person only
+                    if len(found.scores) == 0:
+                        no_person.write(f"{key}\n")
+                        no_person.flush()  # a killed run keeps what it found
+                        result.no_person.append(key)
+                    else:
+                        chart = found.charts[0]  # detections come most confident first
+                        index, uv = paste_chart(chart.labels.cpu(), chart.uv.cpu(), found.boxes[0].cpu(),
+                                                tuple(image.shape[-2:]))
+                        write_iuv(target, index, uv)
+                        result.written.append(key)
+            if tick is not None:
+                tick(1)
+    return result
+
+
+def image_count(images: Path | str, shard: tuple[int, int] = (0, 1)) -> int:
+    return len(shard_ids(Path(images), shard))
+

@@ -1,0 +1,127 @@
+"""DensePose R-CNN without detectron2, against detectron2 itself: fixtures/densepose_rcnn/golden.npz
+was made by tools/densepose_reference.py (DefaultPredictor and apply_net.py dump's conversion) with
+the random weights of densepose_golden.py, written as a model-zoo .pkl, which the test writes
+again and loads with spd's reader."""
+
+from __future__ import annotations
+
+import pickle
+
+import numpy as np
+import pytest
+import torch
+
+from densepose_golden import DETECTIONS, FIXTURES, PHOTOS, SEED, UV_STEP, draw_weights, photo_paths
+from spd.data.image_io import read_image
+from spd.densepose_rcnn import DensePoseRCNN, load_detector
+from spd.ops.state import WeightsError
+
+
+def zoo_arrays() -> dict[str, np.ndarray]:
+    shapes = {k: tuple(v.shape) for k, v in DensePoseRCNN().state_dict().items()}
+    return draw_weights(shapes, SEED)
+
+
+@pytest.fixture(scope="module")
+def zoo_file(tmp_path_factory):
+    path = tmp_path_factory.mktemp("zoo") / "model_final_random.pkl"
+    with open(path, "wb") as f:
+        pickle.dump({"model": zoo_arrays(), "__author__": "test"}, f)
+    return path
+
+
+@pytest.fixture(scope="module")
+def golden():
+    with np.load(FIXTURES / "golden.npz") as f:
+        return dict(f)
+
+
+def test_boxes_scores_parts_and_uv_equal_detectron2s(zoo_file, golden):
+    model = load_detector(zoo_file, detections_per_image=DETECTIONS)
+    assert model.config.depth == 50 and model.config.decoder
+    for name, path in zip(PHOTOS, photo_paths()):
+        found = model.detect(read_image(path))
+        boxes, scores = golden[f"{name}/boxes"], golden[f"{name}/scores"]
+        assert len(found.boxes) == len(boxes) == DETECTIONS, name
+        np.testing.assert_allclose(found.boxes.numpy(), boxes, atol=1e-3, rtol=0)
+        np.testing.assert_allclose(found.scores.numpy(), scores, atol=1e-5, rtol=0)
+        for i, chart in enumerate(found.charts):
+            labels = golden[f"{name}/{i}/labels"]
+            assert chart.labels.shape == labels.shape, (name, i)
+            same = chart.labels.numpy() == labels
+            assert same.mean() >= 0.999, (name, i, same.mean())
+            assert len(np.unique(labels)) >= 10  # a chart with many parts, not one label
+            uv = chart.uv[:, ::UV_STEP, ::UV_STEP].numpy()
+            agree = same[::UV_STEP, ::UV_STEP]
+            np.testing.assert_allclose(uv[:, agree], golden[f"{name}/{i}/uv"][:, agree], atol=1e-4, rtol=0)
+
+
+def test_wrong_files_are_refused_naming_what_they_are(tmp_path, zoo_file):
+    def write(name, obj):
+        with open(tmp_path / name, "wb") as f:
+            pickle.dump(obj, f)
+        return tmp_path / name
+
+    arrays = zoo_arrays()
+    mask_rcnn = {k: v for k, v in arrays.items() if not k.startswith("roi_heads.densepose")}
+    mask_rcnn["roi_heads.mask_head.mask_fcn1.weight"] = np.zeros((256, 256, 3, 3), np.float32)
+    with pytest.raises(WeightsError, match=r"mask.pkl: a Mask R-CNN model \(no roi_heads.densepose_predictor"):
+        load_detector(write("mask.pkl", {"model": mask_rcnn}))
+    cse = {**arrays, "roi_heads.embedder.smpl_27554.embedding": np.zeros((27554, 16), np.float32)}
+    with pytest.raises(WeightsError, match="cse.pkl: a DensePose CSE model"):
+        load_detector(write("cse.pkl", {"model": cse}))
+    partial = {k: v for k, v in arrays.items() if not k.startswith("roi_heads.densepose_head.body_conv_fcn8")}
+    with pytest.raises(WeightsError, match=r"2 missing \(roi_heads.densepose_head.body_conv_fcn8.bias"):
+        load_detector(write("partial.pkl", {"model": partial}))
+    del arrays, mask_rcnn, cse, partial
+
+    class Payload:
+        def __reduce__(self):
+            return (print, ("this must not run",))
+
+    with pytest.raises(WeightsError, match="code.pkl: not a model-zoo file of numpy arrays: it holds builtins.print"):
+        load_detector(write("code.pkl", {"model": {"w": Payload()}}))
+    (tmp_path / "cut.pkl").write_bytes(zoo_file.read_bytes()[:1000])
+    with pytest.raises(WeightsError, match=r"cut.pkl: not a detectron2 model-zoo .pkl \(not a pickle, or damaged: "
+                                           "pickle data was truncated"):
+        load_detector(tmp_path / "cut.pkl")
+    torch.save({"model": {}}, tmp_path / "torch.pth")
+    with pytest.raises(WeightsError, match="torch.pth: not a detectron2 model-zoo .pkl"):
+        load_detector(tmp_path / "torch.pth")
+
+
+def test_spd_data_densepose_writes_the_top_persons_iuv_resumes_and_shards(tmp_path, zoo_file, golden, capsys):
+    from spd.cli.main import main
+    from spd.data.image_io import read_iuv
+
+    images = tmp_path / "images"
+    images.mkdir()
+    for path in photo_paths():
+        (images / path.name).write_bytes(path.read_bytes())
+    (images / "broken.jpg").write_bytes(b"\xff\xd8\xff not a jpeg")
+    out = tmp_path / "iuv"
+    # The fixture's four detections per image are DETECTIONS; the command keeps its default (100),
+    # which does not change the top-scoring one.
+    assert main(["data", "densepose", str(images), "--weights", str(zoo_file), "--out", str(out), "--device", "cpu"]) == 1
+    printed = capsys.readouterr()
+    assert "3 IUV maps written" in printed.out and "1 failed" in printed.out and "broken.jpg" in printed.err
+    for name in PHOTOS:
+        index, uv = read_iuv(out / f"{name.rsplit('.', 1)[0]}.png")
+        x0, y0 = (int(v) for v in golden[f"{name}/boxes"][0][:2])
+        labels = golden[f"{name}/0/labels"]
+        h, w = min(labels.shape[0], index.shape[0] - y0), min(labels.shape[1], index.shape[1] - x0)
+        inside = index[y0:y0 + h, x0:x0 + w].numpy()
+        assert (inside == labels[:h, :w]).mean() >= 0.999, name
+        assert int((index > 0).sum()) == int((inside > 0).sum())  # nothing outside the top box
+    # A second run finds everything done and predicts nothing.
+    assert main(["data", "densepose", str(images), "--weights", str(zoo_file), "--out", str(out), "--device", "cpu"]) == 1
+    assert "0 IUV maps written" in capsys.readouterr().out
+    # Shard 1 of 2 takes every second image from the second (sorted: broken, landscape, small, three);
+    # at a score no detection reaches, it is listed as having no person, and not tried again.
+    other = tmp_path / "shard"
+    for _ in range(2):
+        assert main(["data", "densepose", str(images), "--weights", str(zoo_file), "--out", str(other),
+                     "--shard", "1/2", "--min-score", "0.999"]) == 0
+    assert (other / "no_detection.1-of-2.txt").read_text() == "landscape\nthree\n"
+    assert "0 IUV maps written" in capsys.readouterr().out.splitlines()[-1]
+    assert main(["data", "densepose", str(images), "--weights", str(zoo_file), "--out", str(other), "--shard", "2/2"]) == 2
