@@ -112,3 +112,123 @@ class ResizedSum:
     def full(self) -> torch.Tensor:
         """[C, H, W] in one piece (for callers that asked for it, such as class probabilities)."""
         return torch.cat([self.rows(a, b) for a, b in self.bands()], dim=1)
+
+    # --- Exact shortcuts for one bilinear map --------------------------------------------------
+    # A resized pixel is a convex combination of the four map cells around its sampling position
+    # (weights >= 0, summing to 1). Where those four cells share their strict argmax, so does the
+    # pixel; a channel's largest pixel lies next to the cells of its largest values. So labels are
+    # computed at full size only near a change of label, and a peak only near high cells: the
+    # results are those of evaluating every pixel, at a fraction of the cost on a large photo.
+
+    def _cells(self) -> tuple[torch.Tensor, torch.Tensor] | None:
+        """For each photo row and column, the map row / column of the cell pair its bilinear
+        sampling starts at (border-clamped, as grid_sample's border padding): ([H], [W]); None
+        where the shortcuts do not apply (several maps, or another kernel)."""
+        if self.kernel != "bilinear" or len(self.maps) != 1:
+            return None
+        m, p = self.maps[0], self.placements[0]
+        device = m.device
+        y, x = p.canvas_coords(torch.arange(self.height, device=device), torch.arange(self.width, device=device))
+        h, w = m.shape[-2:]
+        iy = ((2.0 * y / p.canvas[0] - 1.0 + 1) * h - 1) / 2
+        ix = ((2.0 * x / p.canvas[1] - 1.0 + 1) * w - 1) / 2
+        return iy.clamp(0, h - 1).floor().long(), ix.clamp(0, w - 1).floor().long()
+
+    def labels(self) -> torch.Tensor:
+        """uint8 [H, W]: the channel of the largest value at each pixel, as ``rows(...).argmax(0)``."""
+        cells = self._cells()
+        out = torch.empty(self.height, self.width, dtype=torch.uint8, device=self.maps[0].device)
+        if cells is None:
+            for a, b in self.bands():
+                out[a:b] = self.rows(a, b).argmax(0).to(torch.uint8)
+            return out
+        y0, x0 = cells
+        m = self.maps[0].float()
+        top = m.topk(min(2, m.shape[0]), dim=0).values
+        label = m.argmax(0)
+        # A cell with a tie (or one channel) is never uniform: such pixels take the full path.
+        strict = top[0] > top[1] if m.shape[0] > 1 else torch.zeros_like(label, dtype=torch.bool)
+        padded = F.pad(label[None, None].float(), (0, 1, 0, 1), mode="replicate")[0, 0].long()
+        sure = F.pad(strict[None, None].float(), (0, 1, 0, 1), mode="replicate")[0, 0] > 0
+        corners = [(slice(None, -1), slice(None, -1)), (slice(None, -1), slice(1, None)),
+                   (slice(1, None), slice(None, -1)), (slice(1, None), slice(1, None))]
+        uniform = torch.ones_like(label, dtype=torch.bool)
+        for cy, cx in corners:
+            uniform &= (padded[cy, cx] == label) & sure[cy, cx]
+        for a, b in self.bands(1):
+            quad_uniform = uniform[y0[a:b]][:, x0]
+            out[a:b] = label[y0[a:b]][:, x0].to(torch.uint8)
+            rows, cols = torch.nonzero(~quad_uniform, as_tuple=True)
+            for s in range(0, len(rows), BAND_ELEMENTS // max(1, self.channels)):
+                r, c = rows[s:s + BAND_ELEMENTS // max(1, self.channels)], cols[s:s + BAND_ELEMENTS // max(1, self.channels)]
+                out[a + r, c] = self.at(a + r, c).argmax(0).to(torch.uint8)
+        return out
+
+    def peak_indices(self) -> tuple[torch.Tensor, torch.Tensor] | None:
+        """Per channel, the largest pixel's value and raster index (the first in raster order
+        among equals): ([C], [C]); None where the shortcut does not apply. Branch and bound over
+        the map's cell quads: a quad's pixels are at most its largest corner."""
+        cells = self._cells()
+        if cells is None:
+            return None
+        y0, x0 = cells
+        m = self.maps[0].float()
+        padded = F.pad(m[None], (0, 1, 0, 1), mode="replicate")[0]
+        bound = torch.stack([padded[:, :-1, :-1], padded[:, :-1, 1:], padded[:, 1:, :-1], padded[:, 1:, 1:]]).amax(0)
+        bound = bound * self.factor if self.factor >= 0 else None
+        if bound is None:
+            return None
+        best_values, best_index = [], []
+        for k in range(m.shape[0]):
+            order = torch.argsort(bound[k].flatten(), descending=True, stable=True)
+            best, index = None, None
+            for q in order.tolist():
+                qy, qx = divmod(q, m.shape[-1])
+                if best is not None and float(bound[k, qy, qx]) < best:
+                    break
+                rows = torch.nonzero(y0 == qy).flatten()
+                cols = torch.nonzero(x0 == qx).flatten()
+                if len(rows) == 0 or len(cols) == 0:
+                    continue
+                block = self._sample(rows, cols, False)[k]  # [len(rows), len(cols)]
+                value = float(block.max())
+                where = torch.nonzero(block == value)
+                raster = int((rows[where[:, 0]] * self.width + cols[where[:, 1]]).min())
+                if best is None or value > best or (value == best and raster < index):
+                    best, index = value, raster
+            best_values.append(best)
+            best_index.append(index)
+        device = m.device
+        return torch.tensor(best_values, device=device), torch.tensor(best_index, device=device)
+
+    def select(self, index: torch.Tensor, groups: int) -> torch.Tensor:
+        """[groups, H, W]: at each pixel, channel ``g * (C / groups) + index`` of group g (U and V
+        of the predicted part, say), resized as ``rows`` resizes it, but only that channel."""
+        per = self.channels // groups
+        cells = self._cells()
+        out = torch.empty(groups, self.height, self.width, device=self.maps[0].device)
+        if cells is None:
+            for a, b in self.bands():
+                band = self.rows(a, b).reshape(groups, per, b - a, self.width)
+                out[:, a:b] = band.gather(1, index[a:b][None, None].expand(groups, 1, -1, -1))[:, 0]
+            return out
+        m, p = self.maps[0].float(), self.placements[0]
+        h, w = m.shape[-2:]
+        device = m.device
+        y, x = p.canvas_coords(torch.arange(self.height, device=device), torch.arange(self.width, device=device))
+        iy = (((2.0 * y / p.canvas[0] - 1.0 + 1) * h - 1) / 2).clamp(0, h - 1)
+        ix = (((2.0 * x / p.canvas[1] - 1.0 + 1) * w - 1) / 2).clamp(0, w - 1)
+        y0, x0 = iy.floor().long(), ix.floor().long()
+        wy, wx = iy - y0, ix - x0
+        y1, x1 = (y0 + 1).clamp_max(h - 1), (x0 + 1).clamp_max(w - 1)
+        flat = m.reshape(-1)
+        for a, b in self.bands(4 * groups):
+            r = slice(a, b)
+            for g in range(groups):
+                base = (g * per + index[r].long()) * (h * w)  # [rows, W]
+                def at(ys, xs):
+                    return flat[base + ys[r][:, None] * w + xs[None, :]]
+                v = ((1 - wy[r])[:, None] * ((1 - wx)[None, :] * at(y0, x0) + wx[None, :] * at(y0, x1))
+                     + wy[r][:, None] * ((1 - wx)[None, :] * at(y1, x0) + wx[None, :] * at(y1, x1)))
+                out[g, a:b] = v * self.factor
+        return out

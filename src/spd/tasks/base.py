@@ -211,7 +211,10 @@ class Task:
 
 
 def argmax_labels(source) -> torch.Tensor:
-    """uint8 [H, W]: the channel of the largest value of a map source, band by band."""
+    """uint8 [H, W]: the channel of the largest value of a map source, band by band (a source
+    that computes its labels itself, :meth:`spd.inference.resized.ResizedSum.labels`, does)."""
+    if hasattr(source, "labels"):
+        return source.labels()
     first = source.maps[0]
     out = torch.empty(source.height, source.width, dtype=torch.uint8, device=first.device)
     for a, b in source.bands():

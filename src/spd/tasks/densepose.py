@@ -109,12 +109,16 @@ class DensePose(Task):
     def decode(self, maps, protocol, return_probs):
         index = argmax_labels(maps["dp_index"])
         uv = maps["dp_uv"]
-        out = torch.empty(2, uv.height, uv.width, device=index.device)
-        for a, b in uv.bands():
-            rows = index[a:b].long()
-            band = uv.rows(a, b).reshape(2, -1, b - a, uv.width)  # [2, 24, rows, W]
-            picked = band.gather(1, (rows.clamp_min(1) - 1)[None, None].expand(2, 1, -1, -1))[:, 0]
-            out[:, a:b] = picked * (rows > 0)
+        part = index.long()
+        if hasattr(uv, "select"):  # only the predicted part's U and V are resized
+            out = uv.select(part.clamp_min(1) - 1, 2) * (part > 0)
+        else:
+            out = torch.empty(2, uv.height, uv.width, device=index.device)
+            for a, b in uv.bands():
+                rows = part[a:b]
+                band = uv.rows(a, b).reshape(2, -1, b - a, uv.width)  # [2, 24, rows, W]
+                picked = band.gather(1, (rows.clamp_min(1) - 1)[None, None].expand(2, 1, -1, -1))[:, 0]
+                out[:, a:b] = picked * (rows > 0)
         return {"dp_index": index, "dp_uv": out}
 
     def metric(self, scoring):
