@@ -125,3 +125,24 @@ def test_spd_data_densepose_writes_the_top_persons_iuv_resumes_and_shards(tmp_pa
     assert (other / "no_detection.1-of-2.txt").read_text() == "landscape\nthree\n"
     assert "0 IUV maps written" in capsys.readouterr().out.splitlines()[-1]
     assert main(["data", "densepose", str(images), "--weights", str(zoo_file), "--out", str(other), "--shard", "2/2"]) == 2
+
+
+def test_pseudo_labels_of_a_dataset_pass_spd_data_check_and_reach_training(tmp_path, zoo_file, capsys):
+    """LIP's three commands on synthetic data: check, densepose, then what training reads."""
+    from spd.cli.main import main
+    from spd.data.detect import open_dataset
+    from spd.data.image_io import read_iuv
+    from spd.data.synthetic import SynthSpec, generate
+
+    root = tmp_path / "LIP"
+    generate(root, SynthSpec(num=3, size=48, format="lip", val_fraction=0.34))
+    iuv = tmp_path / "LIP_iuv"
+    for split in ("train", "val"):
+        assert main(["data", "densepose", str(root / "TrainVal_images" / f"{split}_images"), "--weights", str(zoo_file),
+                     "--out", str(iuv), "--device", "cpu"]) == 0
+    assert sorted(p.name for p in iuv.glob("*.png")) == [f"synA_00000{i}.png" for i in range(3)]
+    assert main(["data", "check", str(root), "--densepose", str(iuv)]) == 0, capsys.readouterr().out
+    reader = open_dataset(root, "train", densepose_dir=iuv)
+    sample = reader[0]
+    index, uv = read_iuv(iuv / f"{sample.id}.png")
+    assert sample.has_densepose and torch.equal(sample.dp_index, index) and int((index > 0).sum()) > 0
