@@ -112,3 +112,37 @@ def test_a_failed_check_or_a_full_disk_leaves_nothing(tmp_path, checkpoint, caps
     err = capsys.readouterr().err
     assert f"writing {out}: " in err and "the weights file could not be written" in err and "No space left" in err
     assert not list(tmp_path.iterdir())
+
+
+def test_onnx_int8_is_calibrated_on_photos_and_compared_with_float32(tmp_path, checkpoint, capsys):
+    pytest.importorskip("onnxruntime")
+    import onnx
+    from PIL import Image
+
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    rng = np.random.default_rng(0)
+    for i in range(4):  # smooth photos of different sizes (the graph's input is resized to 64 x 48)
+        small = rng.integers(0, 256, (6, 5, 3), dtype=np.uint8)
+        Image.fromarray(small).resize((40 + 10 * i, 70 - 5 * i), Image.Resampling.BILINEAR).save(photos / f"p{i}.png")
+    out = tmp_path / "m.onnx"
+    # Refused before anything is written: no photos to calibrate on, or another format.
+    (tmp_path / "empty").mkdir()
+    assert main(["export", str(checkpoint), "--format", "onnx", "--out", str(out), "--int8", "--calibrate",
+                 str(tmp_path / "empty")]) == 2
+    assert "--calibrate" in capsys.readouterr().err and not out.exists()
+    assert main(["export", str(checkpoint), "--format", "torchscript", "--out", str(tmp_path / "m.pt"), "--int8",
+                 "--calibrate", str(photos)]) == 2
+    assert "--int8 quantises the ONNX file" in capsys.readouterr().err
+    assert main(["export", str(checkpoint), "--format", "onnx", "--out", str(out), "--int8", "--calibrate",
+                 str(photos)]) == 0
+    report = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    q = report["int8"]
+    assert q["path"] == str(tmp_path / "m.int8.onnx") and q["calibration_photos"] == 4
+    assert 0.5 < q["parsing_agreement"] <= 1.0  # measured, not assumed: random weights keep most classes
+    assert q["latency_s"]["int8"] > 0 and q["latency_s"]["float32"] > 0
+    model = onnx.load_model(q["path"])
+    ops = {node.op_type for node in model.graph.node}
+    assert "QuantizeLinear" in ops and "DequantizeLinear" in ops
+    props = {p.key: p.value for p in model.metadata_props}
+    assert props["quantization"].startswith("static int8") and "classes" in props
