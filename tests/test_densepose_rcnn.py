@@ -146,3 +146,19 @@ def test_pseudo_labels_of_a_dataset_pass_spd_data_check_and_reach_training(tmp_p
     sample = reader[0]
     index, uv = read_iuv(iuv / f"{sample.id}.png")
     assert sample.has_densepose and torch.equal(sample.dp_index, index) and int((index > 0).sum()) > 0
+
+
+def test_every_person_is_pasted_the_more_confident_on_top():
+    from spd.densepose_rcnn.detector import ChartResult, Detections
+    from spd.densepose_rcnn.pseudo_labels import iuv_of
+
+    first = ChartResult(torch.full((4, 4), 3, dtype=torch.long), torch.full((2, 4, 4), 0.25))
+    second = ChartResult(torch.full((4, 6), 7, dtype=torch.long), torch.full((2, 4, 6), 0.75))
+    second.labels[:, 0] = 0  # background inside its box: the person below shows through
+    found = Detections(torch.tensor([[2.0, 1.0, 6.0, 5.0], [0.0, 2.0, 6.0, 6.0]]), torch.tensor([0.9, 0.6]),
+                       [first, second])
+    index, uv = iuv_of(found, (8, 8), people=None)
+    assert (index[1:5, 2:6] == 3).all() and np.allclose(uv[:, 1:5, 2:6], 0.25)  # the more confident, on top
+    assert (index[5, 1:6] == 7).all() and index[5, 0] == 0 and np.allclose(uv[:, 5, 1:6], 0.75)
+    only_top, _ = iuv_of(found, (8, 8), people=1)
+    assert (only_top == np.where(index == 3, 3, 0)).all()

@@ -79,6 +79,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", type=Path, required=True)
     p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
     p.add_argument("--shard", default="0/1", metavar="I/N", help="this process's share: every N-th image from the I-th")
+    p.add_argument("--all-people", action="store_true",
+                   help="every detected person in each IUV file (the most confident on top), as for photos; "
+                        "training's targets keep the top-scoring one (the default)")
     p.add_argument("--min-score", type=number(0, 1), default=0.05,
                    help="detections below this score are dropped (apply_net.py dump's default, 0.05)")
     p.set_defaults(func=cmd_densepose)
@@ -93,7 +96,8 @@ def cmd_densepose(args: argparse.Namespace) -> int:
     total = image_count(args.images, shard)  # an empty folder fails before the weights load
     model = load_detector(args.weights, score_thresh=args.min_score).to(torch_device(args.device))
     with tqdm(total=total, desc="densepose", unit="img", disable=None) as bar:
-        result = densepose_pseudo_labels(model, args.images, args.out, shard, bar.update)
+        result = densepose_pseudo_labels(model, args.images, args.out, shard, bar.update,
+                                         people=None if args.all_people else 1)
     print(f"{len(result.written)} IUV maps written to {args.out}; {len(result.no_person)} images with no person "
           f"(listed in {no_person_file(args.out, shard)}); {result.skipped} done before; {len(result.failed)} failed")
     for path, why in result.failed:

@@ -14,6 +14,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
+
 from ..data.densepose_dump import paste_chart
 from ..data.errors import DataError
 from ..data.image_io import read_image, write_iuv
@@ -52,9 +54,27 @@ def shard_ids(images: Path, shard: tuple[int, int]) -> dict[str, Path]:
     return {k: files[k] for k in sorted(files)[shard[0]::shard[1]]}
 
 
+def iuv_of(found, image_hw: tuple[int, int], people: int | None = 1) -> tuple[np.ndarray, np.ndarray]:
+    """One image's IUV (part index uint8 [H, W], U, V float32 [2, H, W]) of its ``people`` most
+    confident detections (all: None), each pasted at its box, a more confident person over a less
+    confident one where they overlap."""
+    count = len(found.charts) if people is None else min(people, len(found.charts))
+    index = np.zeros(image_hw, dtype=np.uint8)
+    uv = np.zeros((2, *image_hw), dtype=np.float32)
+    for i in reversed(range(count)):
+        chart = found.charts[i]
+        part, part_uv = paste_chart(chart.labels.cpu(), chart.uv.cpu(), found.boxes[i].cpu(), image_hw)
+        on = part > 0
+        index[on], uv[:, on] = part[on], part_uv[:, on]
+    return index, uv
+
+
 def densepose_pseudo_labels(model: DensePoseRCNN, images: Path | str, out: Path | str,
-                            shard: tuple[int, int] = (0, 1), tick: Callable[[int], None] | None = None) -> PseudoLabels:
-    """Writes ``out/<id>.png`` (I, 255 U, 255 V) for the images of ``images`` in this shard."""
+                            shard: tuple[int, int] = (0, 1), tick: Callable[[int], None] | None = None,
+                            people: int | None = 1) -> PseudoLabels:
+    """Writes ``out/<id>.png`` (I, 255 U, 255 V) for the images of ``images`` in this shard: the
+    most confident person (``people=1``, the training targets' rule) or every detected one
+    (``people=None``)."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     todo = shard_ids(Path(images), shard)
@@ -73,15 +93,13 @@ def densepose_pseudo_labels(model: DensePoseRCNN, images: Path | str, out: Path 
                 except (DataError, OSError, ValueError) as err:
                     result.failed.append((str(path), str(err)))
                 else:
-                    found = model.detect(image.to(device), charts=1)  # the top-scoring person only
+                    found = model.detect(image.to(device), charts=people)  # DensePose of those written only
                     if len(found.scores) == 0:
                         no_person.write(f"{key}\n")
                         no_person.flush()  # a killed run keeps what it found
                         result.no_person.append(key)
                     else:
-                        chart = found.charts[0]  # detections come most confident first
-                        index, uv = paste_chart(chart.labels.cpu(), chart.uv.cpu(), found.boxes[0].cpu(),
-                                                tuple(image.shape[-2:]))
+                        index, uv = iuv_of(found, tuple(image.shape[-2:]), people)
                         write_iuv(target, index, uv)
                         result.written.append(key)
             if tick is not None:
