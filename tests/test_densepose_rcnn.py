@@ -81,6 +81,28 @@ def test_wrong_files_are_refused_naming_what_they_are(tmp_path, zoo_file):
 
     with pytest.raises(WeightsError, match="code.pkl: not a model-zoo file of numpy arrays: it holds builtins.print"):
         load_detector(write("code.pkl", {"model": {"w": Payload()}}))
+    class Pointers:  # numpy's own ndarray called on the file's bytes: an object array of forged pointers
+        def __reduce__(self):
+            return (np.ndarray, ((1,), np.dtype("O"), b"A" * 8))
+
+    with pytest.raises(WeightsError, match="pointers.pkl: not a model-zoo file of numeric arrays"):
+        load_detector(write("pointers.pkl", {"model": {"w": Pointers()}}))
+    with pytest.raises(WeightsError, match="objects.pkl: not a model-zoo file of numeric arrays"):
+        load_detector(write("objects.pkl", {"model": {"w": np.array([1, "a"], dtype=object)}}))
+    arrays = zoo_arrays()
+    wc1m = {**arrays, "roi_heads.densepose_predictor.fine_segm_confidence_lowres.weight": np.zeros((512, 1, 4, 4), np.float32)}
+    with pytest.raises(WeightsError, match="wc1m.pkl: a model with segmentation confidences"):
+        load_detector(write("wc1m.pkl", {"model": wc1m}))
+    from spd.densepose_rcnn.boxes import cell_anchors
+
+    # Older files carry the anchors: the generated ones are accepted, others refused.
+    old = {**arrays, **{f"proposal_generator.anchor_generator.cell_anchors.{i}": cell_anchors(s).numpy()
+                        for i, s in enumerate((32, 64, 128, 256, 512))}}
+    assert load_detector(write("old.pkl", {"model": old})).config.depth == 50
+    old["proposal_generator.anchor_generator.cell_anchors.2"] = old["proposal_generator.anchor_generator.cell_anchors.2"] * 2
+    with pytest.raises(WeightsError, match="cell_anchors.2' holds other anchors"):
+        load_detector(write("old2.pkl", {"model": old}))
+    del arrays, wc1m, old
     (tmp_path / "cut.pkl").write_bytes(zoo_file.read_bytes()[:1000])
     with pytest.raises(WeightsError, match=r"cut.pkl: not a detectron2 model-zoo .pkl \(not a pickle, or damaged: "
                                            "pickle data was truncated"):
@@ -125,6 +147,10 @@ def test_spd_data_densepose_writes_the_top_persons_iuv_resumes_and_shards(tmp_pa
     assert (other / "no_detection.1-of-2.txt").read_text() == "landscape\nthree\n"
     assert "0 IUV maps written" in capsys.readouterr().out.splitlines()[-1]
     assert main(["data", "densepose", str(images), "--weights", str(zoo_file), "--out", str(other), "--shard", "2/2"]) == 2
+    # Other settings into the same folder are refused: a folder never mixes them.
+    assert main(["data", "densepose", str(images), "--weights", str(zoo_file), "--out", str(other), "--shard", "0/2",
+                 "--min-score", "0.5"]) == 2
+    assert "made with other settings (min_score 0.999 -> 0.5)" in capsys.readouterr().err
 
 
 def test_pseudo_labels_of_a_dataset_pass_spd_data_check_and_reach_training(tmp_path, zoo_file, capsys):

@@ -74,3 +74,16 @@ def test_several_maps_take_the_full_path():
     assert source.peak_indices() is None
     full = torch.cat([source.rows(a, b) for a, b in source.bands()], dim=1)
     assert torch.equal(source.labels(), full.argmax(0).to(torch.uint8))
+
+
+def test_flat_and_non_finite_maps_give_what_every_pixel_gives():
+    flat = torch.zeros(3, 12, 10)
+    flat[1, 5:, :] = -1.0  # a plateau over the first rows
+    source = ResizedSum([flat], [place(90, 70, (48, 40), "squash")])
+    fast_xy, fast_value = find_peaks(source, refine=False)
+    slow_xy, slow_value = find_peaks(Plain(source), refine=False)
+    assert torch.equal(fast_xy, slow_xy) and torch.equal(fast_value, slow_value)  # the first pixel, as a full scan
+    nan = flat.clone()
+    nan[2, 3, 3] = float("nan")
+    source = ResizedSum([nan], [place(90, 70, (48, 40), "squash")])
+    assert source.peak_indices() is None and source._cells() is None  # NaN: every pixel evaluated, as before

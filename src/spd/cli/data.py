@@ -97,7 +97,7 @@ def cmd_densepose(args: argparse.Namespace) -> int:
     model = load_detector(args.weights, score_thresh=args.min_score).to(torch_device(args.device))
     with tqdm(total=total, desc="densepose", unit="img", disable=None) as bar:
         result = densepose_pseudo_labels(model, args.images, args.out, shard, bar.update,
-                                         people=None if args.all_people else 1)
+                                         people=None if args.all_people else 1, weights_name=args.weights.name)
     print(f"{len(result.written)} IUV maps written to {args.out}; {len(result.no_person)} images with no person "
           f"(listed in {no_person_file(args.out, shard)}); {result.skipped} done before; {len(result.failed)} failed")
     for path, why in result.failed:

@@ -68,7 +68,7 @@ def cmd_export(args: argparse.Namespace) -> int:
 
         quantize(out, int8_out, images)
         report["int8"] = {"path": str(int8_out), "bytes": int8_out.stat().st_size,
-                          **compare(out, int8_out, images, report["outputs"])}
+                          **compare(out, int8_out, images)}
         q = report["int8"]
         agreement = "" if q["parsing_agreement"] is None else f"parsing classes kept on {100 * q['parsing_agreement']:.2f}% " \
                                                               "of the output cells, "

@@ -63,18 +63,20 @@ def resized_shape(height: int, width: int, short: int = MIN_SIZE, longest: int =
     if max(newh, neww) > longest:
         scale = longest * 1.0 / max(newh, neww)
         newh, neww = newh * scale, neww * scale
-    return int(newh + 0.5), int(neww + 0.5)
+    # At least one pixel: an image thousands of times wider than high would otherwise vanish.
+    return max(1, int(newh + 0.5)), max(1, int(neww + 0.5))
 
 
-def preprocess(image: torch.Tensor) -> tuple[torch.Tensor, tuple[int, int]]:
-    """uint8 RGB [3, H, W] (any device) -> the network's input [1, 3, H', W'] (BGR minus the mean,
-    padded to a multiple of 32) and the resized size (h, w) before padding."""
+def preprocess(image: torch.Tensor, device: torch.device | None = None) -> tuple[torch.Tensor, tuple[int, int]]:
+    """uint8 RGB [3, H, W] (any device) -> the network's input [1, 3, H', W'] on ``device`` (the
+    image's by default; BGR minus the mean, padded to a multiple of 32) and the resized size
+    (h, w) before padding. The resize is Pillow's, on the CPU."""
     h, w = image.shape[-2:]
     newh, neww = resized_shape(h, w)
     array = image.permute(1, 2, 0).cpu().numpy()
     if (newh, neww) != (h, w):
         array = np.asarray(Image.fromarray(array).resize((neww, newh), Image.BILINEAR))
-    x = torch.from_numpy(array[:, :, ::-1].astype("float32").transpose(2, 0, 1).copy()).to(image.device)
+    x = torch.from_numpy(array[:, :, ::-1].astype("float32").transpose(2, 0, 1).copy()).to(device or image.device)
     x = x - torch.tensor(PIXEL_MEAN_BGR, device=x.device).view(3, 1, 1)
     pad_h, pad_w = (-newh) % SIZE_DIVISIBILITY, (-neww) % SIZE_DIVISIBILITY
     return F.pad(x, (0, pad_w, 0, pad_h))[None], (newh, neww)
@@ -126,8 +128,9 @@ class DensePoseRCNN(nn.Module):
         """``charts``: DensePose for the first (most confident) ``charts`` detections only (the
         head costs about 15 GFLOP per detection; pseudo-labels keep the top one); None: all."""
         height, width = image.shape[-2:]
-        x, size = preprocess(image)
-        levels = self.backbone(x.to(next(self.parameters()).dtype))
+        weight = next(self.parameters())
+        x, size = preprocess(image, weight.device)
+        levels = self.backbone(x.to(weight.dtype))
         logits, deltas = self.proposal_generator.rpn_head(levels)
         proposals = []
         for level, (d, stride, anchor) in enumerate(zip(deltas, B.STRIDES, B.ANCHOR_SIZES)):

@@ -3,13 +3,16 @@ the files and the rule of ``spd data import-densepose`` (the top-scoring person 
 pasted at its box: :func:`spd.data.densepose_dump.paste_chart`).
 
 Resumable: an image whose IUV file exists, or that an earlier run found no person in, is not
-predicted again, and each file appears under its name only once complete. ``shard=(i, n)`` takes
+predicted again, and each file appears under its name only once complete. The settings that
+decide the files (weights, score threshold, people) are recorded in ``OUT/densepose_settings.json``
+and a run with other settings into the same folder is refused, so that a folder never mixes them. ``shard=(i, n)`` takes
 every n-th image from the i-th (sorted by name), so that n processes, GPUs or cluster jobs split
 one folder; each shard lists its images without a person in its own file.
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,6 +23,7 @@ from ..data.densepose_dump import paste_chart
 from ..data.errors import DataError
 from ..data.image_io import read_image, write_iuv
 from ..data.reader import IMAGE_SUFFIXES, index_files
+from ..ops.atomic import write_text
 from ..ops.errors import InputError
 from .detector import DensePoseRCNN
 
@@ -69,19 +73,39 @@ def iuv_of(found, image_hw: tuple[int, int], people: int | None = 1) -> tuple[np
     return index, uv
 
 
+SETTINGS = "densepose_settings.json"
+
+
+def claim_folder(out: Path, settings: dict) -> None:
+    """Records ``settings`` in ``out`` or checks them against those recorded there."""
+    path = out / SETTINGS
+    if path.is_file():
+        try:
+            before = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            raise DataError(path, "unreadable; it records the settings this folder's IUV files were made with") from None
+        if before != settings:
+            changed = ", ".join(f"{k} {before.get(k)!r} -> {v!r}" for k, v in settings.items() if before.get(k) != v)
+            raise InputError(f"{out}: its IUV files were made with other settings ({changed}); give another --out, "
+                             f"or delete the folder to start again")
+    else:
+        out.mkdir(parents=True, exist_ok=True)
+        write_text(path, json.dumps(settings, indent=1) + "\n")
+
+
 def densepose_pseudo_labels(model: DensePoseRCNN, images: Path | str, out: Path | str,
                             shard: tuple[int, int] = (0, 1), tick: Callable[[int], None] | None = None,
-                            people: int | None = 1) -> PseudoLabels:
+                            people: int | None = 1, weights_name: str = "") -> PseudoLabels:
     """Writes ``out/<id>.png`` (I, 255 U, 255 V) for the images of ``images`` in this shard: the
     most confident person (``people=1``, the training targets' rule) or every detected one
     (``people=None``)."""
     out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
     todo = shard_ids(Path(images), shard)
+    claim_folder(out, {"weights": weights_name, "min_score": model.config.score_thresh,
+                       "people": "all" if people is None else people})
     listed = no_person_file(out, shard)
     earlier = set(listed.read_text(encoding="utf-8").split()) if listed.is_file() else set()
     result = PseudoLabels()
-    device = next(model.parameters()).device
     with open(listed, "a", encoding="utf-8") as no_person:
         for key, path in todo.items():
             target = out / f"{key}.png"
@@ -90,10 +114,11 @@ def densepose_pseudo_labels(model: DensePoseRCNN, images: Path | str, out: Path 
             else:
                 try:
                     image = read_image(path)
-                except (DataError, OSError, ValueError) as err:
-                    result.failed.append((str(path), str(err)))
+                    found = model.detect(image, charts=people)  # DensePose of those written only
+                except (DataError, OSError, ValueError, RuntimeError) as err:
+                    # One image that cannot be read or run (out of memory, say) does not stop the others.
+                    result.failed.append((str(path), f"{type(err).__name__}: {err}"))
                 else:
-                    found = model.detect(image.to(device), charts=people)  # DensePose of those written only
                     if len(found.scores) == 0:
                         no_person.write(f"{key}\n")
                         no_person.flush()  # a killed run keeps what it found

@@ -15,25 +15,68 @@ import numpy as np
 import torch
 
 from ..ops.state import WeightsError
+from . import boxes as B
 from .detector import DensePoseRCNN, DetectorConfig
 
-# The globals a pickle of numpy arrays needs (numpy 1's and 2's module names; protocol 2 bytes).
-_ALLOWED = {("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "_reconstruct"),
-            ("numpy", "ndarray"), ("numpy", "dtype"), ("numpy.core.multiarray", "scalar"),
-            ("numpy._core.multiarray", "scalar"), ("_codecs", "encode"), ("collections", "OrderedDict")}
-# Confidence estimators of the "WC" models: their outputs are not used (labels and U, V are).
-_CONFIDENCE = re.compile(r"^roi_heads\.densepose_predictor\.(sigma_\d|kappa_[uv]|fine_segm_confidence|"
-                         r"coarse_segm_confidence)_lowres\.")
+# U, V confidence estimators of the "WC1" / "WC2" models: they change no label and no U, V.
+_CONFIDENCE = re.compile(r"^roi_heads\.densepose_predictor\.(sigma_\d|kappa_[uv])_lowres\.")
+# Segmentation confidences ("WC1M" / "WC2M") rescale the part logits per pixel, which moves the
+# labels at the box's size: not computed here, so such files are refused.
+_SEGM_CONFIDENCE = re.compile(r"^roi_heads\.densepose_predictor\.(fine|coarse)_segm_confidence_lowres\.")
 _IGNORED = ("pixel_mean", "pixel_std")
+# Older detectron2 saved the anchors with the weights; they must be the ones this code generates.
+_ANCHORS = re.compile(r"^proposal_generator\.anchor_generator\.cell_anchors\.(\d)$")
+
+
+class _NdarrayToken:
+    """What the pickle gets for ``numpy.ndarray``: only :func:`_reconstruct` accepts it, so the
+    file cannot call ``ndarray(shape, dtype, buffer)`` itself (an object array over the file's
+    bytes would be a set of pointers that the next call dereferences)."""
+
+
+class _CheckedArray(np.ndarray):
+    """An array whose pickled state is checked before numpy reads it: numbers only."""
+
+    def __setstate__(self, state):
+        dtype = state[2] if isinstance(state, tuple) and len(state) >= 5 else None
+        if not isinstance(dtype, np.dtype) or dtype.hasobject or dtype.kind not in "fiub":
+            raise pickle.UnpicklingError("an array that is not of numbers")
+        super().__setstate__(state)
+
+
+def _reconstruct(cls, shape, typecode):
+    if cls is not _NdarrayToken:
+        raise pickle.UnpicklingError("numpy _reconstruct of something other than an array")
+    return np.ndarray.__new__(_CheckedArray, shape, np.dtype(typecode))
+
+
+def _dtype(*args):
+    dt = np.dtype(*args)
+    if dt.hasobject:
+        raise pickle.UnpicklingError("an array of Python objects")
+    return dt
+
+
+def _scalar(dt, *args):
+    if not isinstance(dt, np.dtype) or dt.hasobject:
+        raise pickle.UnpicklingError("a numpy scalar of Python objects")
+    return np.frombuffer(args[0], dtype=dt, count=1)[0] if args else dt.type()
+
+
+# The globals a pickle of numeric numpy arrays needs (numpy 1's and 2's module names; protocol 2
+# bytes), each bound to a guarded stand-in.
+_ALLOWED = {("numpy.core.multiarray", "_reconstruct"): _reconstruct, ("numpy._core.multiarray", "_reconstruct"): _reconstruct,
+            ("numpy", "ndarray"): _NdarrayToken, ("numpy", "dtype"): _dtype,
+            ("numpy.core.multiarray", "scalar"): _scalar, ("numpy._core.multiarray", "scalar"): _scalar}
 
 
 class _ArraysOnly(pickle.Unpickler):
     def find_class(self, module: str, name: str):
-        if (module, name) not in _ALLOWED:
-            raise pickle.UnpicklingError(f"{module}.{name}")
-        if module.startswith("numpy.core"):
-            module = module.replace("numpy.core", "numpy._core", 1) if hasattr(np, "_core") else module
-        return super().find_class(module, name)
+        if (module, name) in _ALLOWED:
+            return _ALLOWED[(module, name)]
+        if (module, name) in (("_codecs", "encode"), ("collections", "OrderedDict")):
+            return super().find_class(module, name)
+        raise pickle.UnpicklingError(f"{module}.{name}")
 
 
 def read_zoo_file(path: Path | str) -> dict[str, np.ndarray]:
@@ -46,15 +89,24 @@ def read_zoo_file(path: Path | str) -> dict[str, np.ndarray]:
             obj = _ArraysOnly(f, encoding="latin1").load()
     except pickle.UnpicklingError as err:
         what = str(err)
+        if what in ("an array that is not of numbers", "an array of Python objects", "a numpy scalar of Python objects",
+                    "numpy _reconstruct of something other than an array"):
+            raise WeightsError(f"{path}: not a model-zoo file of numeric arrays: it holds {what}, which is not "
+                               "loaded") from None
         if "." in what and " " not in what:
             raise WeightsError(f"{path}: not a model-zoo file of numpy arrays: it holds {what} objects, which are "
                                "not loaded (loading them could run code)") from None
         raise WeightsError(f"{path}: not a detectron2 model-zoo .pkl (not a pickle, or damaged: {what})") from None
-    except (EOFError, ValueError, TypeError, AttributeError, IndexError, KeyError) as err:
+    except (EOFError, ValueError, TypeError, AttributeError, IndexError, KeyError, ImportError, MemoryError,
+            OverflowError, RecursionError) as err:
         raise WeightsError(f"{path}: cannot read the model-zoo .pkl ({type(err).__name__}; truncated or damaged?)") from None
     model = obj.get("model") if isinstance(obj, dict) else None
     if not isinstance(model, dict) or not all(isinstance(v, np.ndarray) for v in model.values()):
         raise WeightsError(f"{path}: not a detectron2 model-zoo file: expected a dict with 'model' (names -> arrays)")
+    model = {str(k): np.asarray(v).view(np.ndarray) for k, v in model.items()}
+    odd = next((k for k, v in model.items() if v.dtype.kind not in "fiub"), None)
+    if odd is not None:
+        raise WeightsError(f"{path}: {odd!r} is an array of {model[odd].dtype}, not of numbers")
     return model
 
 
@@ -67,6 +119,10 @@ def detector_config(arrays: dict[str, np.ndarray], path: Path | str) -> Detector
     if any(n.startswith("roi_heads.embedder") or n.startswith("roi_heads.densepose_predictor.embed") for n in names):
         raise WeightsError(f"{path}: a DensePose CSE model (continuous surface embeddings); this reads chart-based "
                            "IUV models (e.g. densepose_rcnn_R_50_FPN_s1x, model_final_162be9.pkl)")
+    segm = next((n for n in sorted(names) if _SEGM_CONFIDENCE.match(n)), None)
+    if segm is not None:
+        raise WeightsError(f"{path}: a model with segmentation confidences ({segm}: the zoo's WC1M / WC2M variants), "
+                           "which rescale the part scores per pixel; this reads the chart models without them")
     if not any(n.startswith("roi_heads.densepose_predictor.index_uv_lowres") for n in names):
         kind = ("a Mask R-CNN model" if any(n.startswith("roi_heads.mask_head") for n in names) else
                 "a keypoint R-CNN model" if any(n.startswith("roi_heads.keypoint_head") for n in names) else
@@ -88,7 +144,13 @@ def load_detector(path: Path | str, **overrides) -> DensePoseRCNN:
     config = detector_config(arrays, path)
     model = DensePoseRCNN(DetectorConfig(**{**config.__dict__, **overrides}))
     own = model.state_dict()
-    kept = {k: v for k, v in arrays.items() if not _CONFIDENCE.match(k) and k not in _IGNORED}
+    for key in sorted(k for k in arrays if _ANCHORS.match(k)):
+        level = int(_ANCHORS.match(key).group(1))
+        expected = B.cell_anchors(B.ANCHOR_SIZES[level]).numpy() if level < len(B.ANCHOR_SIZES) else None
+        if expected is None or arrays[key].shape != expected.shape or not np.allclose(arrays[key], expected, atol=1e-3):
+            raise WeightsError(f"{path}: {key!r} holds other anchors than DensePose R-CNN's (sizes 32-512, aspect "
+                               "ratios 0.5, 1, 2); this model was trained with another anchor generator")
+    kept = {k: v for k, v in arrays.items() if not _CONFIDENCE.match(k) and k not in _IGNORED and not _ANCHORS.match(k)}
     missing = sorted(own.keys() - kept.keys())
     unknown = sorted(kept.keys() - own.keys())
     wrong = sorted(k for k in own.keys() & kept.keys() if tuple(kept[k].shape) != tuple(own[k].shape))

@@ -124,9 +124,11 @@ class ResizedSum:
         """For each photo row and column, the map row / column of the cell pair its bilinear
         sampling starts at (border-clamped, as grid_sample's border padding): ([H], [W]); None
         where the shortcuts do not apply (several maps, or another kernel)."""
-        if self.kernel != "bilinear" or len(self.maps) != 1:
+        if self.kernel != "bilinear" or len(self.maps) != 1 or not self.factor > 0:
             return None
         m, p = self.maps[0], self.placements[0]
+        if not bool(torch.isfinite(m).all()):  # NaN compares as nothing: the full path says what it says
+            return None
         device = m.device
         y, x = p.canvas_coords(torch.arange(self.height, device=device), torch.arange(self.width, device=device))
         h, w = m.shape[-2:]
@@ -164,42 +166,62 @@ class ResizedSum:
                 out[a + r, c] = self.at(a + r, c).argmax(0).to(torch.uint8)
         return out
 
-    def peak_indices(self) -> tuple[torch.Tensor, torch.Tensor] | None:
+    def peak_indices(self, budget: int = 512) -> tuple[torch.Tensor, torch.Tensor] | None:
         """Per channel, the largest pixel's value and raster index (the first in raster order
-        among equals): ([C], [C]); None where the shortcut does not apply. Branch and bound over
-        the map's cell quads: a quad's pixels are at most its largest corner."""
+        among equals): ([C], [C]); None where the shortcut does not apply, or where a channel
+        needs more than ``budget`` quads (a flat map: then every pixel is evaluated). Branch and
+        bound over the map's cell quads: a quad's pixels are at most its largest corner."""
         cells = self._cells()
         if cells is None:
             return None
         y0, x0 = cells
         m = self.maps[0].float()
+        h, w = m.shape[-2:]
         padded = F.pad(m[None], (0, 1, 0, 1), mode="replicate")[0]
         bound = torch.stack([padded[:, :-1, :-1], padded[:, :-1, 1:], padded[:, 1:, :-1], padded[:, 1:, 1:]]).amax(0)
-        bound = bound * self.factor if self.factor >= 0 else None
-        if bound is None:
-            return None
+        bound = bound * self.factor
+        # y0 and x0 never decrease: each cell's pixels are one run of rows and one of columns.
+        cell_index = torch.arange(max(h, w) + 1, device=y0.device)
+        row_start = torch.searchsorted(y0, cell_index[:h + 1]).tolist()
+        col_start = torch.searchsorted(x0, cell_index[:w + 1]).tolist()
         best_values, best_index = [], []
         for k in range(m.shape[0]):
-            order = torch.argsort(bound[k].flatten(), descending=True, stable=True)
-            best, index = None, None
-            for q in order.tolist():
-                qy, qx = divmod(q, m.shape[-1])
-                if best is not None and float(bound[k, qy, qx]) < best:
+            order = torch.argsort(bound[k].flatten(), descending=True, stable=True).tolist()
+            values = bound[k].flatten().tolist()
+            best, index, visited = None, None, 0
+            for q in order:
+                if best is not None and values[q] < best:
                     break
-                rows = torch.nonzero(y0 == qy).flatten()
-                cols = torch.nonzero(x0 == qx).flatten()
-                if len(rows) == 0 or len(cols) == 0:
-                    continue
-                block = self._sample(rows, cols, False)[k]  # [len(rows), len(cols)]
-                value = float(block.max())
-                where = torch.nonzero(block == value)
-                raster = int((rows[where[:, 0]] * self.width + cols[where[:, 1]]).min())
-                if best is None or value > best or (value == best and raster < index):
-                    best, index = value, raster
+                qy, qx = divmod(q, w)
+                r0, r1, c0, c1 = row_start[qy], row_start[qy + 1], col_start[qx], col_start[qx + 1]
+                if r0 == r1 or c0 == c1 or (best is not None and values[q] == best and r0 * self.width + c0 > index):
+                    continue  # no pixel, or none that could come first among equals
+                visited += 1
+                if visited > budget:
+                    return None
+                cols = torch.arange(c0, c1, device=y0.device)
+                step = max(1, BAND_ELEMENTS // max(1, len(cols)))
+                for a in range(r0, r1, step):
+                    rows = torch.arange(a, min(r1, a + step), device=y0.device)
+                    block = self._sample_channel(k, rows, cols)
+                    value = float(block.max())
+                    where = torch.nonzero(block == value)
+                    raster = int((rows[where[:, 0]] * self.width + cols[where[:, 1]]).min())
+                    if best is None or value > best or (value == best and raster < index):
+                        best, index = value, raster
             best_values.append(best)
             best_index.append(index)
         device = m.device
         return torch.tensor(best_values, device=device), torch.tensor(best_index, device=device)
+
+    def _sample_channel(self, k: int, rows: torch.Tensor, cols: torch.Tensor) -> torch.Tensor:
+        """Channel ``k`` of the one map at the grid of ``rows`` and ``cols``, as ``_sample`` computes it."""
+        m, p = self.maps[0], self.placements[0]
+        y, x = p.canvas_coords(rows.to(m.device), cols.to(m.device))
+        gy, gx = 2.0 * y / p.canvas[0] - 1.0, 2.0 * x / p.canvas[1] - 1.0
+        grid = torch.stack(torch.broadcast_tensors(gx[None, :], gy[:, None]), -1)[None]
+        v = F.grid_sample(m[None, k:k + 1].float(), grid, mode="bilinear", padding_mode="border", align_corners=False)
+        return v[0, 0] * self.factor
 
     def select(self, index: torch.Tensor, groups: int) -> torch.Tensor:
         """[groups, H, W]: at each pixel, channel ``g * (C / groups) + index`` of group g (U and V
