@@ -9,12 +9,14 @@ It writes OUT/golden.npz (per photo: boxes, scores, each detection's part labels
 every UV_STEP-th pixel) and the photos.
 
     python -m venv /tmp/d2venv && /tmp/d2venv/bin/pip install torch==2.14.1 torchvision==0.29.1 \\
-        numpy pillow opencv-python-headless scipy av "setuptools<81" wheel ninja
-    cd detectron2 && /tmp/d2venv/bin/pip install --no-build-isolation -e .     # about 4 minutes on 2 cores
-    PYTHONPATH=detectron2/projects/DensePose /tmp/d2venv/bin/python tools/densepose_reference.py \\
+        numpy pillow opencv-python-headless scipy av fvcore iopath pycocotools omegaconf hydra-core yacs
+    PYTHONPATH=detectron2 /tmp/d2venv/bin/python tools/densepose_reference.py \\
         --detectron2 detectron2 --demo SCHP/demo/demo.jpg --out tests/fixtures/densepose_rcnn
 
-Needs detectron2 built from its sources; SPD does not.
+detectron2 runs from its source tree (a snapshot of its main branch, December 2026): this model
+uses none of its compiled C++ / CUDA ops (its ROIAlign and NMS are torchvision's), so the fixtures
+were made without building them (`pip install -e .` of that snapshot failed in its build isolation).
+Needs detectron2's sources; SPD does not.
 """
 
 from __future__ import annotations
