@@ -15,12 +15,10 @@ costs about 15 GFLOP per detection). Best of ``--repeat`` passes after a warm-up
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import pickle
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # before torch: see spd/cli/__init__.py
@@ -29,19 +27,10 @@ import torch
 
 from spd.data.image_io import read_image
 from spd.densepose_rcnn import DensePoseRCNN, load_detector
-from spd.inference.precision import NATIVE_BF16, cpu_flags, cpu_name
+
+from bench_common import best_pass, machine, write_results  # benchmarks/, beside this script
 
 ROOT = Path(__file__).resolve().parents[1]
-
-
-def best_pass(run, photos: list, repeat: int) -> float:
-    run(photos)
-    best = float("inf")
-    for _ in range(repeat):
-        start = time.perf_counter()
-        run(photos)
-        best = min(best, time.perf_counter() - start)
-    return len(photos) / best
 
 
 def random_zoo_file(folder: Path) -> Path:
@@ -99,8 +88,7 @@ def main() -> None:
         if args.detectron2:
             rows["detectron2 DefaultPredictor + apply_net's conversion"] = best_pass(
                 detectron2_runner(args.detectron2, weights, args.detections), photos, args.repeat)
-    native = sorted(set(NATIVE_BF16) & cpu_flags())
-    record = {"cpu": cpu_name(), "native_bf16": native, "cores": len(os.sched_getaffinity(0)), "torch": torch.__version__,
+    record = {**machine(), "cores": len(os.sched_getaffinity(0)), "torch": torch.__version__,
               "detections_per_image": args.detections, "photos": [f"{p.name} {tuple(im.shape[1:])}" for p, im in zip(paths, photos)],
               "images_per_second": {k: round(v, 3) for k, v in rows.items()}}
     reference = rows.get("detectron2 DefaultPredictor + apply_net's conversion")
@@ -108,10 +96,7 @@ def main() -> None:
              f"short side 800, at most {args.detections} detections, float32, best of {args.repeat}", "",
              "| path | images/s | vs detectron2 |", "|---|---:|---:|"]
     lines += [f"| {k} | {v:.3f} | {f'{v / reference:.2f}x' if reference else '-'} |" for k, v in rows.items()]
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.with_suffix(".json").write_text(json.dumps(record, indent=1) + "\n")
-    args.out.with_suffix(".md").write_text("\n".join(lines) + "\n")
-    print("\n".join(lines))
+    write_results(args.out, record, lines)
 
 
 if __name__ == "__main__":

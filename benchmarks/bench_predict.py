@@ -33,7 +33,7 @@ import torch
 
 from spd import Predictor
 from spd.inference import EvalConfig
-from spd.inference.precision import NATIVE_BF16, cpu_flags, cpu_name
+from spd.inference.precision import cpu_name, native_bf16
 from spd.model import SPDNet, preset
 
 
@@ -115,7 +115,7 @@ def main() -> None:
         large.append(json.loads(child.stdout.strip().splitlines()[-1]))
         print(json.dumps(large[-1]))
     memory = large[-1]
-    native = sorted(set(NATIVE_BF16) & cpu_flags())
+    native = native_bf16()
     result = {"machine": f"{cpu_name()} ({platform.machine()}; native bf16: {', '.join(native) or 'none'}), "
                          f"{os.cpu_count()} cores visible, {args.threads} threads",
               "device": args.device, "torch": torch.__version__, "input": args.size, "batch": 1,

@@ -17,12 +17,10 @@ and OUT.md, naming the CPU and whether it has native bf16 (AMX or AVX-512 BF16).
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # before torch: see spd/cli/__init__.py
@@ -33,21 +31,11 @@ import torch
 from spd import Predictor
 from spd.convert.schp import INPUT_SIZES, convert_checkpoint, schp_protocol
 from spd.data.image_io import read_image
-from spd.inference.precision import NATIVE_BF16, cpu_flags, cpu_name
 from spd.model import SPDNet, preset
 
+from bench_common import best_pass, machine, write_results  # benchmarks/, beside this script
+
 ROOT = Path(__file__).resolve().parents[1]
-
-
-def best_pass(run, photos: list, repeat: int) -> float:
-    """Images per second: the best of ``repeat`` timed passes after one untimed."""
-    run(photos)
-    best = float("inf")
-    for _ in range(repeat):
-        start = time.perf_counter()
-        run(photos)
-        best = min(best, time.perf_counter() - start)
-    return len(photos) / best
 
 
 def spd_model(args) -> SPDNet:
@@ -122,7 +110,7 @@ def main() -> None:
                    and "_" not in p.stem)
     photos = [read_image(p) for p in paths]
     model = spd_model(args)
-    native = sorted(set(NATIVE_BF16) & cpu_flags())
+    native = machine()["native_bf16"]
     rows = {}
     for precision in ("32", "bf16") if native else ("32",):
         predictor = Predictor(model, schp_protocol(args.dataset), device="cpu", batch_size=1, precision=precision)
@@ -139,7 +127,7 @@ def main() -> None:
         if args.onnx:
             rows["ONNX Runtime, network only (float32)"] = best_pass(onnx_runner(model, args.dataset, Path(tmp)),
                                                                     photos, args.repeat)
-    record = {"cpu": cpu_name(), "native_bf16": native, "cores": len(os.sched_getaffinity(0)),
+    record = {**machine(), "cores": len(os.sched_getaffinity(0)),
               "torch": torch.__version__, "threads": torch.get_num_threads(), "dataset": args.dataset,
               "input_size": list(INPUT_SIZES[args.dataset]), "photos": [f"{p.name} {tuple(im.shape[1:])}"
                                                                         for p, im in zip(paths, photos)],
@@ -150,10 +138,7 @@ def main() -> None:
              "| path | images/s | vs SCHP's script |", "|---|---:|---:|"]
     for k, v in rows.items():
         lines.append(f"| {k} | {v:.2f} | {f'{v / reference:.2f}x' if reference else '-'} |")
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.with_suffix(".json").write_text(json.dumps(record, indent=1) + "\n")
-    args.out.with_suffix(".md").write_text("\n".join(lines) + "\n")
-    print("\n".join(lines))
+    write_results(args.out, record, lines)
 
 
 if __name__ == "__main__":

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import json
 import os
 import time
 from pathlib import Path
@@ -26,9 +25,10 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from spd.config import load_config
 from spd.data.synthetic import SynthSpec, generate
-from spd.inference.precision import NATIVE_BF16, cpu_flags, cpu_name
 from spd.training.datamodule import SPDDataModule
 from spd.training.module import SPDModule
+
+from bench_common import machine, write_results  # benchmarks/, beside this script
 
 MODES = ("fp32", "channels_last", "bf16", "bf16_trunk")
 
@@ -106,18 +106,14 @@ def main() -> None:
     total = sum(e.self_cpu_time_total for e in prof.key_averages())
     top = sorted(prof.key_averages(), key=lambda e: e.self_cpu_time_total, reverse=True)[:8]
     shares = {e.key: round(100 * e.self_cpu_time_total / total, 1) for e in top}
-    native = sorted(set(NATIVE_BF16) & cpu_flags())
-    record = {"cpu": cpu_name(), "native_bf16": native, "threads": torch.get_num_threads(), "torch": torch.__version__,
+    record = {**machine(), "threads": torch.get_num_threads(), "torch": torch.__version__,
               "step_gflop": round(gflop, 2), "modes": rows, "fp32_self_cpu_share_percent": shares}
     lines = [f"The demo's training step (cpu_spd, batch 4, 160 x 128, AdamW) on {record['cpu']} ({record['threads']} "
-             f"threads; native bf16: {', '.join(native) or 'no'}): {gflop:.2f} GFLOP forward + backward, best of "
+             f"threads; native bf16: {', '.join(record['native_bf16']) or 'no'}): {gflop:.2f} GFLOP forward + backward, best of "
              f"{args.repeat}", "", "| mode | s / step | GFLOP/s |", "|---|---:|---:|"]
     lines += [f"| {k} | {v['step_s']} | {v['gflop_per_s']} |" for k, v in rows.items()]
     lines += ["", "float32 step, self CPU time by operation: " + ", ".join(f"{k} {v}%" for k, v in shares.items())]
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.with_suffix(".json").write_text(json.dumps(record, indent=1) + "\n")
-    args.out.with_suffix(".md").write_text("\n".join(lines) + "\n")
-    print("\n".join(lines))
+    write_results(args.out, record, lines)
 
 
 if __name__ == "__main__":

@@ -85,8 +85,9 @@ def preprocess(image: torch.Tensor, device: torch.device | None = None) -> tuple
 def chart_result(raw: dict[str, torch.Tensor], i: int, box_xyxy: torch.Tensor) -> ChartResult:
     """Detection ``i``'s chart at its box's integer size: fine segmentation argmax where the coarse
     one says foreground, U and V of the chosen part (bilinear, ``align_corners=False``)."""
-    x, y, w, h = (box_xyxy[0], box_xyxy[1], box_xyxy[2] - box_xyxy[0], box_xyxy[3] - box_xyxy[1])
-    w, h = max(int(w.long()), 1), max(int(h.long()), 1)
+    # The box's width and height truncated, as detectron2's XYXY -> XYWH conversion and make_int_box.
+    w = max(int((box_xyxy[2] - box_xyxy[0]).long()), 1)
+    h = max(int((box_xyxy[3] - box_xyxy[1]).long()), 1)
 
     def resized(name: str) -> torch.Tensor:
         return F.interpolate(raw[name][i:i + 1], (h, w), mode="bilinear", align_corners=False)

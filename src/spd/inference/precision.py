@@ -45,27 +45,30 @@ class PrecisionChoice:
         return f"precision: {name} ({self.reason})"
 
 
-def cpu_flags() -> set[str]:
-    """The CPU's feature flags (Linux); empty where they cannot be read."""
+def _cpuinfo(field: str) -> str | None:
+    """The first value of ``field`` in ``/proc/cpuinfo`` (Linux); None where it cannot be read."""
     try:
         with open("/proc/cpuinfo", encoding="utf-8") as f:
             for line in f:
-                if line.startswith("flags"):
-                    return set(line.split(":", 1)[1].split())
-    except OSError:
-        pass
-    return set()
-
-
-def cpu_name() -> str:
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as f:
-            for line in f:
-                if line.startswith("model name"):
+                if line.startswith(field):
                     return line.split(":", 1)[1].strip()
     except OSError:
         pass
-    return platform.processor() or platform.machine()
+    return None
+
+
+def cpu_flags() -> set[str]:
+    """The CPU's feature flags (Linux); empty where they cannot be read."""
+    return set((_cpuinfo("flags") or "").split())
+
+
+def native_bf16() -> list[str]:
+    """The flags by which this CPU computes bf16 natively (AMX, AVX-512 BF16); empty if none."""
+    return sorted(set(NATIVE_BF16) & cpu_flags())
+
+
+def cpu_name() -> str:
+    return _cpuinfo("model name") or platform.processor() or platform.machine()
 
 
 def cache_file() -> Path:
@@ -108,7 +111,7 @@ def resolve_precision(precision: str, model, input_size: tuple[int, int]) -> Pre
         return PrecisionChoice("32", f"{torch.cuda.get_device_name(device)} has no bf16")
     if device.type != "cpu":
         return PrecisionChoice("32", f"no bf16 rule for {device.type}")
-    native = sorted(set(NATIVE_BF16) & cpu_flags())
+    native = native_bf16()
     if not native:
         return PrecisionChoice("32", "this CPU has no native bf16 (no AMX, no AVX-512 BF16): bf16 would be emulated, "
                                      "far slower")

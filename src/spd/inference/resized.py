@@ -45,8 +45,10 @@ class ResizedSum:
         self.channels = maps[0].shape[0]
         self.height, self.width = placements[0].height, placements[0].width
 
-    def _sample(self, rows: torch.Tensor, cols: torch.Tensor, pointwise: bool) -> torch.Tensor:
-        """``pointwise``: rows and cols are N points -> [C, N]; else their grid -> [C, len(rows), len(cols)]."""
+    def _sample(self, rows: torch.Tensor, cols: torch.Tensor, pointwise: bool,
+                channels: slice = slice(None)) -> torch.Tensor:
+        """``pointwise``: rows and cols are N points -> [C, N]; else their grid -> [C, len(rows), len(cols)].
+        ``channels``: only those (the bilinear kernel)."""
         if self.kernel == "affine":
             return self._sample_affine(rows, cols, pointwise)
         if self.kernel != "bilinear":
@@ -61,7 +63,8 @@ class ResizedSum:
                 grid = torch.stack([gx, gy], -1)[None, None]  # [1, 1, N, 2]
             else:
                 grid = torch.stack(torch.broadcast_tensors(gx[None, :], gy[:, None]), -1)[None]  # [1, R, W, 2]
-            v = F.grid_sample(m[None].float(), grid, mode="bilinear", padding_mode="border", align_corners=False)[0]
+            v = F.grid_sample(m[None, channels].float(), grid, mode="bilinear", padding_mode="border",
+                              align_corners=False)[0]
             total = v if total is None else total + v
         total = total * self.factor
         return total[:, 0] if pointwise else total
@@ -120,10 +123,10 @@ class ResizedSum:
     # computed at full size only near a change of label, and a peak only near high cells: the
     # results are those of evaluating every pixel, at a fraction of the cost on a large photo.
 
-    def _cells(self) -> tuple[torch.Tensor, torch.Tensor] | None:
-        """For each photo row and column, the map row / column of the cell pair its bilinear
-        sampling starts at (border-clamped, as grid_sample's border padding): ([H], [W]); None
-        where the shortcuts do not apply (several maps, or another kernel)."""
+    def _positions(self) -> tuple[torch.Tensor, torch.Tensor] | None:
+        """For each photo row and column, where its bilinear sampling reads the one map, in map
+        pixels (border-clamped, as grid_sample's border padding): ([H], [W]); None where the
+        shortcuts do not apply (several maps, another kernel, a factor <= 0, non-finite maps)."""
         if self.kernel != "bilinear" or len(self.maps) != 1 or not self.factor > 0:
             return None
         m, p = self.maps[0], self.placements[0]
@@ -134,7 +137,13 @@ class ResizedSum:
         h, w = m.shape[-2:]
         iy = ((2.0 * y / p.canvas[0] - 1.0 + 1) * h - 1) / 2
         ix = ((2.0 * x / p.canvas[1] - 1.0 + 1) * w - 1) / 2
-        return iy.clamp(0, h - 1).floor().long(), ix.clamp(0, w - 1).floor().long()
+        return iy.clamp(0, h - 1), ix.clamp(0, w - 1)
+
+    def _cells(self) -> tuple[torch.Tensor, torch.Tensor] | None:
+        """For each photo row and column, the map row / column of the cell pair its bilinear
+        sampling starts at: ([H], [W]); None where the shortcuts do not apply."""
+        positions = self._positions()
+        return None if positions is None else (positions[0].floor().long(), positions[1].floor().long())
 
     def labels(self) -> torch.Tensor:
         """uint8 [H, W]: the channel of the largest value at each pixel, as ``rows(...).argmax(0)``."""
@@ -203,7 +212,7 @@ class ResizedSum:
                 step = max(1, BAND_ELEMENTS // max(1, len(cols)))
                 for a in range(r0, r1, step):
                     rows = torch.arange(a, min(r1, a + step), device=y0.device)
-                    block = self._sample_channel(k, rows, cols)
+                    block = self._sample(rows, cols, False, slice(k, k + 1))[0]
                     value = float(block.max())
                     where = torch.nonzero(block == value)
                     raster = int((rows[where[:, 0]] * self.width + cols[where[:, 1]]).min())
@@ -214,32 +223,20 @@ class ResizedSum:
         device = m.device
         return torch.tensor(best_values, device=device), torch.tensor(best_index, device=device)
 
-    def _sample_channel(self, k: int, rows: torch.Tensor, cols: torch.Tensor) -> torch.Tensor:
-        """Channel ``k`` of the one map at the grid of ``rows`` and ``cols``, as ``_sample`` computes it."""
-        m, p = self.maps[0], self.placements[0]
-        y, x = p.canvas_coords(rows.to(m.device), cols.to(m.device))
-        gy, gx = 2.0 * y / p.canvas[0] - 1.0, 2.0 * x / p.canvas[1] - 1.0
-        grid = torch.stack(torch.broadcast_tensors(gx[None, :], gy[:, None]), -1)[None]
-        v = F.grid_sample(m[None, k:k + 1].float(), grid, mode="bilinear", padding_mode="border", align_corners=False)
-        return v[0, 0] * self.factor
-
     def select(self, index: torch.Tensor, groups: int) -> torch.Tensor:
         """[groups, H, W]: at each pixel, channel ``g * (C / groups) + index`` of group g (U and V
         of the predicted part, say), resized as ``rows`` resizes it, but only that channel."""
         per = self.channels // groups
-        cells = self._cells()
+        positions = self._positions()
         out = torch.empty(groups, self.height, self.width, device=self.maps[0].device)
-        if cells is None:
+        if positions is None:
             for a, b in self.bands():
                 band = self.rows(a, b).reshape(groups, per, b - a, self.width)
                 out[:, a:b] = band.gather(1, index[a:b][None, None].expand(groups, 1, -1, -1))[:, 0]
             return out
-        m, p = self.maps[0].float(), self.placements[0]
+        m = self.maps[0].float()
         h, w = m.shape[-2:]
-        device = m.device
-        y, x = p.canvas_coords(torch.arange(self.height, device=device), torch.arange(self.width, device=device))
-        iy = (((2.0 * y / p.canvas[0] - 1.0 + 1) * h - 1) / 2).clamp(0, h - 1)
-        ix = (((2.0 * x / p.canvas[1] - 1.0 + 1) * w - 1) / 2).clamp(0, w - 1)
+        iy, ix = positions
         y0, x0 = iy.floor().long(), ix.floor().long()
         wy, wx = iy - y0, ix - x0
         y1, x1 = (y0 + 1).clamp_max(h - 1), (x0 + 1).clamp_max(w - 1)
