@@ -10,9 +10,11 @@ reference a user would otherwise pick), in its own subprocess so that its peak m
 * parameters, and GFLOPs per image at SIZE x SIZE counted by torch's FLOP counter (a multiply-add
   is 2), at one input scale and at the preset's configured scales;
 * inference (one scale, as a forward pass is used at test time): latency at batch 1 and
-  throughput at each of ``--batches`` (the best is reported), per execution mode: ``fp32``,
-  ``bf16`` (autocast), ``channels_last``, ``compile`` (``torch.compile`` of the channels-last model)
-  and ``compile_bf16`` (the same under bf16 autocast); the achieved GFLOP/s
+  throughput at each of ``--batches`` (the best is reported), per execution mode: ``fp32`` (the
+  path before ``--precision auto``), ``bf16`` (autocast), ``channels_last``,
+  ``bf16_channels_last``, ``auto`` (what ``--precision auto`` picks on this machine: the new
+  path), ``compile`` (``torch.compile`` of the channels-last model) and ``compile_bf16`` (the same
+  under bf16 autocast); the CPU and its native bf16 (AMX, AVX-512 BF16) named; the achieved GFLOP/s
   beside it, a ratio that holds where absolute times drift between machines;
 * training at the paper's settings (the preset's scales, SGD, the multi-task loss) on batches
   of the synthetic data: images per second and peak memory.
@@ -49,8 +51,10 @@ from spd.ops.atomic import write_text
 FULL_SIZE = ["jppnet", "s", "sp", "sd", "spd"]
 CPU_FAMILY = ["cpu_s", "cpu_sp", "cpu_sd", "cpu_spd"]
 REFERENCE = "deeplabv3_resnet101"
+# bf16_channels_last: bf16 autocast of the channels-last model (what oneDNN's AMX kernels want);
+# auto: what --precision auto picks on this machine (spd.inference.precision; the SPD models only);
 # compile: torch.compile of the channels-last model in fp32; compile_bf16: the same under bf16 autocast.
-MODES = ["fp32", "bf16", "channels_last", "compile", "compile_bf16"]
+MODES = ["fp32", "bf16", "channels_last", "bf16_channels_last", "auto", "compile", "compile_bf16"]
 
 
 def build(name: str, single_scale: bool) -> torch.nn.Module:
@@ -96,23 +100,30 @@ def peak_memory_gib(device: torch.device) -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20  # KiB on Linux
 
 
-def prepared(model: torch.nn.Module, mode: str, device: torch.device):
-    """(callable taking an input batch, input memory format, autocast context) for ``mode``."""
+def prepared(model: torch.nn.Module, mode: str, device: torch.device, size: int):
+    """(callable taking an input batch, input memory format, autocast context, the mode in words)."""
     model = model.to(device).eval()
     compiled = mode.startswith("compile")
-    fmt = torch.channels_last if mode == "channels_last" or compiled else torch.contiguous_format
+    channels_last, bf16, said = mode in ("channels_last", "bf16_channels_last") or compiled, "bf16" in mode, mode
+    if mode == "auto":
+        from spd.inference.precision import resolve_precision
+
+        choice = resolve_precision("auto", model, (size, size))
+        channels_last, bf16 = choice.channels_last, choice.precision == "bf16"
+        said = f"auto: {'bf16' if bf16 else 'fp32'}{', channels-last' if channels_last else ''}"
+    fmt = torch.channels_last if channels_last else torch.contiguous_format
     model = model.to(memory_format=fmt)
-    autocast = torch.autocast(device.type, dtype=torch.bfloat16) if mode.endswith("bf16") else nullcontext()
+    autocast = torch.autocast(device.type, dtype=torch.bfloat16) if bf16 else nullcontext()
     fn = torch.compile(model) if compiled else model
-    return fn, fmt, autocast
+    return fn, fmt, autocast, said
 
 
 def measure_inference(model: torch.nn.Module, mode: str, size: int, batches: list[int], gflops: float,
                       device: torch.device, warmup: int, repeats: int) -> dict:
-    fn, fmt, autocast = prepared(model, mode, device)
+    fn, fmt, autocast, said = prepared(model, mode, device, size)
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
-    result = {"mode": mode, "throughput": {}}
+    result = {"mode": said, "throughput": {}}
     with torch.no_grad():
         for b in batches:
             x = torch.randn(b, 3, size, size, device=device).to(memory_format=fmt)
@@ -215,6 +226,8 @@ def measure_model(args: argparse.Namespace) -> dict:
         del configured
     result["inference"] = []
     for mode in args.modes:
+        if mode == "auto" and args.one == REFERENCE:
+            continue  # --precision auto is SPD's; the reference's modes above show the same choices
         try:
             result["inference"].append(measure_inference(single, mode, args.size, args.batches, result["gflops"], device,
                                                          args.warmup, args.repeats))
@@ -239,12 +252,18 @@ def environment(args: argparse.Namespace) -> dict:
     env["torchvision"] = torchvision.__version__
     if device.type == "cuda":
         env["gpu"] = torch.cuda.get_device_name(device)
+    else:
+        from spd.inference.precision import cpu_name, native_bf16
+
+        env["cpu"], env["native_bf16"] = cpu_name(), native_bf16()
     return env
 
 
 def markdown(results: dict) -> str:
     env, size = results["environment"], results["size"]
-    lines = [f"# Speed: {env['device']} ({env.get('gpu', env['machine'] + ', ' + str(env['cpu_count']) + ' cores')}), "
+    cpu = (f"{env.get('cpu', env['machine'])}, {env['cpu_count']} cores, native bf16: "
+           f"{', '.join(env.get('native_bf16') or []) or 'none'}")
+    lines = [f"# Speed: {env['device']} ({env.get('gpu', cpu)}), "
              f"torch {env['torch']}, torchvision {env['torchvision']}, {size}x{size} input", "",
              "Inference at one input scale; latency at batch 1, throughput at the best of batches "
              f"{results['batches']}; medians of {results['repeats']} runs after {results['warmup']} warm-up(s). "
@@ -288,7 +307,7 @@ def markdown(results: dict) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--models", nargs="+", default=FULL_SIZE + CPU_FAMILY + [REFERENCE])
-    parser.add_argument("--modes", nargs="+", default=MODES[:3], choices=MODES,
+    parser.add_argument("--modes", nargs="+", default=MODES[:5], choices=MODES,
                         help="execution modes (compile is slow to build on a CPU: ask for it)")
     parser.add_argument("--size", type=int, default=384)
     parser.add_argument("--batches", type=int, nargs="+", default=[1, 2, 4])

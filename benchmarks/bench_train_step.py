@@ -30,21 +30,22 @@ from spd.training.module import SPDModule
 
 from bench_common import machine, write_results  # benchmarks/, beside this script
 
-MODES = ("fp32", "channels_last", "bf16", "bf16_trunk")
+MODES = ("fp32", "channels_last", "bf16", "bf16_channels_last", "bf16_trunk", "bf16_trunk_channels_last")
 
 
 def demo_step(root: Path, mode: str):
     config, doc = load_demo(root)
     torch.manual_seed(0)
     module = SPDModule(doc, initialise=False).train()
-    if mode in ("channels_last",):
+    channels_last = mode.endswith("channels_last")
+    if channels_last:
         module = module.to(memory_format=torch.channels_last)
     loader = SPDDataModule(config, module.model.output_stride).train_dataloader()
     batches = [{k: v for k, v in b.items() if isinstance(v, torch.Tensor)} for _, b in zip(range(2), loader)]
     optimiser = torch.optim.AdamW([p for p in module.parameters() if p.requires_grad], lr=1e-6)
     index = [0]
     trunk = module.model.trunk
-    if mode == "bf16_trunk":  # autocast around the trunk only; heads and loss in float32
+    if mode.startswith("bf16_trunk"):  # autocast around the trunk only; heads and loss in float32
         forward = trunk.forward
 
         def autocast_trunk(x):
@@ -56,8 +57,8 @@ def demo_step(root: Path, mode: str):
     def step():
         b = batches[index[0] % len(batches)]
         index[0] += 1
-        image = b["image"].contiguous(memory_format=torch.channels_last) if mode == "channels_last" else b["image"]
-        context = torch.autocast("cpu", dtype=torch.bfloat16) if mode == "bf16" else contextlib.nullcontext()
+        image = b["image"].contiguous(memory_format=torch.channels_last) if channels_last else b["image"]
+        context = torch.autocast("cpu", dtype=torch.bfloat16) if mode in ("bf16", "bf16_channels_last") else contextlib.nullcontext()
         with context:
             loss = module.criterion(module(image), b).total
         optimiser.zero_grad(set_to_none=True)

@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 from spd.data.heatmaps import find_peaks
 from spd.inference.placement import place
 from spd.inference.resized import ResizedSum
+from spd.ops.argmax import channel_argmax
 
 
 class Plain:
@@ -44,7 +45,7 @@ def smooth_maps(seed: int, channels: int, size: tuple[int, int], quantise: bool)
 def test_labels_select_and_peaks_equal_every_pixel(seed, h, w, photo_h, photo_w, letterbox, quantise):
     maps = smooth_maps(seed, 6, (h, w), quantise)
     placement = place(photo_h, photo_w, (h * 4, w * 4), "letterbox" if letterbox else "squash")
-    source = ResizedSum([maps], [placement], factor=0.5)
+    source = ResizedSum([maps], [placement], factor=0.5, search_from=0)  # small maps: search all the same
     full = torch.cat([source.rows(a, b) for a, b in source.bands()], dim=1)
     labels = source.labels()
     # Equal wherever the pixel's two best channels differ by more than float rounding: grid_sample
@@ -79,7 +80,7 @@ def test_several_maps_take_the_full_path():
 def test_flat_and_non_finite_maps_give_what_every_pixel_gives():
     flat = torch.zeros(3, 12, 10)
     flat[1, 5:, :] = -1.0  # a plateau over the first rows
-    source = ResizedSum([flat], [place(90, 70, (48, 40), "squash")])
+    source = ResizedSum([flat], [place(90, 70, (48, 40), "squash")], search_from=0)
     fast_xy, fast_value = find_peaks(source, refine=False)
     slow_xy, slow_value = find_peaks(Plain(source), refine=False)
     assert torch.equal(fast_xy, slow_xy) and torch.equal(fast_value, slow_value)  # the first pixel, as a full scan
@@ -87,3 +88,28 @@ def test_flat_and_non_finite_maps_give_what_every_pixel_gives():
     nan[2, 3, 3] = float("nan")
     source = ResizedSum([nan], [place(90, 70, (48, 40), "squash")])
     assert source.peak_indices() is None and source._cells() is None  # NaN: every pixel evaluated, as before
+
+
+def test_small_outputs_are_searched_by_evaluating_every_pixel():
+    """Below ``search_from`` (one band: a photo of up to ~500 x 1000 with 16 joints) the search
+    costs more than evaluating every pixel, which gives the same peaks."""
+    maps = smooth_maps(3, 16, (48, 48), False)
+    source = ResizedSum([maps], [place(384, 384, (384, 384), "squash")])
+    assert source.peak_indices() is None
+    searched = ResizedSum([maps], [place(384, 384, (384, 384), "squash")], search_from=0)
+    assert searched.peak_indices() is not None
+    assert torch.equal(find_peaks(source, refine=False)[0], find_peaks(searched, refine=False)[0])
+
+
+@settings(max_examples=200, deadline=None)
+@given(seed=st.integers(0, 10_000), channels=st.integers(1, 6), dim=st.integers(0, 1), ties=st.booleans(),
+       nan=st.booleans(), bf16=st.booleans())
+def test_channel_argmax_is_argmax(seed, channels, dim, ties, nan, bf16):
+    g = torch.Generator().manual_seed(seed)
+    x = torch.randn(channels, 5, 7, generator=g)
+    x = x.round() if ties else x  # many equal maxima: the first one wins in both
+    if nan:
+        x[torch.rand(x.shape, generator=g) < 0.1] = float("nan")
+    x = x.to(torch.bfloat16) if bf16 else x
+    x = x.movedim(0, dim)
+    assert torch.equal(channel_argmax(x, dim), x.argmax(dim))

@@ -22,6 +22,7 @@ from spd.data.detect import open_dataset
 from spd.evaluation.evaluate import evaluate_model, evaluate_predictions, load_model
 from spd.evaluation.evaluator import Evaluator
 from spd.inference import Prediction, predict_batch, predict_image
+from spd.model import SPDNet, preset
 from spd.weights import load_checkpoint
 from spd.training.module import validation_protocol
 from spd.training.train import train
@@ -442,3 +443,41 @@ def test_bf16_autocast_gives_the_float32_masks(straight_run, data_root):
     for name in ("parsing", "dp_index"):
         same = sum(int((getattr(a, name) == getattr(b, name)).sum()) for a, b in zip(full, bf16))
         assert same / pixels >= 0.995, (name, same / pixels)
+
+
+def test_precision_auto_trains_in_the_mode_this_machine_runs_fastest(tmp_path, data_root, monkeypatch):
+    """train.precision auto on a CPU with native bf16: a training step timed in each mode (here
+    given: bf16 with channels-last fastest), the run trains in it and its saved config says so."""
+    import spd.inference.precision as precision
+    import spd.training.auto_precision as auto_precision
+
+    monkeypatch.setenv("SPD_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setattr(precision, "cpu_flags", lambda: {"amx_bf16", "avx512_bf16"})
+    timed = []
+
+    def step_seconds(model, size, batch, p, channels_last, runs=2):
+        timed.append((tuple(size), batch, p, channels_last))
+        return {("32", False): 1.0, ("32", True): 0.9, ("bf16", False): 0.7, ("bf16", True): 0.5}[p, channels_last]
+
+    monkeypatch.setattr(auto_precision, "step_seconds", step_seconds)
+    args = cli_args(tmp_path, data_root, 1, "auto", "train.max_steps=2")
+    assert main(["train", *args, "--device", "cpu", "--precision", "auto"]) == 0
+    saved = torch.load(tmp_path / "runs" / "auto" / "checkpoints" / "last.ckpt", weights_only=True)
+    train = saved["hyper_parameters"]["config"]["train"]
+    assert (train["precision"], train["channels_last"]) == ("bf16-mixed", True)
+    assert len(timed) == 4 and timed[0][1] <= 2  # every mode, at most two images per step
+    # Without native bf16: 32-true, nothing timed.
+    monkeypatch.setattr(precision, "cpu_flags", lambda: {"avx2"})
+    timed.clear()
+    assert main(["train", *cli_args(tmp_path, data_root, 1, "auto32", "train.max_steps=1"), "--device", "cpu",
+                 "--precision", "auto"]) == 0
+    saved = torch.load(tmp_path / "runs" / "auto32" / "checkpoints" / "last.ckpt", weights_only=True)
+    assert saved["hyper_parameters"]["config"]["train"]["precision"] == "32-true" and not timed
+
+
+def test_a_timed_training_step_runs_forward_and_backward():
+    from spd.training.auto_precision import step_seconds
+
+    model = SPDNet(preset("cpu_s"))
+    assert 0 < step_seconds(model, (64, 48), 1, "32", True, runs=1) < 60
+    assert all(p.grad is None for p in model.parameters())  # no gradient left behind

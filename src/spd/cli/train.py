@@ -22,7 +22,8 @@ TRAIN_FLAGS = (
     ("--devices", "devices", str, "processes per node: a number (default 1), or 'auto' for every visible GPU"),
     ("--num-nodes", "num_nodes", int, "machines taking part (each runs the same command)"),
     ("--strategy", "strategy", str, "Lightning strategy, e.g. ddp"),
-    ("--precision", "precision", str, "e.g. bf16-mixed, 16-mixed, 32-true"),
+    ("--precision", "precision", str, "e.g. bf16-mixed, 16-mixed, 32-true, or auto (bf16-mixed where a training step "
+                                      "is faster so on this machine)"),
 )
 
 

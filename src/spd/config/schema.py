@@ -55,7 +55,9 @@ class OptimConfig:
                           ("warmup_steps", self.warmup_steps, self.warmup_steps >= 0, ">= 0")])
 
 
-PRECISIONS = ("32-true", "bf16-mixed", "16-mixed", "64-true")
+# "auto": bf16-mixed (and channels-last) where a training step is faster so on this machine
+# (spd.training.auto_precision), else 32-true; the run's saved config holds the answer.
+PRECISIONS = ("32-true", "bf16-mixed", "16-mixed", "64-true", "auto")
 # bf16-true keeps the weights themselves in bfloat16, whose 8-bit mantissa rounds away any update
 # below ~0.4% of a weight: 5 steps of the LIP recipe (SGD, lr 1e-4) changed 1.5% of a model's
 # weights in bf16-true against 87% in float32 (docs/training.md).
@@ -68,7 +70,7 @@ BF16_TRUE = ("train.precision bf16-true keeps the weights in bfloat16, which rou
 class TrainConfig:
     max_epochs: int = 35
     max_steps: int = -1
-    precision: str = "32-true"          # "bf16-mixed" on GPU
+    precision: str = "32-true"          # "bf16-mixed" on GPU; "auto": measured per machine
     accumulate_grad_batches: int = 1
     devices: int | str = 1              # processes per node: a count, or "auto" (every visible GPU)
     num_nodes: int = 1

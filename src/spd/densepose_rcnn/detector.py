@@ -16,6 +16,7 @@ import torch.nn.functional as F
 from PIL import Image
 from torch import nn
 
+from ..ops.argmax import channel_argmax
 from . import boxes as B
 from .network import FPN, BoxHead, BoxPredictor, ChartPredictor, Decoder, DensePoseHead, RPNHead
 
@@ -92,8 +93,8 @@ def chart_result(raw: dict[str, torch.Tensor], i: int, box_xyxy: torch.Tensor) -
     def resized(name: str) -> torch.Tensor:
         return F.interpolate(raw[name][i:i + 1], (h, w), mode="bilinear", align_corners=False)
 
-    coarse = resized("coarse_segm").argmax(dim=1)
-    labels = (resized("fine_segm").argmax(dim=1) * (coarse > 0).long())[0]
+    coarse = channel_argmax(resized("coarse_segm"), 1)
+    labels = (channel_argmax(resized("fine_segm"), 1) * (coarse > 0).long())[0]
     u, v = resized("u"), resized("v")
     uv = torch.zeros([2, h, w], dtype=torch.float32, device=labels.device)
     for part in range(1, u.size(1)):

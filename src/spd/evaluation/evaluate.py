@@ -73,6 +73,7 @@ def evaluate_model(model: SPDNet, reader: ParsingReader, protocol: EvalConfig, m
     device = next(model.parameters()).device
     tasks = model.config.tasks
     choice = resolve_precision(precision, model, protocol.input_size)
+    choice.apply(model)
     if precision == "auto":
         log.info("%s", choice)
     precision = choice.precision

@@ -13,6 +13,7 @@ from collections.abc import Iterator
 import torch
 import torch.nn.functional as F
 
+from ..ops.argmax import channel_argmax
 from ..ops.validation import require_choice
 from .placement import AffinePlacement, Placement, pixel_grid
 
@@ -28,17 +29,20 @@ class ResizedSum:
     maps of mirror views (see :meth:`Placement.legacy_taps`), or ``affine`` (SCHP's: each map
     upsampled to its canvas with ``align_corners=True``, then read bilinearly at each pixel's
     canvas position, zero outside the canvas; :class:`~.placement.AffinePlacement`).
+    ``search_from``: the output size (channels x pixels) from which :meth:`peak_indices` searches
+    rather than letting every pixel be evaluated (below it, one band costs less than the search).
     """
 
     KERNELS = ("bilinear", "tf_bilinear", "tf_nearest", "affine")
 
     def __init__(self, maps: list[torch.Tensor], placements: list[Placement], factor: float = 1.0,
-                 kernel: str = "bilinear", mirrored: list[bool] | None = None):
+                 kernel: str = "bilinear", mirrored: list[bool] | None = None, search_from: int = BAND_ELEMENTS):
         if not maps or len(maps) != len(placements):
             raise ValueError("one placement per map is needed")
         require_choice("kernel", kernel, self.KERNELS)
         self.maps, self.placements, self.factor = maps, placements, factor
         self.kernel, self.mirrored = kernel, mirrored or [False] * len(maps)
+        self.search_from = search_from
         if (kernel == "affine") != all(isinstance(p, AffinePlacement) for p in placements):
             raise ValueError("the affine kernel reads maps of affine placements, and only it")
         self._canvases: list[torch.Tensor] | None = None
@@ -151,12 +155,12 @@ class ResizedSum:
         out = torch.empty(self.height, self.width, dtype=torch.uint8, device=self.maps[0].device)
         if cells is None:
             for a, b in self.bands():
-                out[a:b] = self.rows(a, b).argmax(0).to(torch.uint8)
+                out[a:b] = channel_argmax(self.rows(a, b)).to(torch.uint8)
             return out
         y0, x0 = cells
         m = self.maps[0].float()
         top = m.topk(min(2, m.shape[0]), dim=0).values
-        label = m.argmax(0)
+        label = channel_argmax(m)
         # A cell with a tie (or one channel) is never uniform: such pixels take the full path.
         strict = top[0] > top[1] if m.shape[0] > 1 else torch.zeros_like(label, dtype=torch.bool)
         padded = F.pad(label[None, None].float(), (0, 1, 0, 1), mode="replicate")[0, 0].long()
@@ -172,16 +176,17 @@ class ResizedSum:
             rows, cols = torch.nonzero(~quad_uniform, as_tuple=True)
             for s in range(0, len(rows), BAND_ELEMENTS // max(1, self.channels)):
                 r, c = rows[s:s + BAND_ELEMENTS // max(1, self.channels)], cols[s:s + BAND_ELEMENTS // max(1, self.channels)]
-                out[a + r, c] = self.at(a + r, c).argmax(0).to(torch.uint8)
+                out[a + r, c] = channel_argmax(self.at(a + r, c)).to(torch.uint8)
         return out
 
     def peak_indices(self, budget: int = 512) -> tuple[torch.Tensor, torch.Tensor] | None:
         """Per channel, the largest pixel's value and raster index (the first in raster order
-        among equals): ([C], [C]); None where the shortcut does not apply, or where a channel
-        needs more than ``budget`` quads (a flat map: then every pixel is evaluated). Branch and
+        among equals): ([C], [C]); None where the shortcut does not apply, where the output is
+        smaller than ``search_from``, or where a channel needs more than ``budget`` quads (a flat
+        map): then every pixel is evaluated. Branch and
         bound over the map's cell quads: a quad's pixels are at most its largest corner."""
         cells = self._cells()
-        if cells is None:
+        if cells is None or self.channels * self.height * self.width < self.search_from:
             return None
         y0, x0 = cells
         m = self.maps[0].float()
@@ -239,15 +244,16 @@ class ResizedSum:
         iy, ix = positions
         y0, x0 = iy.floor().long(), ix.floor().long()
         wy, wx = iy - y0, ix - x0
-        y1, x1 = (y0 + 1).clamp_max(h - 1), (x0 + 1).clamp_max(w - 1)
-        flat = m.reshape(-1)
+        # The other corners' offsets from the top-left one: 0 where the map's edge clamps them.
+        dy, dx = ((y0 + 1).clamp_max(h - 1) - y0) * w, (x0 + 1).clamp_max(w - 1) - x0
+        groups_flat = m.reshape(groups, per * h * w)
+        wx0, wx1 = (1 - wx)[None, :], wx[None, :]
         for a, b in self.bands(4 * groups):
             r = slice(a, b)
+            top_left = index[r].long() * (h * w) + (y0[r] * w)[:, None] + x0[None, :]  # [rows, W], shared by the groups
+            corners = (top_left, top_left + dx[None, :], top_left + dy[r][:, None], top_left + dy[r][:, None] + dx[None, :])
+            wy0, wy1 = (1 - wy[r])[:, None], wy[r][:, None]
             for g in range(groups):
-                base = (g * per + index[r].long()) * (h * w)  # [rows, W]
-                def at(ys, xs):
-                    return flat[base + ys[r][:, None] * w + xs[None, :]]
-                v = ((1 - wy[r])[:, None] * ((1 - wx)[None, :] * at(y0, x0) + wx[None, :] * at(y0, x1))
-                     + wy[r][:, None] * ((1 - wx)[None, :] * at(y1, x0) + wx[None, :] * at(y1, x1)))
-                out[g, a:b] = v * self.factor
+                v00, v01, v10, v11 = (groups_flat[g][c] for c in corners)
+                out[g, a:b] = (wy0 * (wx0 * v00 + wx1 * v01) + wy1 * (wx0 * v10 + wx1 * v11)) * self.factor
         return out

@@ -22,6 +22,8 @@ from typing import Any
 
 import torch
 
+from ..ops.argmax import channel_argmax
+
 STAGE_RULES = ("mean", "final")
 JPPNET_HEADS = ("fc1_human", "pose_net")
 PYRAMID_RESIZES = ("bilinear", "nearest")
@@ -218,7 +220,7 @@ def argmax_labels(source) -> torch.Tensor:
     first = source.maps[0]
     out = torch.empty(source.height, source.width, dtype=torch.uint8, device=first.device)
     for a, b in source.bands():
-        out[a:b] = source.rows(a, b).argmax(0).to(torch.uint8)
+        out[a:b] = channel_argmax(source.rows(a, b)).to(torch.uint8)
     return out
 
 

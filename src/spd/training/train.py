@@ -32,6 +32,7 @@ from ..ops.devices import parse_device
 from ..ops.errors import InputError
 from ..ops.state import WeightsError, check_state_dict, read_torch_file
 from ..weights.files import training_state
+from .auto_precision import resolve_train_precision
 from .batch_end_checkpoint import BatchEndCheckpoint
 from .checkpoint_io import AtomicCheckpointIO, checkpoints_in, clean_checkpoint_folder
 from .datamodule import SPDDataModule, per_process_batch
@@ -83,6 +84,11 @@ def _train(config: ExperimentConfig, run_dir: Path, launch: tuple, resume: bool 
         warn_compressed(train_reader)  # said once per run: it decodes up to 200 labels
     # The parsing head predicts the training data's label space (LIP or ATR).
     config = replace(config, model=replace(config.model, parsing_space=train_reader.label_space))
+    config, choice = resolve_train_precision(config, launch[0])
+    if choice.reason != "as asked" and is_main_process():
+        log.info("train.precision auto: %s%s (%s)", config.train.precision,
+                 ", channels-last" if choice.channels_last else "", choice.reason)
+    t = config.train
     data.config = config
     resolved = to_dict(config)
     # A resumed run's class weights come from its checkpoint (into SPDModule's placeholders).
