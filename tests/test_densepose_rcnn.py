@@ -188,3 +188,53 @@ def test_every_person_is_pasted_the_more_confident_on_top():
     assert (index[5, 1:6] == 7).all() and index[5, 0] == 0 and np.allclose(uv[:, 5, 1:6], 0.75)
     only_top, _ = iuv_of(found, (8, 8), people=1)
     assert (only_top == np.where(index == 3, 3, 0)).all()
+
+
+def test_spd_predict_with_a_zoo_file_writes_detectron2s_iuv_of_photos_and_videos(tmp_path, zoo_file, capsys):
+    """``spd predict FILE.pkl``: NAME_iuv.png as ``spd data densepose`` writes it (one function
+    composes both), the overlay, a video's per-frame IUV files; the Python API gives the same.
+    (The top person only: DensePose of every detection costs seconds more per image here.)"""
+    av = pytest.importorskip("av")
+    from spd.cli.main import main
+    from spd.data.image_io import read_iuv
+    from spd.predict import DensePosePredictor
+
+    # One photo (the detector costs seconds per image on a CPU), several people in it.
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    name = "three.jpg"
+    (photos / name).write_bytes((FIXTURES / name).read_bytes())
+    out = tmp_path / "out"
+    assert main(["predict", str(zoo_file), str(photos), "--out", str(out), "--device", "cpu"]) == 0
+    assert main(["data", "densepose", str(photos), "--weights", str(zoo_file), "--out", str(tmp_path / "labels")]) == 0
+    index, uv = read_iuv(out / "three_iuv.png")
+    expected_index, expected_uv = read_iuv(tmp_path / "labels" / "three.png")
+    assert torch.equal(index, expected_index) and torch.equal(uv, expected_uv) and int((index > 0).sum()) > 0
+    assert (out / "three_overlay.jpg").is_file()
+    # The Python API: the same IUV. (Every person's, --all-people: test_every_person_is_pasted_...)
+    predictor = DensePosePredictor.from_zoo(zoo_file, device="cpu")
+    result = predictor(str(photos / name))
+    assert torch.equal(result.dp_index, index) and result.parsing is None and result.protocol["people"] == 1
+    assert DensePosePredictor(predictor.model, "cpu", people=None).protocol["people"] == "all"
+    # A video: the overlay video and one IUV file per frame.
+    frame = np.asarray(read_image(FIXTURES / "small.jpg").permute(1, 2, 0))
+    clip = tmp_path / "clip.mp4"
+    with av.open(str(clip), "w") as container:
+        stream = container.add_stream("mpeg4", rate=5)
+        stream.width, stream.height, stream.pix_fmt = frame.shape[1], frame.shape[0], "yuv420p"
+        for _ in range(2):
+            for packet in stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+    assert main(["predict", str(zoo_file), str(clip), "--out", str(out), "--device", "cpu"]) == 0
+    assert sorted(p.name for p in (out / "clip_iuv").iterdir()) == ["000000.png", "000001.png"]
+    index, _ = read_iuv(out / "clip_iuv" / "000001.png")
+    assert index.shape == frame.shape[:2] and int((index > 0).sum()) > 0
+    assert (out / "clip_overlay.mp4").is_file()
+    # Flags of the other kind of model are errors naming them.
+    capsys.readouterr()
+    assert main(["predict", str(zoo_file), str(photos), "--out", str(tmp_path / "x"), "--mask", "upper-body"]) == 2
+    assert "predicts no parsing" in capsys.readouterr().err
+    assert main(["predict", str(zoo_file), str(photos), "--out", str(tmp_path / "x"), "--scales", "1", "0.5"]) == 2
+    assert "--scales: test-time settings apply to SPD models" in capsys.readouterr().err

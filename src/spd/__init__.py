@@ -7,13 +7,14 @@ The Python API (the command line is a thin layer over it)::
     spd.evaluate_model(model, reader, protocol, ...)           (spd evaluate)
     spd.load_checkpoint(path)        -> LoadedModel            (any SPD model file)
     spd.Predictor.from_checkpoint(path)(images) -> Prediction  (spd predict)
+    spd.DensePosePredictor.from_zoo(path)(images) -> Prediction (spd predict FILE.pkl: DensePose R-CNN)
     spd.run_demo(out)                                          (spd demo)
 """
 
 __version__ = "0.1.0"
 
 # Lazy, so that `import spd` (and the command line's start-up) does not import torch.
-_API = {"Predictor": "spd.predict", "Prediction": "spd.inference", "train": "spd.training",
+_API = {"Predictor": "spd.predict", "DensePosePredictor": "spd.predict", "Prediction": "spd.inference", "train": "spd.training",
         "load_config": "spd.config", "evaluate_model": "spd.evaluation", "load_checkpoint": "spd.weights",
         "run_demo": "spd.demo"}
 

@@ -16,6 +16,7 @@ from ..data.densepose_dump import import_dump
 from ..data.detect import open_dataset
 from ..data.summary import dataset_stats
 from ..data.synthetic import DOMAINS, SynthSpec, generate
+from ..densepose_rcnn import DetectorConfig
 from ..vis import contact_sheet
 
 
@@ -82,8 +83,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--all-people", action="store_true",
                    help="every detected person in each IUV file (the most confident on top), as for photos; "
                         "training's targets keep the top-scoring one (the default)")
-    p.add_argument("--min-score", type=number(0, 1), default=0.05,
-                   help="detections below this score are dropped (apply_net.py dump's default, 0.05)")
+    p.add_argument("--min-score", type=number(0, 1), default=DetectorConfig.score_thresh,
+                   help=f"detections below this score are dropped (apply_net.py dump's default, {DetectorConfig.score_thresh})")
     p.set_defaults(func=cmd_densepose)
 
 

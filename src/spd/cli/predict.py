@@ -11,6 +11,7 @@ from tqdm import tqdm
 
 from ..inference import INFERENCE_PRECISIONS
 from ..inference.settings import INTERPOLATIONS, POSE_DECODERS, RESIZE_POLICIES
+from ..densepose_rcnn import DetectorConfig
 from ..ops.errors import InputError
 from .args import COUNT, SCALE, SIDE, number
 
@@ -51,8 +52,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("predict", help="run a trained model on images, folders, globs and videos",
                        description="Writes, per image, NAME_parsing.png (class ids, the model's label-space palette), NAME_labels.png "
                                    "(with --labels), NAME_mask.png (with --mask), NAME_keypoints.json, NAME_iuv.png and NAME_overlay.jpg; per "
-                                   "video, NAME_overlay.mp4 and NAME_keypoints.json with one entry per frame.")
-    p.add_argument("checkpoint", type=Path, help="a training checkpoint (.ckpt) or exported weights (.safetensors)")
+                                   "video, NAME_overlay.mp4, NAME_keypoints.json with one entry per frame, and a folder "
+                                   "NAME_<kind>/ of per-frame files (000000.png ...) for each image output.")
+    p.add_argument("checkpoint", type=Path, help="a training checkpoint (.ckpt) or exported weights (.safetensors); or "
+                                                 "a DensePose model-zoo .pkl (DensePose R-CNN, e.g. model_final_162be9.pkl): "
+                                                 "NAME_iuv.png as detectron2's, and the overlay")
     p.add_argument("inputs", nargs="+", help="image or video files, folders (searched recursively) or glob patterns")
     p.add_argument("--out", type=Path, required=True, help="output folder (input folders' structure is kept)")
     p.add_argument("--outputs", default=None, help=f"comma-separated subset of {','.join(all_kinds())} "
@@ -66,38 +70,62 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--mask-dilate", type=int, default=0, metavar="PX", help="grow the mask by this many pixels")
     p.add_argument("--min-score", type=number(0, 1), default=0.2, help="joints below this score are not drawn (0..1)")
     p.add_argument("--batch-size", type=COUNT, default=4)
+    g = p.add_argument_group("DensePose R-CNN (a .pkl model)")
+    g.add_argument("--all-people", action="store_true",
+                   help="every detected person in the IUV (the more confident on top); default: the top-scoring one")
+    g.add_argument("--detection-score", type=number(0, 1), default=None,
+                   help=f"detections below this score are dropped (default {DetectorConfig.score_thresh}, apply_net.py's)")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
     p.add_argument("--overwrite", action="store_true", help="replace outputs that already exist")
     add_test_time_flags(p)
     p.set_defaults(func=cmd_predict)
 
 
+def load_predictor(args: argparse.Namespace):
+    """An SPD model file's Predictor, or a DensePose model-zoo file's DensePosePredictor; flags
+    that belong to the other kind are errors."""
+    from ..predict import DensePosePredictor, Predictor
+
+    overrides = test_time_overrides(args)
+    if args.checkpoint.suffix.lower() == ".pkl":
+        if overrides:
+            raise InputError(f"--{sorted(overrides)[0].replace('_', '-')}: test-time settings apply to SPD models; "
+                             f"{args.checkpoint} is a DensePose R-CNN (it resizes photos as detectron2 does)")
+        return DensePosePredictor.from_zoo(args.checkpoint, args.device, args.batch_size,
+                                           people=None if args.all_people else 1,
+                                           min_score=args.detection_score)
+    if args.all_people or args.detection_score is not None:
+        flag = "--all-people" if args.all_people else "--detection-score"
+        raise InputError(f"{flag} applies to DensePose R-CNN models (.pkl), not to {args.checkpoint}")
+    return Predictor.from_checkpoint(args.checkpoint, args.device, args.batch_size, args.precision, **overrides)
+
+
 def cmd_predict(args: argparse.Namespace) -> int:
     from ..labels.masks import parse_mask
     from ..labels.relabel import load_relabel
-    from ..predict import Predictor
     from ..predict.files import predict_files
     from ..predict.inputs import expand_inputs
     from ..predict.video import VideoError, predict_video
-    from ..predict.writers import OutputSpec, choose_kinds, output_paths
+    from ..predict.writers import VIDEO_SUFFIX, OutputSpec, choose_kinds, output_paths
     from ..ops.atomic import remove_leftovers
 
     relabel = load_relabel(args.labels) if args.labels else None
     items, problems, excluded = expand_inputs(args.inputs, exclude=args.out)
     if excluded:
         print(f"spd predict: not reading {excluded} (the output folder lies inside an input folder)", file=sys.stderr)
-    predictor = Predictor.from_checkpoint(args.checkpoint, args.device, args.batch_size, args.precision,
-                                          **test_time_overrides(args))
-    config = predictor.model.config
-    if relabel is not None and relabel.source != config.parsing_space:
+    predictor = load_predictor(args)
+    space = predictor.parsing_space
+    if relabel is not None and relabel.source != space:
         raise InputError(f"--labels {args.labels}: maps {relabel.source} classes, but the model predicts "
-                         f"{config.parsing_space} classes")
+                         f"{space or 'no parsing'} classes")
     requested = [k.strip() for k in args.outputs.split(",") if k.strip()] if args.outputs else None
-    mask = parse_mask(args.mask, config.parsing_space, args.mask_dilate) if args.mask else None
+    if args.mask and space is None:
+        raise InputError(f"--mask: {args.checkpoint} predicts no parsing (DensePose R-CNN gives DensePose only)")
+    mask = parse_mask(args.mask, space, args.mask_dilate) if args.mask else None
     if mask is None and args.mask_dilate:
         raise InputError("--mask-dilate grows the --mask: give --mask too")
-    kinds = choose_kinds(requested, config.tasks, relabel, mask)
-    spec = OutputSpec(kinds, config.parsing_space, relabel, args.min_score, mask=mask)
+    kinds = choose_kinds(requested, predictor.tasks, relabel, mask)
+    spec = OutputSpec(kinds, space, relabel, args.min_score, mask=mask)
 
     plans = []
     for item in items:
@@ -126,7 +154,8 @@ def cmd_predict(args: argparse.Namespace) -> int:
     for item, paths in videos:
         with tqdm(desc=f"video {item.path.name}", unit="frame", disable=None) as bar:
             try:
-                predict_video(predictor, item.path, paths.get("overlay"), paths.get("keypoints"), spec, bar.update)
+                predict_video(predictor, item.path, paths.get("overlay"), paths.get("keypoints"), spec, bar.update,
+                              {k: p for k, p in paths.items() if k not in VIDEO_SUFFIX})
                 done += 1
             except VideoError as err:
                 skipped(str(err))

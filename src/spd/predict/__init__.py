@@ -2,6 +2,7 @@
 
 from ..inference import Prediction
 from ..weights import LoadedModel, load_checkpoint
+from .densepose_predictor import DensePosePredictor
 from .predictor import Predictor
 
-__all__ = ["LoadedModel", "Prediction", "Predictor", "load_checkpoint"]
+__all__ = ["DensePosePredictor", "LoadedModel", "Prediction", "Predictor", "load_checkpoint"]

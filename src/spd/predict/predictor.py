@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import logging
 
-from collections.abc import Iterable, Iterator
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -25,16 +24,16 @@ from ..ops.errors import InputError
 from ..ops.renamed import renamed
 from ..ops.validation import require_choice
 from ..weights import load_checkpoint
-from .sources import to_image_tensor
+from .batched import BatchedPredictor
 
 log = logging.getLogger(__name__)
 
 
-class Predictor:
+class Predictor(BatchedPredictor):
     """``model``: an :class:`~spd.model.SPDNet` (or anything with its ``config``, ``normalise`` and
     ``predict_stages``). ``protocol``: the test-time protocol (``EvalConfig``: input size, scales,
     flip, stages, resize policy, pose decoder); keyword arguments override single fields.
-    ``precision``: ``"auto"`` (bf16 where it is faster for this model on this machine:
+    ``precision``: ``"auto"`` (bf16 and channels-last where faster for this model on this machine:
     :func:`~spd.inference.resolve_precision`; ``precision_choice`` says what and why), ``"32"``
     or ``"bf16"`` (the network under bfloat16 autocast; the outputs' resizing and decoding stay in
     float32). Results are on the CPU, whatever the device."""
@@ -50,9 +49,11 @@ class Predictor:
         self.model = model.to(self.device).eval()
         self.protocol = replace(protocol, **_typed(overrides))
         self.precision_choice = resolve_precision(precision, self.model, self.protocol.input_size)
+        self.precision_choice.apply(self.model)
         if precision == "auto":
             log.info("%s", self.precision_choice)
         self.batch_size, self.precision = batch_size, self.precision_choice.precision
+        self.tasks, self.parsing_space = self.model.config.tasks, self.model.config.parsing_space
 
     settings = renamed("settings", "protocol")
 
@@ -63,24 +64,6 @@ class Predictor:
         protocol recorded with the model is the default."""
         loaded = load_checkpoint(path)
         return cls(loaded.model, loaded.protocol, device, batch_size, precision, **overrides)
-
-    def __call__(self, images: Any, return_probs: bool = False) -> Prediction | list[Prediction]:
-        """One image (path, PIL image, numpy array or uint8 tensor) -> one Prediction; a list of
-        them -> a list. Raises naming the file or the list index of an input it cannot read."""
-        if isinstance(images, (list, tuple)):
-            return list(self.predict_iter(images, return_probs))
-        return next(self.predict_iter([images], return_probs))
-
-    def predict_iter(self, images: Iterable[Any], return_probs: bool = False) -> Iterator[Prediction]:
-        """Predictions in input order, computed ``batch_size`` images at a time."""
-        batch: list[tuple[torch.Tensor, str | None]] = []
-        for i, item in enumerate(images):
-            batch.append(to_image_tensor(item, i))
-            if len(batch) == self.batch_size:
-                yield from self.predict_tensors(batch, return_probs)
-                batch = []
-        if batch:
-            yield from self.predict_tensors(batch, return_probs)
 
     def predict_tensors(self, batch: list[tuple[torch.Tensor, str | None]], return_probs: bool = False) -> list[Prediction]:
         """``batch``: (uint8 RGB [3, H, W], source name) pairs of any sizes."""

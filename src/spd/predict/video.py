@@ -16,8 +16,8 @@ from ..ops.arrays import as_numpy
 from ..ops.atomic import atomic_path, write_text
 from ..ops.errors import InputError
 from ..vis.overlay import overlay
-from .predictor import Predictor
-from .writers import OutputSpec, keypoints_record
+from .batched import BatchedPredictor
+from .writers import OutputSpec, frame_file, keypoints_record, write_outputs
 
 
 class VideoError(InputError):
@@ -32,10 +32,12 @@ def _encoder(container, fps: Fraction, width: int, height: int):
     return stream
 
 
-def predict_video(predictor: Predictor, path: Path, overlay_path: Path | None, keypoints_path: Path | None,
-                  spec: OutputSpec, tick: Callable[[int], None] | None = None) -> int:
-    """Writes the overlay video (``.mp4``) and/or the per-frame keypoints JSON; returns the number
-    of frames. Raises VideoError naming the file if it cannot be decoded."""
+def predict_video(predictor: BatchedPredictor, path: Path, overlay_path: Path | None, keypoints_path: Path | None,
+                  spec: OutputSpec, tick: Callable[[int], None] | None = None,
+                  frame_dirs: dict[str, Path] | None = None) -> int:
+    """Writes the overlay video (``.mp4``), the per-frame keypoints JSON and, for each kind in
+    ``frame_dirs`` (``iuv``, ``parsing``, ``mask`` ...), that kind's file of every frame into its
+    folder; returns the number of frames. Raises VideoError naming the file if it cannot be decoded."""
     import av
 
     records, frames_done = [], 0
@@ -58,6 +60,11 @@ def predict_video(predictor: Predictor, path: Path, overlay_path: Path | None, k
                     if keypoints_path is not None and result.keypoints is not None:
                         records.append({"frame": frames_done, "time": round(frames_done / float(fps), 4),
                                         **keypoints_record(result)})
+                    if frame_dirs:
+                        for folder in frame_dirs.values():  # made with the first frame: none for a broken video
+                            folder.mkdir(parents=True, exist_ok=True)
+                        write_outputs(result, image, {kind: frame_file(folder, kind, frames_done)
+                                                      for kind, folder in frame_dirs.items()}, spec)
                     if sink is not None:
                         picture = overlay(as_numpy(image.permute(1, 2, 0)), result, spec.space, spec.min_score,
                                           all_classes=True)

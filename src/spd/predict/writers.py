@@ -46,7 +46,7 @@ def all_kinds() -> tuple[str, ...]:
 @dataclass(frozen=True)
 class OutputSpec:
     kinds: tuple[str, ...]
-    space: str                      # the model's parsing label space
+    space: str | None               # the model's parsing label space (None: it predicts no parsing)
     relabel: Relabel | None = None
     min_score: float = 0.2          # joints drawn in the overlay
     overlay_max_side: int = 2048    # larger overlays are drawn downscaled
@@ -75,9 +75,10 @@ def choose_kinds(requested: list[str] | None, tasks: tuple[str, ...], relabel: R
 
 
 def output_paths(out_dir: Path, name: Path, kinds: tuple[str, ...], video: bool = False) -> dict[str, Path]:
-    """The files of one input; a video has only an overlay video and a keypoints JSON."""
+    """The files of one input. A video has an overlay video, a keypoints JSON (every frame's) and,
+    for each kind of image file, a folder ``NAME_<kind>/`` of one file per frame (``000000.png``...)."""
     if video:
-        return {k: out_dir / f"{name}{VIDEO_SUFFIX[k]}" for k in kinds if k in VIDEO_SUFFIX}
+        return {k: out_dir / (f"{name}{VIDEO_SUFFIX[k]}" if k in VIDEO_SUFFIX else f"{name}_{k}") for k in kinds}
     every = kinds_of(task_names())
     suffix = {**{k: w.suffix for k, (_, w) in every.items()}, OVERLAY: "_overlay.jpg"}
     return {k: out_dir / f"{name}{suffix[k]}" for k in kinds if k in suffix}
@@ -100,6 +101,11 @@ def _shrunk(image: np.ndarray, prediction: Prediction, max_side: int) -> tuple[n
     kp = None if prediction.keypoints is None else (prediction.keypoints + 0.5) * prediction.keypoints.new_tensor([size[1] / width, size[0] / height]) - 0.5
     return small, Prediction(parsing=labels(prediction.parsing), keypoints=kp, keypoint_scores=prediction.keypoint_scores,
                              dp_index=labels(prediction.dp_index), dp_uv=uv)
+
+
+def frame_file(folder: Path, kind: str, frame: int) -> Path:
+    """Frame ``frame``'s file of a video's ``kind`` folder: ``000123.png``, the writer's file type."""
+    return folder / f"{frame:06d}{Path(kinds_of(task_names())[kind][1].suffix).suffix}"
 
 
 def write_outputs(prediction: Prediction, image: torch.Tensor, paths: dict[str, Path], spec: OutputSpec) -> None:
