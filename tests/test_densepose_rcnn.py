@@ -192,7 +192,8 @@ def test_every_person_is_pasted_the_more_confident_on_top():
 
 def test_spd_predict_with_a_zoo_file_writes_detectron2s_iuv_of_photos_and_videos(tmp_path, zoo_file, capsys):
     """``spd predict FILE.pkl``: NAME_iuv.png as ``spd data densepose`` writes it (one function
-    composes both), the overlay, a video's per-frame IUV files; the Python API gives the same.
+    composes both), the overlay, a video's per-frame IUV files; the Python API and the web page
+    give the same.
     (The top person only: DensePose of every detection costs seconds more per image here.)"""
     av = pytest.importorskip("av")
     from spd.cli.main import main
@@ -216,6 +217,16 @@ def test_spd_predict_with_a_zoo_file_writes_detectron2s_iuv_of_photos_and_videos
     result = predictor(str(photos / name))
     assert torch.equal(result.dp_index, index) and result.parsing is None and result.protocol["people"] == 1
     assert DensePosePredictor(predictor.model, "cpu", people=None).protocol["people"] == "all"
+    # The web page (spd serve FILE.pkl): the DensePose panel and the same IUV file to download.
+    from spd.serve import DemoApp
+
+    app = DemoApp(predictor, predictor.description)
+    reply = app.predict((photos / name).read_bytes(), name)
+    assert set(reply["panels"]) == {"densepose"} and reply["legend"] is None
+    assert reply["downloads"] == {"DensePose (IUV PNG)": f"result/{reply['id']}/image_iuv.png"}
+    served = tmp_path / "served_iuv.png"
+    served.write_bytes(app.result_file(reply["id"], "image_iuv.png")[1])
+    assert torch.equal(read_iuv(served)[0], index)
     # A video: the overlay video and one IUV file per frame.
     frame = np.asarray(read_image(FIXTURES / "small.jpg").permute(1, 2, 0))
     clip = tmp_path / "clip.mp4"
@@ -238,3 +249,5 @@ def test_spd_predict_with_a_zoo_file_writes_detectron2s_iuv_of_photos_and_videos
     assert "predicts no parsing" in capsys.readouterr().err
     assert main(["predict", str(zoo_file), str(photos), "--out", str(tmp_path / "x"), "--scales", "1", "0.5"]) == 2
     assert "--scales: test-time settings apply to SPD models" in capsys.readouterr().err
+    assert main(["predict", str(zoo_file), str(photos), "--out", str(tmp_path / "x"), "--precision", "bf16"]) == 2
+    assert "--precision: test-time settings apply to SPD models" in capsys.readouterr().err

@@ -137,6 +137,20 @@ def test_video_gives_an_overlay_video_and_keypoints_per_frame(tmp_path, checkpoi
         frames = list(video.decode(stream))
         assert len(frames) == 7 and stream.average_rate == 12 and frames[0].width >= 96
     assert not (out / "bad_overlay.mp4").exists() and not list(out.glob(".*"))
+    # Every image output also per frame, in a folder of its own; none for the broken video.
+    for kind in ("parsing", "iuv"):
+        assert sorted(p.name for p in (out / f"clip_{kind}").iterdir()) == [f"{i:06d}.png" for i in range(7)]
+    assert not (out / "bad_parsing").exists()
+    # --overwrite with a shorter video replaces a folder whole: no frame of the earlier run is left.
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream("mpeg4", rate=12)
+        stream.width, stream.height, stream.pix_fmt = 48, 32, "yuv420p"
+        for packet in [*stream.encode(av.VideoFrame.from_ndarray(np.zeros((32, 48, 3), np.uint8), format="rgb24")),
+                       *stream.encode()]:
+            container.mux(packet)
+    assert main(["predict", str(checkpoint), str(path), "--out", str(out), "--device", "cpu",
+                 "--outputs", "iuv", "--overwrite"]) == 0
+    assert [p.name for p in (out / "clip_iuv").iterdir()] == ["000000.png"] and not list(out.glob(".*"))
 
 
 def test_mask_of_named_sets_and_classes_grown_by_pixels(tmp_path, checkpoint, capsys):

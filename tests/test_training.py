@@ -466,8 +466,14 @@ def test_precision_auto_trains_in_the_mode_this_machine_runs_fastest(tmp_path, d
     train = saved["hyper_parameters"]["config"]["train"]
     assert (train["precision"], train["channels_last"]) == ("bf16-mixed", True)
     assert len(timed) == 4 and timed[0][1] <= 2  # every mode, at most two images per step
-    # Without native bf16: 32-true, nothing timed.
+    # A resumed run keeps what it trained in, whatever this machine would now choose.
     monkeypatch.setattr(precision, "cpu_flags", lambda: {"avx2"})
+    args = cli_args(tmp_path, data_root, 1, "auto", "train.max_steps=3")
+    assert main(["train", *args, "--device", "cpu", "--precision", "auto", "--resume"]) == 0
+    saved = torch.load(tmp_path / "runs" / "auto" / "checkpoints" / "last.ckpt", weights_only=True)
+    assert saved["global_step"] == 3
+    assert saved["hyper_parameters"]["config"]["train"]["precision"] == "bf16-mixed"
+    # Without native bf16: 32-true, nothing timed.
     timed.clear()
     assert main(["train", *cli_args(tmp_path, data_root, 1, "auto32", "train.max_steps=1"), "--device", "cpu",
                  "--precision", "auto"]) == 0
@@ -481,3 +487,14 @@ def test_a_timed_training_step_runs_forward_and_backward():
     model = SPDNet(preset("cpu_s"))
     assert 0 < step_seconds(model, (64, 48), 1, "32", True, runs=1) < 60
     assert all(p.grad is None for p in model.parameters())  # no gradient left behind
+
+
+def test_precision_auto_is_refused_for_several_cpu_processes():
+    from spd.config import ExperimentConfig, TrainConfig
+    from spd.ops.errors import InputError
+    from spd.training.auto_precision import resolve_train_precision
+
+    config = ExperimentConfig(train=TrainConfig(precision="auto"))
+    with pytest.raises(InputError, match="with 2 processes on the CPU they would time each other"):
+        resolve_train_precision(config, "cpu", None, processes=2)
+    assert resolve_train_precision(ExperimentConfig(), "cpu", None, processes=2)[0].train.precision == "32-true"

@@ -70,34 +70,41 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--mask-dilate", type=int, default=0, metavar="PX", help="grow the mask by this many pixels")
     p.add_argument("--min-score", type=number(0, 1), default=0.2, help="joints below this score are not drawn (0..1)")
     p.add_argument("--batch-size", type=COUNT, default=4)
+    p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
+    p.add_argument("--overwrite", action="store_true", help="replace outputs that already exist")
+    add_test_time_flags(p)
+    add_densepose_rcnn_flags(p)
+    p.set_defaults(func=cmd_predict)
+
+
+def add_densepose_rcnn_flags(p: argparse.ArgumentParser) -> None:
+    """Flags of a DensePose model-zoo ``.pkl`` in place of an SPD model (``predict``, ``serve``)."""
     g = p.add_argument_group("DensePose R-CNN (a .pkl model)")
     g.add_argument("--all-people", action="store_true",
                    help="every detected person in the IUV (the more confident on top); default: the top-scoring one")
     g.add_argument("--detection-score", type=number(0, 1), default=None,
                    help=f"detections below this score are dropped (default {DetectorConfig.score_thresh}, apply_net.py's)")
-    p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
-    p.add_argument("--overwrite", action="store_true", help="replace outputs that already exist")
-    add_test_time_flags(p)
-    p.set_defaults(func=cmd_predict)
 
 
-def load_predictor(args: argparse.Namespace):
+def load_predictor(args: argparse.Namespace, batch_size: int):
     """An SPD model file's Predictor, or a DensePose model-zoo file's DensePosePredictor; flags
     that belong to the other kind are errors."""
     from ..predict import DensePosePredictor, Predictor
 
     overrides = test_time_overrides(args)
     if args.checkpoint.suffix.lower() == ".pkl":
-        if overrides:
-            raise InputError(f"--{sorted(overrides)[0].replace('_', '-')}: test-time settings apply to SPD models; "
-                             f"{args.checkpoint} is a DensePose R-CNN (it resizes photos as detectron2 does)")
-        return DensePosePredictor.from_zoo(args.checkpoint, args.device, args.batch_size,
-                                           people=None if args.all_people else 1,
-                                           min_score=args.detection_score)
+        flags = [f"--{k.replace('_', '-')}" if k != "flip" else "--flip/--no-flip" for k in sorted(overrides)]
+        if args.precision != "auto":
+            flags.append("--precision")
+        if flags:
+            raise InputError(f"{flags[0]}: test-time settings apply to SPD models; {args.checkpoint} is a DensePose "
+                             "R-CNN (it resizes photos as detectron2 does, and runs in float32)")
+        return DensePosePredictor.from_zoo(args.checkpoint, args.device, batch_size,
+                                           people=None if args.all_people else 1, min_score=args.detection_score)
     if args.all_people or args.detection_score is not None:
         flag = "--all-people" if args.all_people else "--detection-score"
         raise InputError(f"{flag} applies to DensePose R-CNN models (.pkl), not to {args.checkpoint}")
-    return Predictor.from_checkpoint(args.checkpoint, args.device, args.batch_size, args.precision, **overrides)
+    return Predictor.from_checkpoint(args.checkpoint, args.device, batch_size, args.precision, **overrides)
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
@@ -113,7 +120,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
     items, problems, excluded = expand_inputs(args.inputs, exclude=args.out)
     if excluded:
         print(f"spd predict: not reading {excluded} (the output folder lies inside an input folder)", file=sys.stderr)
-    predictor = load_predictor(args)
+    predictor = load_predictor(args, args.batch_size)
     space = predictor.parsing_space
     if relabel is not None and relabel.source != space:
         raise InputError(f"--labels {args.labels}: maps {relabel.source} classes, but the model predicts "

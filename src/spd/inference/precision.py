@@ -57,6 +57,13 @@ class PrecisionChoice:
         return model.to(memory_format=torch.channels_last) if self.channels_last else model
 
 
+def memory_format(model: torch.nn.Module) -> torch.memory_format:
+    """channels-last if the model's first 4-D weight is so laid out, else the default layout."""
+    weight = next((p for p in model.parameters() if p.dim() == 4), None)
+    last = weight is not None and weight.is_contiguous(memory_format=torch.channels_last) and not weight.is_contiguous()
+    return torch.channels_last if last else torch.contiguous_format
+
+
 def mode_name(precision: str, channels_last: bool) -> str:
     return f"{precision}{'+channels_last' if channels_last else ''}"
 
@@ -92,23 +99,25 @@ def cache_file() -> Path:
     return Path(root) / "precision.json"
 
 
-def _key(model, question: list, flags: list[str]) -> str:
+def _key(model, question: list, flags: list[str], modes: tuple) -> str:
     record = json.dumps(model.metadata() if hasattr(model, "metadata") else repr(model), sort_keys=True, default=str)
-    text = json.dumps([MODES, cpu_name(), flags, torch.__version__, os.cpu_count(), torch.get_num_threads(), record,
+    text = json.dumps([modes, cpu_name(), flags, torch.__version__, os.cpu_count(), torch.get_num_threads(), record,
                        question])
     return hashlib.sha256(text.encode()).hexdigest()[:20]
 
 
-def measured_choice(model, question: list, what: str, timer: Callable[[str, bool], float]) -> PrecisionChoice:
-    """The mode (:data:`MODES`) to run ``model`` in on this CPU: float32 where bf16 is not native
-    (no measurement); else the fastest by ``timer(precision, channels_last)`` (seconds of ``what``,
-    e.g. "one forward at 384x384"), float32 unless at least :data:`MIN_GAIN` times faster. The
-    answer is remembered per machine, torch, model and ``question`` (e.g. the input size)."""
+def measured_choice(model, question: list, what: str, timer: Callable[[str, bool], float],
+                    modes: tuple = MODES) -> PrecisionChoice:
+    """The mode of ``modes`` (:data:`MODES`; the first is the default) to run ``model`` in on this
+    CPU: the default where bf16 is not native (no measurement); else the fastest by
+    ``timer(precision, channels_last)`` (seconds of ``what``, e.g. "one forward at 384x384"), the
+    default unless at least :data:`MIN_GAIN` times faster. The answer is remembered per machine,
+    torch, model and ``question`` (e.g. the input size)."""
     native = native_bf16()
     if not native:
         return PrecisionChoice("32", "this CPU has no native bf16 (no AMX, no AVX-512 BF16): bf16 would be emulated, "
-                                     "far slower")
-    path, key = cache_file(), _key(model, question, native)
+                                     "far slower", channels_last=modes[0][1])
+    path, key = cache_file(), _key(model, question, native, modes)
     try:
         cached = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError):
@@ -117,10 +126,10 @@ def measured_choice(model, question: list, what: str, timer: Callable[[str, bool
     if isinstance(entry, dict) and entry.get("precision") in ("32", "bf16"):
         return PrecisionChoice(entry["precision"], f"measured on this machine before ({path})", entry.get("seconds", {}),
                                bool(entry.get("channels_last", False)))
-    seconds = {mode_name(*mode): timer(*mode) for mode in MODES}
-    fastest = min(MODES, key=lambda mode: seconds[mode_name(*mode)])
-    gain = seconds[mode_name(*MODES[0])] / seconds[mode_name(*fastest)]
-    chosen = fastest if gain >= MIN_GAIN else MODES[0]
+    seconds = {mode_name(*mode): timer(*mode) for mode in modes}
+    fastest = min(modes, key=lambda mode: seconds[mode_name(*mode)])
+    gain = seconds[mode_name(*modes[0])] / seconds[mode_name(*fastest)]
+    chosen = fastest if gain >= MIN_GAIN else modes[0]
     timings = ", ".join(f"{name} {t:.3f} s" for name, t in seconds.items())
     reason = f"{', '.join(native)}: {what}: {timings} ({gain:.2f}x)"
     try:
@@ -136,7 +145,8 @@ def measured_choice(model, question: list, what: str, timer: Callable[[str, bool
 def forward_seconds(model, input_size: tuple[int, int], precision: str, runs: int = TIMED_RUNS,
                     channels_last: bool = False) -> float:
     """The fastest of ``runs`` forwards (after an untimed one) of one image at ``input_size``, the
-    weights in the channels-last memory format if asked (the model is left in the default one)."""
+    weights in the channels-last memory format if asked (the model is left in the layout it had)."""
+    before = memory_format(model)
     first = next(model.parameters(), None)
     x = torch.zeros(1, 3, *input_size, device=first.device if first is not None else "cpu")
     autocast = torch.autocast("cpu", dtype=torch.bfloat16, enabled=precision == "bf16")
@@ -150,7 +160,7 @@ def forward_seconds(model, input_size: tuple[int, int], precision: str, runs: in
                 if i:
                     best = min(best, time.perf_counter() - start)
     finally:
-        model.to(memory_format=torch.contiguous_format)
+        model.to(memory_format=before)
     return best
 
 

@@ -7,6 +7,7 @@ import contextlib
 import glob
 import os
 import re
+import shutil
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -36,16 +37,37 @@ def atomic_path(path: Path | str, temp_suffix: str | None = None) -> Iterator[Pa
         tmp_path.unlink(missing_ok=True)
 
 
+@contextlib.contextmanager
+def atomic_dir(path: Path | str) -> Iterator[Path]:
+    """Yields a temporary folder beside ``path``; if the block succeeds it becomes ``path`` (a folder
+    already there, an earlier run's, is deleted first), else it is deleted with what it holds."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{path.stem}.", suffix=f".tmp{path.suffix}", dir=path.parent))
+    try:
+        yield tmp
+        os.chmod(tmp, 0o777 & ~_umask())  # mkdtemp makes 0700: the mode of any other new folder
+        if path.is_dir():
+            shutil.rmtree(path)
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp)
+
+
 def remove_leftovers(path: Path | str) -> list[Path]:
-    """Deletes the temporary files that :func:`atomic_path` writes for ``path`` and that a killed
-    process left (``.STEM.XXXXXXXX.tmp.SUFFIX``); for a caller about to write ``path`` itself.
-    Returns what it deleted."""
+    """Deletes the temporary files (and folders) that :func:`atomic_path` (:func:`atomic_dir`)
+    writes for ``path`` and that a killed process left (``.STEM.XXXXXXXX.tmp.SUFFIX``); for a
+    caller about to write ``path`` itself. Returns what it deleted."""
     path = Path(path)
     pattern = re.compile(re.escape(f".{path.stem}.") + r"[a-z0-9_]{8}" + re.escape(f".tmp{path.suffix}"))
     gone = []
     for candidate in path.parent.glob(f".{glob.escape(path.stem)}.*.tmp{glob.escape(path.suffix)}"):
         if pattern.fullmatch(candidate.name):
-            candidate.unlink(missing_ok=True)
+            if candidate.is_dir() and not candidate.is_symlink():
+                shutil.rmtree(candidate)
+            else:
+                candidate.unlink(missing_ok=True)
             gone.append(candidate)
     return gone
 

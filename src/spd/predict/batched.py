@@ -14,11 +14,13 @@ from .sources import to_image_tensor
 
 class BatchedPredictor:
     """``batch_size`` images go to :meth:`predict_tensors` together; ``tasks`` are the tasks whose
-    outputs the Predictions hold, ``parsing_space`` their parsing label space (None without one)."""
+    outputs the Predictions hold, ``parsing_space`` their parsing label space (None without one),
+    ``description`` the model in a few words."""
 
     batch_size: int = 1
     tasks: tuple[str, ...] = ()
     parsing_space: str | None = None
+    description: str = ""
 
     def __call__(self, images: Any, return_probs: bool = False) -> Prediction | list[Prediction]:
         """One image (path, PIL image, numpy array or uint8 tensor) -> one Prediction; a list of

@@ -42,6 +42,7 @@ class DensePosePredictor(BatchedPredictor):
         self.device = torch_device(device) if isinstance(device, str) else device
         self.model = model.to(self.device).eval()
         self.batch_size, self.people = batch_size, people
+        self.description = f"DensePose R-CNN R{model.config.depth}-FPN"
         self.protocol = {"model": "DensePose R-CNN", "weights": source, "min_score": model.config.score_thresh,
                          "people": "all" if people is None else people}
 

@@ -36,7 +36,8 @@ class Predictor(BatchedPredictor):
     ``precision``: ``"auto"`` (bf16 and channels-last where faster for this model on this machine:
     :func:`~spd.inference.resolve_precision`; ``precision_choice`` says what and why), ``"32"``
     or ``"bf16"`` (the network under bfloat16 autocast; the outputs' resizing and decoding stay in
-    float32). Results are on the CPU, whatever the device."""
+    float32). The Predictor owns ``model``: it moves it to ``device``, puts it in eval mode and, where
+    ``auto`` chose it, turns its weights channels-last. Results are on the CPU, whatever the device."""
 
     def __init__(self, model: SPDNet, protocol: EvalConfig = EvalConfig(), device: str | torch.device = "auto",
                  batch_size: int = 4, precision: str = "auto", **overrides: Any):
@@ -54,6 +55,7 @@ class Predictor(BatchedPredictor):
             log.info("%s", self.precision_choice)
         self.batch_size, self.precision = batch_size, self.precision_choice.precision
         self.tasks, self.parsing_space = self.model.config.tasks, self.model.config.parsing_space
+        self.description = self.model.config.name
 
     settings = renamed("settings", "protocol")
 

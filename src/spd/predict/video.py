@@ -13,7 +13,7 @@ import numpy as np
 import torch
 
 from ..ops.arrays import as_numpy
-from ..ops.atomic import atomic_path, write_text
+from ..ops.atomic import atomic_dir, atomic_path, write_text
 from ..ops.errors import InputError
 from ..vis.overlay import overlay
 from .batched import BatchedPredictor
@@ -45,7 +45,11 @@ def predict_video(predictor: BatchedPredictor, path: Path, overlay_path: Path | 
         source = av.open(str(path))
     except (av.FFmpegError, OSError) as err:
         raise VideoError(f"{path}: cannot open video ({err})") from err
-    with source, (atomic_path(overlay_path) if overlay_path else contextlib.nullcontext()) as tmp:
+    with source, (atomic_path(overlay_path) if overlay_path else contextlib.nullcontext()) as tmp, \
+            contextlib.ExitStack() as folders:
+        # Each frame folder is filled under a temporary name and takes its own only when every frame
+        # is written: a video that fails half-way leaves none, and an earlier run's is replaced whole.
+        staged = {kind: folders.enter_context(atomic_dir(folder)) for kind, folder in (frame_dirs or {}).items()}
         if not source.streams.video:
             raise VideoError(f"{path}: no video stream")
         stream = source.streams.video[0]
@@ -60,11 +64,9 @@ def predict_video(predictor: BatchedPredictor, path: Path, overlay_path: Path | 
                     if keypoints_path is not None and result.keypoints is not None:
                         records.append({"frame": frames_done, "time": round(frames_done / float(fps), 4),
                                         **keypoints_record(result)})
-                    if frame_dirs:
-                        for folder in frame_dirs.values():  # made with the first frame: none for a broken video
-                            folder.mkdir(parents=True, exist_ok=True)
+                    if staged:
                         write_outputs(result, image, {kind: frame_file(folder, kind, frames_done)
-                                                      for kind, folder in frame_dirs.items()}, spec)
+                                                      for kind, folder in staged.items()}, spec)
                     if sink is not None:
                         picture = overlay(as_numpy(image.permute(1, 2, 0)), result, spec.space, spec.min_score,
                                           all_classes=True)

@@ -37,7 +37,7 @@ from ..data.image_io import label_image, pil_to_tensor
 from ..data.synthetic import get_domain, render_person
 from ..ops.arrays import as_numpy
 from ..ops.errors import InputError
-from ..predict import Predictor
+from ..predict.batched import BatchedPredictor
 from ..predict.writers import OutputSpec, kinds_of
 from ..vis.legend import legend
 from ..vis.overlay import panels
@@ -73,7 +73,7 @@ def example_image(size: tuple[int, int] = (384, 256), seed: int = 7) -> bytes:
 class DemoApp:
     """The page's logic, independent of HTTP: ``predict(bytes, name) -> reply dict``."""
 
-    def __init__(self, predictor: Predictor, name: str, max_bytes: int = 20 << 20, max_pixels: int = 40_000_000,
+    def __init__(self, predictor: BatchedPredictor, name: str, max_bytes: int = 20 << 20, max_pixels: int = 40_000_000,
                  keep: int = 16, min_score: float = 0.2, max_requests: int = 8, read_timeout: float = 30.0,
                  header_seconds: float = 20.0, min_upload_rate: float = 50_000.0):
         if not (read_timeout and read_timeout > 0 and header_seconds > 0 and min_upload_rate > 0):
@@ -124,7 +124,7 @@ class DemoApp:
         with self.lock:
             result = self.predictor.predict_tensors([(image, filename)])[0]
         rgb = as_numpy(image.permute(1, 2, 0))
-        space = self.predictor.model.config.parsing_space
+        space = self.predictor.parsing_space
         views = panels(rgb, result, space, self.min_score)
         files = {f"{kind}.png": ("image/png", _png(panel)) for kind, panel in views.items()}
         downloads = {}
@@ -133,7 +133,7 @@ class DemoApp:
             files["legend.png"] = ("image/png", _png(legend(space, 640, only=present)))
         # The files `spd predict` writes of each of the model's tasks (each task declares its own).
         with tempfile.TemporaryDirectory(prefix="spd_serve_") as folder:
-            for kind, (_, writer) in kinds_of(self.predictor.model.config.tasks).items():
+            for kind, (_, writer) in kinds_of(self.predictor.tasks).items():
                 if writer.needs_relabel or writer.needs_mask:  # options of spd predict
                     continue
                 path = Path(folder) / f"image{writer.suffix}"

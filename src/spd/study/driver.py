@@ -49,6 +49,7 @@ from importlib import resources
 from pathlib import Path
 
 import torch
+import yaml
 from lightning.pytorch.callbacks import ModelCheckpoint
 
 from ..config import from_dict, load_config, to_dict
@@ -175,7 +176,9 @@ def evaluate_run(run_dir: Path, config, data: dict, milestones: dict[str, Path],
     subsets, on DEVICE, under bf16 autocast when the run trained in a bf16 precision."""
     out = {}
     shared = load_mapping("shared")
-    precision = "bf16" if config.train.precision.startswith("bf16") else "32"
+    # What the run trained in, as its saved config says (train.precision auto is resolved there).
+    trained_in = yaml.safe_load((run_dir / "config.yaml").read_text(encoding="utf-8"))["train"]["precision"]
+    precision = "bf16" if trained_in.startswith("bf16") else "32"
     for tag, checkpoint in milestones.items():
         model, _ = load_model(checkpoint, device)
         step = int(torch.load(checkpoint, map_location="cpu", weights_only=True, mmap=True).get("global_step", -1))

@@ -84,7 +84,9 @@ def _train(config: ExperimentConfig, run_dir: Path, launch: tuple, resume: bool 
         warn_compressed(train_reader)  # said once per run: it decodes up to 200 labels
     # The parsing head predicts the training data's label space (LIP or ATR).
     config = replace(config, model=replace(config.model, parsing_space=train_reader.label_space))
-    config, choice = resolve_train_precision(config, launch[0])
+    resume_from = None if not resume else run_dir / "checkpoints" / "last.ckpt" if resume is True else Path(resume)
+    processes = int(os.environ.get("WORLD_SIZE") or (launch[1] if isinstance(launch[1], int) else 1) * t.num_nodes)
+    config, choice = resolve_train_precision(config, launch[0], resume_from, processes)
     if choice.reason != "as asked" and is_main_process():
         log.info("train.precision auto: %s%s (%s)", config.train.precision,
                  ", channels-last" if choice.channels_last else "", choice.reason)
