@@ -55,7 +55,8 @@ def latency(name: str, size: int, device: str, repeat: int, precision: str = "32
         walls.append(time.perf_counter() - w)
         cpus.append(time.process_time() - c)
     params = sum(p.numel() for p in predictor.model.parameters())
-    return {"preset": name, "precision": precision, "ran_in": predictor.precision, "params_M": round(params / 1e6, 2),
+    ran_in = predictor.precision + (", channels-last" if predictor.precision_choice.channels_last else "")
+    return {"preset": name, "precision": precision, "ran_in": ran_in, "params_M": round(params / 1e6, 2),
             "wall_s": round(statistics.median(walls), 3), "cpu_s": round(statistics.median(cpus), 3)}
 
 

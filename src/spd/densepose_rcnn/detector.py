@@ -68,6 +68,13 @@ def resized_shape(height: int, width: int, short: int = MIN_SIZE, longest: int =
     return max(1, int(newh + 0.5)), max(1, int(neww + 0.5))
 
 
+def input_shape(height: int, width: int) -> tuple[int, int]:
+    """The network's input size for a photo of ``height`` x ``width``: resized, then padded to a
+    multiple of 32. Photos of one input shape batch exactly as each alone."""
+    newh, neww = resized_shape(height, width)
+    return newh + (-newh) % SIZE_DIVISIBILITY, neww + (-neww) % SIZE_DIVISIBILITY
+
+
 def preprocess(image: torch.Tensor, device: torch.device | None = None) -> tuple[torch.Tensor, tuple[int, int]]:
     """uint8 RGB [3, H, W] (any device) -> the network's input [1, 3, H', W'] on ``device`` (the
     image's by default; BGR minus the mean, padded to a multiple of 32) and the resized size
@@ -79,8 +86,8 @@ def preprocess(image: torch.Tensor, device: torch.device | None = None) -> tuple
         array = np.asarray(Image.fromarray(array).resize((neww, newh), Image.BILINEAR))
     x = torch.from_numpy(array[:, :, ::-1].astype("float32").transpose(2, 0, 1).copy()).to(device or image.device)
     x = x - torch.tensor(PIXEL_MEAN_BGR, device=x.device).view(3, 1, 1)
-    pad_h, pad_w = (-newh) % SIZE_DIVISIBILITY, (-neww) % SIZE_DIVISIBILITY
-    return F.pad(x, (0, pad_w, 0, pad_h))[None], (newh, neww)
+    padded = input_shape(h, w)
+    return F.pad(x, (0, padded[1] - neww, 0, padded[0] - newh))[None], (newh, neww)
 
 
 def chart_result(raw: dict[str, torch.Tensor], i: int, box_xyxy: torch.Tensor) -> ChartResult:
@@ -129,14 +136,33 @@ class DensePoseRCNN(nn.Module):
     def detect(self, image: torch.Tensor, keep_raw: bool = False, charts: int | None = None) -> Detections:
         """``charts``: DensePose for the first (most confident) ``charts`` detections only (the
         head costs about 15 GFLOP per detection; pseudo-labels keep the top one); None: all."""
-        height, width = image.shape[-2:]
+        return self.detect_batch([image], keep_raw, charts)[0]
+
+    @torch.no_grad()
+    def detect_batch(self, images: list[torch.Tensor], keep_raw: bool = False,
+                     charts: int | None = None) -> list[Detections]:
+        """:meth:`detect` of several images, the backbone run on them together. Images whose
+        network inputs differ in size are padded to the largest, as detectron2's batched inference
+        pads them, which changes results near the smaller ones' borders: :func:`input_shape` tells
+        which images batch without it (``spd data densepose --batch-size`` groups them so)."""
         weight = next(self.parameters())
-        x, size = preprocess(image, weight.device)
+        inputs = [preprocess(image, weight.device) for image in images]
+        height = max(x.shape[-2] for x, _ in inputs)
+        width = max(x.shape[-1] for x, _ in inputs)
+        x = torch.cat([F.pad(x, (0, width - x.shape[-1], 0, height - x.shape[-2])) for x, _ in inputs])
         levels = self.backbone(x.to(weight.dtype))
+        return [self._heads([level[i:i + 1] for level in levels], size, tuple(image.shape[-2:]), keep_raw, charts)
+                for i, (image, (_, size)) in enumerate(zip(images, inputs))]
+
+    def _heads(self, levels: list[torch.Tensor], size: tuple[int, int], photo: tuple[int, int], keep_raw: bool,
+               charts: int | None) -> Detections:
+        """One image's detections from its FPN ``levels``; ``size``: its resized size before
+        padding, ``photo``: its original (height, width)."""
+        height, width = photo
         logits, deltas = self.proposal_generator.rpn_head(levels)
         proposals = []
         for level, (d, stride, anchor) in enumerate(zip(deltas, B.STRIDES, B.ANCHOR_SIZES)):
-            anchors = B.grid_anchors(tuple(levels[level].shape[-2:]), stride, anchor, x.device)
+            anchors = B.grid_anchors(tuple(levels[level].shape[-2:]), stride, anchor, levels[level].device)
             proposals.append(B.apply_deltas(d[0], anchors))
         boxes = B.top_proposals(proposals, [l[0] for l in logits], size)
         heads = self.roi_heads

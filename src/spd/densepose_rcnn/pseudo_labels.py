@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+import torch
 
 from ..data.densepose_dump import paste_chart
 from ..data.errors import DataError
@@ -25,7 +26,7 @@ from ..data.image_io import read_image, write_iuv
 from ..data.reader import IMAGE_SUFFIXES, index_files
 from ..ops.atomic import write_text
 from ..ops.errors import InputError
-from .detector import DensePoseRCNN
+from .detector import DensePoseRCNN, input_shape
 
 
 @dataclass
@@ -95,10 +96,15 @@ def claim_folder(out: Path, settings: dict) -> None:
 
 def densepose_pseudo_labels(model: DensePoseRCNN, images: Path | str, out: Path | str,
                             shard: tuple[int, int] = (0, 1), tick: Callable[[int], None] | None = None,
-                            people: int | None = 1, weights_name: str = "") -> PseudoLabels:
+                            people: int | None = 1, weights_name: str = "", batch_size: int = 1) -> PseudoLabels:
     """Writes ``out/<id>.png`` (I, 255 U, 255 V) for the images of ``images`` in this shard: the
     most confident person (``people=1``, the training targets' rule) or every detected one
-    (``people=None``)."""
+    (``people=None``). ``batch_size`` images of one network input shape
+    (:func:`~.detector.input_shape`) go through the backbone together, so that every file is
+    what the image alone gives (images wait, at most ``4 * batch_size`` of them, for others of
+    their shape)."""
+    if batch_size < 1:
+        raise InputError(f"--batch-size must be at least 1, got {batch_size}")
     out = Path(out)
     todo = shard_ids(Path(images), shard)
     claim_folder(out, {"weights": weights_name, "min_score": model.config.score_thresh,
@@ -106,29 +112,51 @@ def densepose_pseudo_labels(model: DensePoseRCNN, images: Path | str, out: Path 
     listed = no_person_file(out, shard)
     earlier = set(listed.read_text(encoding="utf-8").split()) if listed.is_file() else set()
     result = PseudoLabels()
+    waiting: dict[tuple[int, int], list[tuple[str, Path, torch.Tensor]]] = {}
+
+    def done(count: int) -> None:
+        if tick is not None:
+            tick(count)
+
     with open(listed, "a", encoding="utf-8") as no_person:
-        for key, path in todo.items():
-            target = out / f"{key}.png"
-            if target.is_file() or key in earlier:
-                result.skipped += 1
-            else:
-                try:
-                    image = read_image(path)
-                    found = model.detect(image, charts=people)  # DensePose of those written only
-                except (DataError, OSError, ValueError, RuntimeError) as err:
-                    # One image that cannot be read or run (out of memory, say) does not stop the others.
-                    result.failed.append((str(path), f"{type(err).__name__}: {err}"))
+        def run(group: list[tuple[str, Path, torch.Tensor]]) -> None:
+            try:
+                found = model.detect_batch([image for _, _, image in group], charts=people)  # DensePose of those written only
+            except (RuntimeError, ValueError) as err:
+                # A batch that cannot run (out of memory, say) does not stop the others.
+                result.failed.extend((str(path), f"{type(err).__name__}: {err}") for _, path, _ in group)
+                done(len(group))
+                return
+            for (key, _, image), detections in zip(group, found):
+                if len(detections.scores) == 0:
+                    no_person.write(f"{key}\n")
+                    no_person.flush()  # a killed run keeps what it found
+                    result.no_person.append(key)
                 else:
-                    if len(found.scores) == 0:
-                        no_person.write(f"{key}\n")
-                        no_person.flush()  # a killed run keeps what it found
-                        result.no_person.append(key)
-                    else:
-                        index, uv = iuv_of(found, tuple(image.shape[-2:]), people)
-                        write_iuv(target, index, uv)
-                        result.written.append(key)
-            if tick is not None:
-                tick(1)
+                    index, uv = iuv_of(detections, tuple(image.shape[-2:]), people)
+                    write_iuv(out / f"{key}.png", index, uv)
+                    result.written.append(key)
+            done(len(group))
+
+        for key, path in todo.items():
+            if (out / f"{key}.png").is_file() or key in earlier:
+                result.skipped += 1
+                done(1)
+                continue
+            try:
+                image = read_image(path)
+            except (DataError, OSError, ValueError) as err:
+                result.failed.append((str(path), f"{type(err).__name__}: {err}"))
+                done(1)
+                continue
+            shape = input_shape(*image.shape[-2:])
+            waiting.setdefault(shape, []).append((key, path, image))
+            if len(waiting[shape]) == batch_size:
+                run(waiting.pop(shape))
+            elif sum(len(g) for g in waiting.values()) >= 4 * batch_size:
+                run(waiting.pop(max(waiting, key=lambda k: len(waiting[k]))))
+        for group in list(waiting.values()):
+            run(group)
     return result
 
 

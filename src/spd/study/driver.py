@@ -278,6 +278,11 @@ def run_study(options: StudyOptions, log: Callable[[str], None] = print) -> list
             raise InputError(f"study: {base} trains {base_config.model.name!r}, of the family {', '.join(family)}; "
                              f"--variants {' '.join(sorted(set(options.variants) - set(family)))} is of the other")
         precision = options.precision or base_config.train.precision  # what the runs train in
+        if precision == "auto":
+            # Variants are compared in one precision: auto could choose differently for each model.
+            precision = options.precision = "32-true"
+            log(f"study: the recipe's train.precision auto is 32-true here, for every variant "
+                f"(--precision bf16-mixed trains them all in bf16)")
         check_same_study(options.out, {"recipe": recipe, "steps": options.steps, "num": options.num, "parsing_fraction": options.parsing_fraction,
                                     "cross": options.cross, "heldout": options.heldout, "val_every": options.val_every,
                                     "grad_every": options.grad_every,
