@@ -30,6 +30,16 @@ def zoo_file(tmp_path_factory):
     return path
 
 
+@pytest.fixture
+def small_inputs(monkeypatch):
+    """Photos resized to a short side of 256 px instead of 800: for tests of what the commands do
+    with the detector's results (the numbers are checked at detectron2's size against its own)."""
+    import spd.densepose_rcnn.detector as detector
+
+    monkeypatch.setattr(detector, "MIN_SIZE", 256)
+    monkeypatch.setattr(detector, "MAX_SIZE", 448)
+
+
 @pytest.fixture(scope="module")
 def golden():
     with np.load(FIXTURES / "golden.npz") as f:
@@ -153,7 +163,7 @@ def test_spd_data_densepose_writes_the_top_persons_iuv_resumes_and_shards(tmp_pa
     assert "made with other settings (min_score 0.999 -> 0.5)" in capsys.readouterr().err
 
 
-def test_pseudo_labels_of_a_dataset_pass_spd_data_check_and_reach_training(tmp_path, zoo_file, capsys):
+def test_pseudo_labels_of_a_dataset_pass_spd_data_check_and_reach_training(tmp_path, zoo_file, capsys, small_inputs):
     """LIP's three commands on synthetic data: check, densepose, then what training reads."""
     from spd.cli.main import main
     from spd.data.detect import open_dataset
@@ -198,7 +208,8 @@ def test_every_person_is_pasted_the_more_confident_on_top():
     assert (only_top == np.where(index == 3, 3, 0)).all()
 
 
-def test_spd_predict_with_a_zoo_file_writes_detectron2s_iuv_of_photos_and_videos(tmp_path, zoo_file, capsys):
+def test_spd_predict_with_a_zoo_file_writes_detectron2s_iuv_of_photos_and_videos(tmp_path, zoo_file, capsys,
+                                                                                  small_inputs):
     """``spd predict FILE.pkl``: NAME_iuv.png as ``spd data densepose`` writes it (one function
     composes both), the overlay, a video's per-frame IUV files; the Python API and the web page
     give the same.

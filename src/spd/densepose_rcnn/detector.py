@@ -56,8 +56,10 @@ class Detections:
     raw: dict[str, torch.Tensor] = field(default_factory=dict)
 
 
-def resized_shape(height: int, width: int, short: int = MIN_SIZE, longest: int = MAX_SIZE) -> tuple[int, int]:
-    """detectron2's ``ResizeShortestEdge.get_output_shape``."""
+def resized_shape(height: int, width: int, short: int | None = None, longest: int | None = None) -> tuple[int, int]:
+    """detectron2's ``ResizeShortestEdge.get_output_shape`` (default sizes: its test-time
+    INPUT.MIN_SIZE_TEST and MAX_SIZE_TEST, :data:`MIN_SIZE` and :data:`MAX_SIZE`)."""
+    short, longest = short or MIN_SIZE, longest or MAX_SIZE
     size = short * 1.0
     scale = size / min(height, width)
     newh, neww = (size, scale * width) if height < width else (scale * height, size)
