@@ -50,7 +50,7 @@ def main() -> None:
     parser.add_argument("--workers", type=integer(0), default=1, help="data loader processes")
     parser.add_argument("--device", default="cpu",
                         help="where every run trains and is evaluated, on one device: cpu, cuda, cuda:N, auto")
-    parser.add_argument("--precision", choices=PRECISIONS, help="training precision (default: the recipe's; the demo's is 32-true); bf16 ones also evaluate under bf16")
+    parser.add_argument("--precision", choices=PRECISIONS, help="training precision (default: the recipe's; auto, the demo's, is 32-true in a study, every variant in one precision); bf16 ones also evaluate under bf16")
     parser.add_argument("--report-only", action="store_true")
     args = parser.parse_args()
     options = StudyOptions(**{k: tuple(v) if isinstance(v, list) else v for k, v in vars(args).items()})

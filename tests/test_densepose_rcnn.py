@@ -269,3 +269,54 @@ def test_spd_predict_with_a_zoo_file_writes_detectron2s_iuv_of_photos_and_videos
     assert "--scales: test-time settings apply to SPD models" in capsys.readouterr().err
     assert main(["predict", str(zoo_file), str(photos), "--out", str(tmp_path / "x"), "--precision", "bf16"]) == 2
     assert "--precision: test-time settings apply to SPD models" in capsys.readouterr().err
+
+
+def test_batches_group_images_of_one_input_shape_and_a_failed_batch_runs_image_by_image(tmp_path, monkeypatch):
+    """spd data densepose --batch-size: which images go through the backbone together (a fake
+    detector records it), the bound on waiting images, and a failure named for its image."""
+    from PIL import Image
+
+    import spd.densepose_rcnn.pseudo_labels as pseudo
+    from spd.densepose_rcnn.detector import Detections, DetectorConfig, input_shape
+    from spd.densepose_rcnn.pseudo_labels import densepose_pseudo_labels
+
+    images = tmp_path / "images"
+    images.mkdir()
+    sizes = {"a": (120, 80), "b": (80, 120), "c": (120, 80), "d": (80, 120), "e": (120, 80), "f": (121, 80),
+             "bad": (120, 80)}
+    for key, (w, h) in sizes.items():
+        Image.new("RGB", (w, h), (80, 90, 100)).save(images / f"{key}.png")
+    (images / "broken.jpg").write_bytes(b"not an image")
+    assert input_shape(80, 120) == input_shape(80, 121)  # the same network input: they may batch
+
+    class Fake:
+        config = DetectorConfig()
+        batches = []
+
+        def detect_batch(self, group, charts=None):
+            self.batches.append(sorted(int(img[0, 0, 0]) for img in group))
+            if any(int(img[0, 0, 0]) == 1 for img in group):
+                raise RuntimeError("out of memory")
+            return [Detections(torch.zeros(0, 4), torch.zeros(0)) for _ in group]
+
+    # Each image carries its index in its first pixel, so the fake can say which it was given.
+    order = sorted(p.stem for p in images.iterdir() if p.suffix == ".png")
+    real_read = pseudo.read_image
+
+    def read(path):
+        image = real_read(path).clone()
+        image[0, 0, 0] = 1 if path.stem == "bad" else 10 + order.index(path.stem)
+        return image
+
+    monkeypatch.setattr(pseudo, "read_image", read)
+    ticks = []
+    fake = Fake()
+    result = densepose_pseudo_labels(fake, images, tmp_path / "out", batch_size=2, tick=ticks.append)
+    index = {key: 10 + order.index(key) for key in order if key != "bad"}
+    # Sorted ids: a, b, bad, broken, c, d, e, f. a and bad share a shape: a batch, which fails and
+    # is run again image by image; b and d, then c and e, then f (121 x 80: the shape of 120 x 80) alone.
+    assert fake.batches == [sorted([index["a"], 1]), [index["a"]], [1], sorted([index["b"], index["d"]]),
+                            sorted([index["c"], index["e"]]), [index["f"]]]
+    assert [path for path, _ in result.failed] == [str(images / "bad.png"), str(images / "broken.jpg")]
+    assert "out of memory" in result.failed[0][1] and sorted(result.no_person) == ["a", "b", "c", "d", "e", "f"]
+    assert sum(ticks) == 8  # every image once

@@ -82,7 +82,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--shard", default="0/1", metavar="I/N", help="this process's share: every N-th image from the I-th")
     p.add_argument("--batch-size", type=COUNT, default=1,
                    help="images of one network input shape run through the backbone together (faster on a GPU; "
-                        "each file is what the image alone gives)")
+                        "each file is what the image alone gives: byte for byte on the CPU, up to float rounding on a "
+                        "GPU); a batch that fails is run again image by image")
     p.add_argument("--all-people", action="store_true",
                    help="every detected person in each IUV file (the most confident on top), as for photos; "
                         "training's targets keep the top-scoring one (the default)")

@@ -122,10 +122,14 @@ def densepose_pseudo_labels(model: DensePoseRCNN, images: Path | str, out: Path 
         def run(group: list[tuple[str, Path, torch.Tensor]]) -> None:
             try:
                 found = model.detect_batch([image for _, _, image in group], charts=people)  # DensePose of those written only
-            except (RuntimeError, ValueError) as err:
-                # A batch that cannot run (out of memory, say) does not stop the others.
-                result.failed.extend((str(path), f"{type(err).__name__}: {err}") for _, path, _ in group)
-                done(len(group))
+            except (RuntimeError, ValueError, MemoryError) as err:
+                if len(group) > 1:  # each image alone: the failure is one image's, or the batch's memory
+                    for item in group:
+                        run([item])
+                    return
+                # An image that cannot run (out of memory, say) does not stop the others.
+                result.failed.append((str(group[0][1]), f"{type(err).__name__}: {err}"))
+                done(1)
                 return
             for (key, _, image), detections in zip(group, found):
                 if len(detections.scores) == 0:

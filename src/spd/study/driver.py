@@ -28,7 +28,8 @@ settings; a later call with other settings is refused. Results: ``OUT/runs/<arm>
 (``result.json``, ``eval/<milestone>_<data>/metrics.json``); ``spd report --study OUT`` (also run at
 the end) writes ``OUT/report/``.
 
-``--device`` and the training precision (``--precision``, else the recipe's) are recorded with the
+``--device`` and the training precision (``--precision``, else the recipe's; ``auto`` is 32-true in
+a study, so that every variant trains in one precision) are recorded with the
 study when they are not the CPU's float32, so that one study's runs share them; each run's record names the device
 it trained on. ``--recipe`` trains another config than the demo's; the family of its model preset
 names the variants (``configs/study_full.yaml``: the full-size ``s``, ``sp``, ``sd``, ``spd``).
@@ -281,8 +282,11 @@ def run_study(options: StudyOptions, log: Callable[[str], None] = print) -> list
         if precision == "auto":
             # Variants are compared in one precision: auto could choose differently for each model.
             precision = options.precision = "32-true"
-            log(f"study: the recipe's train.precision auto is 32-true here, for every variant "
-                f"(--precision bf16-mixed trains them all in bf16)")
+            log("study: train.precision auto is 32-true in a study, for every variant (--precision bf16-mixed "
+                "trains them all in bf16)")
+        # A recipe's auto is 32-true in a study: one made when the demo's recipe said 32-true is the same.
+        if recipe["train"]["precision"] == "auto":
+            recipe = {**recipe, "train": {**recipe["train"], "precision": "32-true"}}
         check_same_study(options.out, {"recipe": recipe, "steps": options.steps, "num": options.num, "parsing_fraction": options.parsing_fraction,
                                     "cross": options.cross, "heldout": options.heldout, "val_every": options.val_every,
                                     "grad_every": options.grad_every,
