@@ -18,7 +18,7 @@ from ..data.pose_csv import read_pose_csv
 from ..data.reader import ParsingReader
 from ..labels import LabelMapping, label_space
 from ..inference import EvalConfig, Prediction, predict_batch, protocol_dict, resolve_precision
-from ..inference.precision import memory_format
+from ..inference.precision import in_layout
 from ..model import SPDNet
 from ..ops.errors import InputError
 from ..weights import load_checkpoint
@@ -74,8 +74,6 @@ def evaluate_model(model: SPDNet, reader: ParsingReader, protocol: EvalConfig, m
     device = next(model.parameters()).device
     tasks = model.config.tasks
     choice = resolve_precision(precision, model, protocol.input_size)
-    layout = memory_format(model)
-    choice.apply(model)
     if precision == "auto":
         log.info("%s", choice)
     precision = choice.precision
@@ -89,7 +87,7 @@ def evaluate_model(model: SPDNet, reader: ParsingReader, protocol: EvalConfig, m
     loader = torch.utils.data.DataLoader(ParsingDataset(reader), batch_size=batch_size, num_workers=num_workers,
                                          collate_fn=list)  # samples keep their own sizes
     model.eval()
-    try:
+    with in_layout(model, True if choice.channels_last else None):  # the caller's model as it was, after
         for items in loader:
             predictions = predict_batch(model, [item["image"].to(device) for item in items], protocol, precision)
             for item, prediction in zip(items, predictions):
@@ -101,8 +99,6 @@ def evaluate_model(model: SPDNet, reader: ParsingReader, protocol: EvalConfig, m
                     on_prediction(item, prediction)
                 if tick:
                     tick()
-    finally:
-        model.to(memory_format=layout)  # the caller's model as it was handed over
     # Said only when not float32, the default, so that results written before it compare as before;
     # `spd report` warns when rows were evaluated under different protocols.
     settings = protocol_dict(protocol) | ({"precision": precision} if precision != "32" else {})

@@ -14,11 +14,13 @@ the first run measures. On CUDA, bf16 wherever the GPU supports it.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
 import platform
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -62,6 +64,30 @@ def memory_format(model: torch.nn.Module) -> torch.memory_format:
     weight = next((p for p in model.parameters() if p.dim() == 4), None)
     last = weight is not None and weight.is_contiguous(memory_format=torch.channels_last) and not weight.is_contiguous()
     return torch.channels_last if last else torch.contiguous_format
+
+
+@contextlib.contextmanager
+def in_layout(model: torch.nn.Module, channels_last: bool | None) -> Iterator[torch.nn.Module]:
+    """``model`` with its weights channels-last (True) or in the default layout (False) inside the
+    block, as they are (None); afterwards in the layout they had before it."""
+    before = memory_format(model)
+    if channels_last is not None:
+        model.to(memory_format=torch.channels_last if channels_last else torch.contiguous_format)
+    try:
+        yield model
+    finally:
+        model.to(memory_format=before)
+
+
+def fastest_of(run: Callable[[], object], runs: int = TIMED_RUNS) -> float:
+    """The fewest seconds one of ``runs`` calls of ``run`` took, after an untimed one."""
+    run()
+    best = float("inf")
+    for _ in range(runs):
+        start = time.perf_counter()
+        run()
+        best = min(best, time.perf_counter() - start)
+    return best
 
 
 def mode_name(precision: str, channels_last: bool) -> str:
@@ -146,22 +172,11 @@ def forward_seconds(model, input_size: tuple[int, int], precision: str, runs: in
                     channels_last: bool = False) -> float:
     """The fastest of ``runs`` forwards (after an untimed one) of one image at ``input_size``, the
     weights in the channels-last memory format if asked (the model is left in the layout it had)."""
-    before = memory_format(model)
     first = next(model.parameters(), None)
     x = torch.zeros(1, 3, *input_size, device=first.device if first is not None else "cpu")
     autocast = torch.autocast("cpu", dtype=torch.bfloat16, enabled=precision == "bf16")
-    best = float("inf")
-    model.to(memory_format=torch.channels_last if channels_last else torch.contiguous_format)
-    try:
-        with torch.no_grad(), autocast:
-            for i in range(runs + 1):
-                start = time.perf_counter()
-                model.predict_stages(x)
-                if i:
-                    best = min(best, time.perf_counter() - start)
-    finally:
-        model.to(memory_format=before)
-    return best
+    with in_layout(model, channels_last), torch.no_grad(), autocast:
+        return fastest_of(lambda: model.predict_stages(x), runs)
 
 
 def resolve_precision(precision: str, model, input_size: tuple[int, int]) -> PrecisionChoice:

@@ -9,6 +9,7 @@ from typing import Any
 import torch
 
 from ..inference import Prediction
+from ..ops.errors import InputError
 from .sources import to_image_tensor
 
 
@@ -17,10 +18,14 @@ class BatchedPredictor:
     outputs the Predictions hold, ``parsing_space`` their parsing label space (None without one),
     ``description`` the model in a few words."""
 
-    batch_size: int = 1
     tasks: tuple[str, ...] = ()
     parsing_space: str | None = None
     description: str = ""
+
+    def __init__(self, batch_size: int):
+        if batch_size < 1:
+            raise InputError(f"batch_size must be at least 1, got {batch_size}")
+        self.batch_size = batch_size
 
     def __call__(self, images: Any, return_probs: bool = False) -> Prediction | list[Prediction]:
         """One image (path, PIL image, numpy array or uint8 tensor) -> one Prediction; a list of

@@ -35,13 +35,12 @@ class DensePosePredictor(BatchedPredictor):
 
     def __init__(self, model: DensePoseRCNN, device: str | torch.device = "auto", batch_size: int = 1,
                  people: int | None = 1, source: str = ""):
-        if batch_size < 1:
-            raise InputError(f"batch_size must be at least 1, got {batch_size}")
+        super().__init__(batch_size)
         if people is not None and people < 1:
             raise InputError(f"people must be at least 1 (or None for all), got {people}")
         self.device = torch_device(device) if isinstance(device, str) else device
         self.model = model.to(self.device).eval()
-        self.batch_size, self.people = batch_size, people
+        self.people = people
         self.description = f"DensePose R-CNN R{model.config.depth}-FPN"
         self.protocol = {"model": "DensePose R-CNN", "weights": source, "min_score": model.config.score_thresh,
                          "people": "all" if people is None else people}

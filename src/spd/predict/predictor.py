@@ -20,7 +20,6 @@ import torch
 from ..inference import INFERENCE_PRECISIONS, EvalConfig, Prediction, predict_batch, resolve_precision
 from ..model import SPDNet
 from ..ops.devices import torch_device
-from ..ops.errors import InputError
 from ..ops.renamed import renamed
 from ..ops.validation import require_choice
 from ..weights import load_checkpoint
@@ -43,8 +42,7 @@ class Predictor(BatchedPredictor):
                  batch_size: int = 4, precision: str = "auto", **overrides: Any):
         if "settings" in overrides:
             raise TypeError("Predictor(settings=...) is now Predictor(protocol=...)")
-        if batch_size < 1:
-            raise InputError(f"batch_size must be at least 1, got {batch_size}")
+        super().__init__(batch_size)
         require_choice("precision", precision, INFERENCE_PRECISIONS)
         self.device = torch_device(device) if isinstance(device, str) else device
         self.model = model.to(self.device).eval()
@@ -53,7 +51,7 @@ class Predictor(BatchedPredictor):
         self.precision_choice.apply(self.model)
         if precision == "auto":
             log.info("%s", self.precision_choice)
-        self.batch_size, self.precision = batch_size, self.precision_choice.precision
+        self.precision = self.precision_choice.precision
         self.tasks, self.parsing_space = self.model.config.tasks, self.model.config.parsing_space
         self.description = self.model.config.name
 

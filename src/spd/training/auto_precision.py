@@ -13,14 +13,13 @@ loss), at the crop size and up to two images, in each mode of
 
 from __future__ import annotations
 
-import time
 from dataclasses import replace
 from pathlib import Path
 
 import torch
 
 from ..config import ExperimentConfig
-from ..inference.precision import MODES, TIMED_RUNS, PrecisionChoice, measured_choice
+from ..inference.precision import MODES, TIMED_RUNS, PrecisionChoice, fastest_of, in_layout, measured_choice
 from ..model import SPDNet
 from ..ops.errors import InputError
 
@@ -33,19 +32,17 @@ def step_seconds(model: SPDNet, size: tuple[int, int], batch: int, precision: st
     """The fastest of ``runs`` training steps' forward and backward (after an untimed one) of
     ``batch`` images at ``size`` (``model`` trains its gradients and batch statistics: pass a copy)."""
     layout = torch.channels_last if channels_last else torch.contiguous_format
-    model.train().to(memory_format=layout)
     x = torch.zeros(batch, 3, *size).contiguous(memory_format=layout)  # as training hands it over
-    best = float("inf")
-    for i in range(runs + 1):
-        start = time.perf_counter()
+
+    def step() -> None:
         with torch.autocast("cpu", dtype=torch.bfloat16, enabled=precision == "bf16"):
             outputs = model(x)
         loss = sum(v.float().mean() for stage in outputs.stages for v in stage.outputs.values())
         loss.backward()
         model.zero_grad(set_to_none=True)
-        if i:
-            best = min(best, time.perf_counter() - start)
-    return best
+
+    with in_layout(model.train(), channels_last):
+        return fastest_of(step, runs)
 
 
 def saved_choice(checkpoint: Path) -> PrecisionChoice | None:
