@@ -148,6 +148,9 @@ def test_video_gives_an_overlay_video_and_keypoints_per_frame(tmp_path, checkpoi
         for packet in [*stream.encode(av.VideoFrame.from_ndarray(np.zeros((32, 48, 3), np.uint8), format="rgb24")),
                        *stream.encode()]:
             container.mux(packet)
+    # A killed run's half-filled frame folder (a temporary name) goes too.
+    (out / ".clip_iuv.k3x9_a0q.tmp").mkdir()
+    (out / ".clip_iuv.k3x9_a0q.tmp" / "000000.png").write_bytes(b"half a frame")
     assert main(["predict", str(checkpoint), str(path), "--out", str(out), "--device", "cpu",
                  "--outputs", "iuv", "--overwrite"]) == 0
     assert [p.name for p in (out / "clip_iuv").iterdir()] == ["000000.png"] and not list(out.glob(".*"))
